@@ -1,0 +1,168 @@
+"""Command line: ``python -m nst_core stylize|reconstruct|benchmark``.
+
+Errors a person can fix (a bad image, an unknown layer, missing weights) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .experiments import content_reconstruction, style_reconstruction
+from .images import ImageError, load_image, to_pil
+from .model import WEIGHTS_ENV, ModelError, load_vgg, resolve_device, resolve_layers
+from .transfer import PAPER_STYLE_LAYERS, TransferConfig, run
+
+
+def _csv_list(text: str, cast=str) -> tuple:
+    try:
+        return tuple(cast(x.strip()) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list: {text!r}") from exc
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    d = TransferConfig()
+    p.add_argument("-o", "--output", required=True, help="where to write the PNG")
+    p.add_argument("--size", type=int, default=d.size, help="long side of the result in pixels")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=d.optimizer)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.02 for Adam, 1 for L-BFGS)")
+    p.add_argument("--tv", type=float, default=d.tv_weight, help="total-variation weight (smoothness)")
+    p.add_argument("--init", choices=("content", "noise", "style"), default=None)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--levels", type=int, default=d.levels, help="coarse-to-fine levels (1 = off)")
+    p.add_argument("--arch", choices=("vgg16", "vgg19"), default=None,
+                   help="network (default vgg19; a weights file decides it)")
+    p.add_argument("--weights", default=os.environ.get(WEIGHTS_ENV, "imagenet"),
+                   help=f"imagenet, random, or a path to a VGG features state dict (default: ${WEIGHTS_ENV} or imagenet)")
+    p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling)
+    p.add_argument("--normalization", choices=("seed", "mse"), default=d.normalization)
+    p.add_argument("--balance", choices=("auto", "raw"), default=d.balance,
+                   help="auto: derive α and λ from the images so defaults hold on any network; raw: use as given")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--save-every", type=int, default=0, help="also save a snapshot every N steps")
+    p.add_argument("--log", default=None, help="write every cost term of every step to this CSV file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nst_core", description="Neural style transfer (Gatys et al.) on VGG.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = TransferConfig()
+
+    p = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE")
+    p.add_argument("content")
+    p.add_argument("style", nargs="+", help="one or more style images")
+    p.add_argument("--content-layer", default=d.content_layer)
+    p.add_argument("--style-layers", type=_csv_list, default=PAPER_STYLE_LAYERS)
+    p.add_argument("--style-weights", type=lambda t: _csv_list(t, float), default=None, help="λ per style layer")
+    p.add_argument("--style-blend", type=lambda t: _csv_list(t, float), default=None, help="weight per style image")
+    p.add_argument("--alpha", type=float, default=d.alpha)
+    p.add_argument("--beta", type=float, default=d.beta)
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    _add_run_options(p)
+
+    p = sub.add_parser("reconstruct", help="rebuild an image from noise, matching one kind of cost only")
+    p.add_argument("kind", choices=("content", "style"))
+    p.add_argument("image")
+    p.add_argument("--layers", type=_csv_list, required=True,
+                   help="content: one layer (e.g. conv4_2); style: layers whose Grams to match")
+    _add_run_options(p)
+
+    p = sub.add_parser("benchmark", help="measure seconds per step and related figures")
+    p.add_argument("--arch", choices=("vgg16", "vgg19"), default="vgg19")
+    p.add_argument("--weights", default="random")
+    p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 512))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--json", default=None, help="also write the results as JSON")
+    return parser
+
+
+def _config(args) -> TransferConfig:
+    common = dict(size=args.size, steps=args.steps, optimizer=args.optimizer, tv_weight=args.tv,
+                  seed=args.seed, levels=args.levels, pooling=args.pooling, normalization=args.normalization,
+                  balance=args.balance, lr=args.lr or (0.02 if args.optimizer == "adam" else 1.0),
+                  snapshot_every=args.save_every or 10)
+    if args.command == "stylize":
+        cfg = TransferConfig(content_layer=args.content_layer, style_layers=args.style_layers,
+                             style_weights=args.style_weights, alpha=args.alpha, beta=args.beta,
+                             preserve_color=args.preserve_color, style_blend=args.style_blend, **common)
+    elif args.kind == "content":
+        if len(args.layers) != 1:
+            raise ValueError("a content reconstruction matches exactly one layer")
+        cfg = content_reconstruction(args.layers[0], TransferConfig(**common))
+    else:
+        cfg = style_reconstruction(args.layers, TransferConfig(**common))
+    return replace(cfg, init=args.init) if args.init else cfg
+
+
+def _progress(rec) -> None:
+    width = 24
+    filled = int(width * rec.step / max(rec.total_steps, 1))
+    line = (f"\r[{'#' * filled}{'.' * (width - filled)}] {rec.step}/{rec.total_steps} "
+            f"total {rec.total:.4g}  α·Jc {rec.content:.3g}  β·Js {rec.style:.3g}  "
+            f"{rec.elapsed:.0f}s, ~{rec.eta:.0f}s left ")
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
+def _run_command(args) -> int:
+    cfg = _config(args)
+    device = resolve_device(args.device)
+    model = load_vgg(args.arch, args.weights, seed=args.seed, device=device)
+    resolve_layers(model.arch, cfg.layers)
+    if args.command == "stylize":
+        content, styles = load_image(args.content), [load_image(s) for s in args.style]
+    else:
+        image = load_image(args.image)
+        content, styles = image, [image]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(args.log, "w", newline="") if args.log else None
+    writer = None
+    print(f"{model.description}; {cfg.content_layer if cfg.alpha else '-'} / "
+          f"{','.join(cfg.style_layers) if cfg.beta else '-'}; {device}", file=sys.stderr)
+    try:
+        for rec in run(content, styles, cfg, model):
+            _progress(rec)
+            if log_file:
+                row = {"step": rec.step, "stage": rec.stage, "elapsed_s": round(rec.elapsed, 4),
+                       "total": rec.total, "content": rec.content, "style": rec.style, "tv": rec.tv,
+                       **{f"style_{k}": v for k, v in rec.style_layers.items()}}
+                if writer is None:
+                    writer = csv.DictWriter(log_file, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+            if args.save_every and rec.image is not None and rec.status == "running":
+                to_pil(rec.image).save(out.with_name(f"{out.stem}_step{rec.step:04d}.png"))
+            last = rec
+    finally:
+        if log_file:
+            log_file.close()
+        sys.stderr.write("\n")
+    to_pil(last.best_image).save(out)
+    print(f"{last.status}: {last.message} Wrote {out} ({last.elapsed:.1f} s).", file=sys.stderr)
+    return 0 if last.status == "done" else 1
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "benchmark":
+            from .benchmark import main as benchmark_main
+            return benchmark_main(args)
+        return _run_command(args)
+    except (ImageError, ModelError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

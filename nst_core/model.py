@@ -1,0 +1,284 @@
+"""VGG feature extractor: weight sources, the layer table, and `extract`.
+
+Layer names follow the Gatys et al. paper and Caffe: ``conv{b}_{i}``, ``relu{b}_{i}``,
+``pool{b}``. Caffe ran every ReLU in place, so the blob the paper calls ``conv4_2`` held the
+*rectified* output. We keep that meaning: ``extract(x, ["conv4_2"])`` returns the same tensor as
+``relu4_2``, and ``LayerInfo.output_index`` points at the ReLU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+# Channel plan of torchvision's VGG configurations "D" (VGG16) and "E" (VGG19); "M" is a pool.
+VGG_PLANS: dict[str, list[int | str]] = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+ARCHS = tuple(VGG_PLANS)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS_ENV = "NST_WEIGHTS"
+
+
+class ModelError(RuntimeError):
+    """The network could not be built or loaded; the message is meant for a person."""
+
+
+class WeightsUnavailable(ModelError):
+    """The ImageNet weights could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One named layer of a VGG ``features`` stack.
+
+    ``index`` is the module's position in torchvision's ``features``; ``output_index`` is the
+    module whose output ``extract`` returns under this name (the ReLU, for ``conv`` names).
+    ``stride`` is the layer's step in input pixels; ``receptive_field`` its window in pixels.
+    """
+
+    name: str
+    kind: str  # "conv", "relu" or "pool"
+    block: int
+    index: int
+    output_index: int
+    channels: int
+    stride: int
+    receptive_field: int
+
+
+def layer_table(arch: str = "vgg19") -> dict[str, LayerInfo]:
+    """All named layers of ``arch`` in network order, with index, channels, stride and field.
+
+    The receptive field grows by (k − 1)·stride at each k×k layer: 3×3 convolutions add
+    2·stride, 2×2 pools add 1·stride and then double the stride.
+    """
+    if arch not in VGG_PLANS:
+        raise ModelError(f"Unknown network '{arch}'. Choose one of: {', '.join(ARCHS)}.")
+    table: dict[str, LayerInfo] = {}
+    index, block, conv_in_block, channels, stride, field = 0, 1, 0, 3, 1, 1
+    for item in VGG_PLANS[arch]:
+        if item == "M":
+            field += stride
+            stride *= 2
+            name = f"pool{block}"
+            table[name] = LayerInfo(name, "pool", block, index, index, channels, stride, field)
+            index += 1
+            block += 1
+            conv_in_block = 0
+            continue
+        conv_in_block += 1
+        channels = int(item)
+        field += 2 * stride
+        tag = f"{block}_{conv_in_block}"
+        table[f"conv{tag}"] = LayerInfo(f"conv{tag}", "conv", block, index, index + 1,
+                                        channels, stride, field)
+        table[f"relu{tag}"] = LayerInfo(f"relu{tag}", "relu", block, index + 1, index + 1,
+                                        channels, stride, field)
+        index += 2
+    return table
+
+
+def resolve_layers(arch: str, names) -> list[LayerInfo]:
+    """Look up layer names, raising one readable error that lists the valid names."""
+    table = layer_table(arch)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        valid = ", ".join(n for n in table if not n.startswith("relu"))
+        raise ModelError(f"Unknown layer {', '.join(map(repr, unknown))} for {arch}. "
+                         f"Valid names: {valid} (relu names work too).")
+    return [table[n] for n in names]
+
+
+class VGGFeatures(nn.Module):
+    """A frozen VGG ``features`` stack that returns named activations.
+
+    Shared read-only between threads and sessions: it is in eval mode, its parameters need no
+    gradient, and no module works in place, so no activation a caller reads is overwritten.
+    """
+
+    def __init__(self, features: nn.Sequential, arch: str, source: str, description: str):
+        super().__init__()
+        for i, m in enumerate(features):
+            if isinstance(m, nn.ReLU):
+                features[i] = nn.ReLU(inplace=False)
+        self.features = features
+        self.arch = arch
+        self.source = source
+        self.description = description
+        self.table = layer_table(arch)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.eval()
+        self.requires_grad_(False)
+
+    @property
+    def trained(self) -> bool:
+        return self.source != "random"
+
+    def train(self, mode: bool = True):  # noqa: D401 - a shared model never leaves eval mode
+        return super().train(False)
+
+    def extract(self, image: torch.Tensor, layers, pooling: str = "max") -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` for an RGB image in [0, 1] shaped (B, 3, H, W).
+
+        Applies ImageNet normalization, runs only as deep as the deepest layer asked for, and
+        with ``pooling="avg"`` swaps every max pool for a 2×2 average pool, as Gatys et al. did.
+        """
+        if pooling not in ("max", "avg"):
+            raise ModelError(f"Unknown pooling '{pooling}': use 'max' or 'avg'.")
+        infos = resolve_layers(self.arch, layers)
+        wanted: dict[int, list[str]] = {}
+        for info in infos:
+            wanted.setdefault(info.output_index, []).append(info.name)
+        last = max(wanted)
+        x = (image - self.mean) / self.std
+        out: dict[str, torch.Tensor] = {}
+        for i, module in enumerate(self.features[: last + 1]):
+            if pooling == "avg" and isinstance(module, nn.MaxPool2d):
+                x = F.avg_pool2d(x, kernel_size=2, stride=2)
+            else:
+                x = module(x)
+            for name in wanted.get(i, ()):
+                out[name] = x
+        return {name: out[name] for name in layers}
+
+
+def _features_module(arch: str) -> nn.Sequential:
+    return getattr(torchvision.models, arch)(weights=None).features
+
+
+def _imagenet_features(arch: str) -> nn.Sequential:
+    """torchvision's ImageNet weights, downloaded once into TORCH_HOME's hub cache.
+
+    Only the ``features`` tensors are kept; the file is memory-mapped where torch allows it, so
+    the 400+ MB classifier is never held in memory.
+    """
+    enum = getattr(torchvision.models, f"{arch.upper()}_Weights").IMAGENET1K_V1
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    path = cache / os.path.basename(enum.url)
+    try:
+        if not path.exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(enum.url, str(path), progress=False)
+    except Exception as exc:  # any network or disk failure means the same thing to the user
+        raise WeightsUnavailable(
+            f"Could not download torchvision's ImageNet {arch.upper()} weights ({type(exc).__name__}: "
+            f"{exc}). Use a local weights file instead (a torchvision-format VGG features state dict: "
+            f"--weights PATH or the {WEIGHTS_ENV} environment variable), or random untrained weights "
+            "(--weights random)."
+        ) from exc
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    features = _features_module(arch)
+    features.load_state_dict(_features_only(state))
+    return features
+
+
+def _features_only(state: dict) -> dict[str, torch.Tensor]:
+    """Accept a ``features`` state dict or a whole VGG one; keep float32 ``features`` tensors."""
+    if any(k.startswith("features.") for k in state):
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    return {k: v.float() for k, v in state.items()}
+
+
+def detect_arch(state: dict) -> str:
+    """VGG16 and VGG19 differ only in depth: count the convolution weights."""
+    n_conv = sum(1 for k, v in _features_only(state).items() if k.endswith("weight") and v.dim() == 4)
+    for arch, plan in VGG_PLANS.items():
+        if n_conv == sum(1 for x in plan if x != "M"):
+            return arch
+    raise ModelError(f"The weights file holds {n_conv} convolutions, which is neither VGG16 (13) "
+                     "nor VGG19 (16).")
+
+
+def _file_features(path: str, arch: str | None) -> tuple[nn.Sequential, str]:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ModelError(f"Weights file not found: {p}. Give a torchvision-format VGG features "
+                         "state dict, or use --weights random.")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"Could not read weights file {p.name}: it is not a PyTorch state dict "
+                         f"that loads with weights_only=True ({type(exc).__name__}).") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"Weights file {p.name} does not hold a state dict.")
+    found = detect_arch(state)
+    if arch is not None and arch != found:
+        raise ModelError(f"Weights file {p.name} holds {found.upper()} features, not {arch.upper()}: "
+                         f"choose {found}.")
+    features = _features_module(found)
+    try:
+        features.load_state_dict(_features_only(state))
+    except RuntimeError as exc:
+        raise ModelError(f"Weights file {p.name} does not match torchvision's {found} "
+                         f"features: {str(exc).splitlines()[0]}") from exc
+    return features, found
+
+
+def load_vgg(arch: str | None = "vgg19", weights: str = "imagenet", seed: int = 0,
+             device: str | torch.device = "cpu") -> VGGFeatures:
+    """Build a frozen VGG feature extractor.
+
+    ``weights`` is ``"imagenet"`` (torchvision's API, cached under TORCH_HOME), ``"random"``
+    (seeded, untrained), or a path to a local torchvision-format ``features`` state dict
+    (loaded with ``weights_only=True``; its depth decides the architecture when ``arch`` is None).
+    Raises :class:`WeightsUnavailable` when the download fails and :class:`ModelError` otherwise.
+    """
+    if weights == "imagenet":
+        arch = arch or "vgg19"
+        layer_table(arch)
+        features = _imagenet_features(arch)
+        model = VGGFeatures(features, arch, "imagenet", f"{arch.upper()}, torchvision ImageNet weights")
+    elif weights == "random":
+        arch = arch or "vgg19"
+        layer_table(arch)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            features = _features_module(arch)
+        model = VGGFeatures(features, arch, "random",
+                            f"{arch.upper()}, random untrained weights (seed {seed})")
+    else:
+        features, arch = _file_features(weights, arch)
+        model = VGGFeatures(features, arch, "file", f"{arch.upper()}, weights from {Path(weights).name}")
+    return model.to(device)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when it is present and never requires it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("CUDA was asked for but no GPU is available: use --device cpu or auto.")
+    return torch.device(device)
+
+
+def step_gflop(arch: str, layers, size: tuple[int, int]) -> float:
+    """Approximate GFLOP of one forward+backward (input gradient only) up to the deepest layer.
+
+    Counts 2 FLOP per multiply-add in each 3×3 convolution and doubles it for the backward pass;
+    used only to estimate run times before a run starts.
+    """
+    infos = resolve_layers(arch, layers)
+    last = max(i.output_index for i in infos)
+    h, w = size
+    flop, c_in = 0.0, 3
+    for info in layer_table(arch).values():
+        if info.index > last:
+            break
+        if info.kind == "conv":
+            flop += 2 * 9 * c_in * info.channels * (h // info.stride) * (w // info.stride)
+            c_in = info.channels
+    return 2 * flop / 1e9

@@ -1,0 +1,332 @@
+"""The one optimization loop: the pixels of G descend α·J_content + β·J_style.
+
+Every use of the engine — stylizing, content-only or style-only reconstruction, sweeps and A/B
+comparisons — is a :class:`TransferConfig` handed to :func:`run`.
+
+Cost scale. The seed costs depend on the network's activation scale s: J_content grows like s²
+and with the image area, J_style[l] like s⁴ and not with the area. An α/β pair tuned for one
+network and size is wrong for another. With ``balance="auto"`` (the default) the loop therefore
+divides α by J_content(C, 0) and each λ[l] by J_style[l](S, 0) — the costs of an all-zero
+activation — measured once per run on the student's own images. The formulas stay exactly the
+seed's; only the weights in front of them are derived, and each record reports the α, β and λ
+actually used. ``balance="raw"`` takes α, β and λ as typed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from PIL import Image
+
+from . import costs
+from .images import fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
+from .model import VGGFeatures
+
+PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("content", "noise", "style")
+BALANCES = ("auto", "raw")
+MIN_STAGE_SIDE = 64
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Everything that defines one run. Frozen, so a config can key a cache or a comparison."""
+
+    content_layer: str = "conv4_2"
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    style_weights: tuple[float, ...] | None = None  # λ[l]; None means equal weights summing to 1
+    alpha: float = 1.0
+    beta: float = 1e4
+    tv_weight: float = 0.0
+    balance: str = "auto"
+    normalization: str = "seed"
+    optimizer: str = "adam"
+    lr: float = 0.02
+    steps: int = 200
+    init: str = "content"
+    size: int = 256
+    style_scale: float = 1.0  # the style image's long side relative to G's
+    levels: int = 1  # coarse-to-fine: 1 runs at `size` only; 2 starts at size/2, and so on
+    seed: int = 0
+    pooling: str = "max"
+    preserve_color: bool = False
+    style_blend: tuple[float, ...] | None = None  # weights of several style images
+    snapshot_every: int = 10
+    lbfgs_history: int = 10
+
+    def __post_init__(self):
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.init in INITS, f"init must be one of {INITS}"),
+            (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
+            (self.normalization in costs.NORMALIZATIONS, f"normalization must be one of {costs.NORMALIZATIONS}"),
+            (self.pooling in ("max", "avg"), "pooling must be 'max' or 'avg'"),
+            (self.steps >= 0, "steps must be ≥ 0"),
+            (self.size >= 16, "size must be at least 16 pixels"),
+            (self.levels >= 1, "levels must be ≥ 1"),
+            (self.alpha >= 0 and self.beta >= 0 and self.tv_weight >= 0, "α, β and the TV weight must be ≥ 0"),
+            (self.alpha > 0 or self.beta > 0, "α and β cannot both be 0"),
+            (self.lr > 0, "the learning rate must be > 0"),
+            (self.beta == 0 or len(self.style_layers) > 0, "style needs at least one layer"),
+            (self.style_weights is None or len(self.style_weights) == len(self.style_layers),
+             "give one λ per style layer"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def lambdas(self) -> dict[str, float]:
+        if self.style_weights is None:
+            return {name: 1.0 / len(self.style_layers) for name in self.style_layers}
+        return dict(zip(self.style_layers, self.style_weights))
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer the loop reads; the network is run only as deep as the last of these."""
+        names = [self.content_layer] if self.alpha > 0 else []
+        names += [n for n in self.style_layers if n not in names] if self.beta > 0 else []
+        return names
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Targets:
+    """Per-stage targets, computed once with no gradient, plus the weights actually used."""
+
+    content: torch.Tensor | None
+    grams: dict[str, torch.Tensor]
+    alpha: float
+    beta: float
+    lambdas: dict[str, float]
+    size: tuple[int, int]
+
+
+@dataclass
+class Step:
+    """One record of the loop. Costs are the weighted terms: α·J_content, β·J_style, β·λ[l]·J_style[l]."""
+
+    step: int
+    total_steps: int
+    stage: int
+    size: tuple[int, int]
+    elapsed: float
+    eta: float
+    content: float
+    style: float
+    tv: float
+    total: float
+    style_layers: dict[str, float]
+    best_image: torch.Tensor
+    best_total: float
+    image: torch.Tensor | None = None  # a snapshot every `snapshot_every` steps and at the end
+    status: str = "running"  # running | done | diverged
+    message: str = ""
+    weights: dict = field(default_factory=dict)  # the α, β, λ actually used
+
+
+def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
+    """Coarse-to-fine stages as ((H, W), steps): each level halves the size, and the coarser
+    levels, being 4× cheaper per step, get twice the steps of the next finer one."""
+    long_sides = [config.size // 2 ** k for k in reversed(range(config.levels))]
+    long_sides = [s for s in long_sides if s >= MIN_STAGE_SIDE] or [config.size]
+    shares = [2 ** (len(long_sides) - 1 - k) for k in range(len(long_sides))]
+    steps = [config.steps * s // sum(shares) for s in shares]
+    steps[-1] += config.steps - sum(steps)
+    return [(fit_long_side(shape, side), n) for side, n in zip(long_sides, steps)]
+
+
+def _as_tensor(img) -> torch.Tensor:
+    return img if isinstance(img, torch.Tensor) else to_tensor(img)
+
+
+def _style_list(style) -> list:
+    return list(style) if isinstance(style, (list, tuple)) else [style]
+
+
+def prepare_targets(content: torch.Tensor, styles: list[torch.Tensor], size: tuple[int, int],
+                    config: TransferConfig, model: VGGFeatures) -> Targets:
+    """Content activation and blended style Grams at generated size ``size``, and the weights.
+
+    Each style image is resized so its long side is ``style_scale`` × G's; its Gram is rescaled
+    to G's number of positions (``costs.scaled_gram``), then blended with ``style_blend``.
+    """
+    device = model.mean.device
+    lambdas = config.lambdas if config.beta > 0 else {}
+    blend = config.style_blend or (1.0,) * len(styles)
+    if len(blend) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(blend)} blend weights")
+    blend = [b / sum(blend) for b in blend]
+    with torch.no_grad():
+        a_C = None
+        if config.alpha > 0:
+            c = resize_tensor(content, size).to(device)
+            a_C = model.extract(c, [config.content_layer], config.pooling)[config.content_layer]
+        grams: dict[str, torch.Tensor] = {}
+        if lambdas:
+            style_side = max(MIN_STAGE_SIDE // 2, round(max(size) * config.style_scale))
+            for weight, s in zip(blend, styles):
+                s = resize_tensor(s, fit_long_side(tuple(s.shape[-2:]), style_side)).to(device)
+                acts = model.extract(s, list(lambdas), config.pooling)
+                for name, a_S in acts.items():
+                    h, w = positions(model, name, size)
+                    g = weight * costs.scaled_gram(a_S, h * w)
+                    grams[name] = grams[name] + g if name in grams else g
+        alpha, beta = config.alpha, config.beta
+        if config.balance == "auto":
+            if a_C is not None:
+                zero = costs.content_cost(a_C, torch.zeros_like(a_C), config.normalization)
+                alpha = config.alpha / max(float(zero), 1e-30)
+            lambdas = {name: lam / max(_zero_style_cost(grams[name], positions(model, name, size),
+                                                        config.normalization), 1e-30)
+                       for name, lam in lambdas.items()}
+    return Targets(a_C, grams, alpha, beta, lambdas, size)
+
+
+def positions(model: VGGFeatures, name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """(n_H, n_W) of a layer for an input of ``size``: VGG's 2×2 pools floor odd sizes."""
+    stride = model.table[name].stride
+    return size[0] // stride, size[1] // stride
+
+
+def _zero_style_cost(gram: torch.Tensor, hw: tuple[int, int], normalization: str) -> float:
+    """J_style[l](S, 0): the style cost of an image whose activations at layer l are all zero."""
+    n_C = gram.shape[0]
+    zero_acts = torch.zeros(n_C, *hw, dtype=gram.dtype, device=gram.device)
+    return float(costs.style_layer_cost(gram, zero_acts, normalization))
+
+
+def cost_terms(image: torch.Tensor, targets: Targets, config: TransferConfig,
+               model: VGGFeatures) -> dict:
+    """Every weighted term of J(G) for the image, as tensors (differentiable if ``image`` is)."""
+    acts = model.extract(image, config.layers, config.pooling)
+    zero = image.new_zeros(())
+    content = (targets.alpha * costs.content_cost(targets.content, acts[config.content_layer],
+                                                  config.normalization)
+               if targets.content is not None else zero)
+    per_layer = {name: targets.beta * lam * costs.style_layer_cost(targets.grams[name], acts[name],
+                                                                    config.normalization)
+                 for name, lam in targets.lambdas.items()}
+    style = sum(per_layer.values(), zero)
+    tv = config.tv_weight * costs.total_variation(image) if config.tv_weight > 0 else zero
+    return {"total": content + style + tv, "content": content, "style": style, "tv": tv,
+            "style_layers": per_layer}
+
+
+def _initial_image(config: TransferConfig, content: torch.Tensor, styles: list[torch.Tensor],
+                   size: tuple[int, int]) -> torch.Tensor:
+    if config.init == "content":
+        return resize_tensor(content, size).clone()
+    if config.init == "style":
+        return resize_tensor(styles[0], size).clone()
+    gen = torch.Generator().manual_seed(config.seed)
+    return torch.rand(1, 3, *size, generator=gen)
+
+
+def _make_optimizer(config: TransferConfig, x: torch.Tensor) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam([x], lr=config.lr)
+    # One L-BFGS iteration per step, with a line search, so a cost of any scale cannot blow up
+    # the first step; the curvature history persists across steps inside the optimizer.
+    return torch.optim.LBFGS([x], lr=config.lr, max_iter=1, history_size=config.lbfgs_history,
+                             line_search_fn="strong_wolfe")
+
+
+def run(content, style, config: TransferConfig, model: VGGFeatures):
+    """Optimize G's pixels; yield a :class:`Step` after every optimizer step.
+
+    ``content`` and ``style`` are PIL images or (1, 3, H, W) tensors in [0, 1]; ``style`` may be a
+    list, blended by ``config.style_blend``. Closing the generator stops the run; every record
+    already carries the best image so far. A NaN or infinite cost ends the run with status
+    ``diverged`` and keeps the best finite image.
+    """
+    start = time.perf_counter()
+    device = model.mean.device
+    content_t = _as_tensor(content)
+    styles_t = [_as_tensor(s) for s in _style_list(style)]
+    plan = stage_plan(config, fit_long_side(tuple(content_t.shape[-2:]), config.size))
+    total_steps = sum(n for _, n in plan)
+    work = [n * h * w for (h, w), n in plan]  # pixel-steps, to estimate time left
+    done_work, step = 0.0, 0
+    x = None
+    for stage, (size, n_steps) in enumerate(plan):
+        targets = prepare_targets(content_t, styles_t, size, config, model)
+        weights = {"alpha": targets.alpha, "beta": targets.beta, "lambdas": dict(targets.lambdas)}
+        init = _initial_image(config, content_t, styles_t, size) if x is None else resize_tensor(x.cpu(), size)
+        x = init.to(device).requires_grad_(True)
+        optimizer = _make_optimizer(config, x)
+        best_image, best_total = _finish(x.detach(), content_t, config), math.inf
+        final_stage = stage == len(plan) - 1
+        for _ in range(n_steps):
+            step += 1
+            before = x.detach().clone()
+            first: dict = {}
+
+            def closure():
+                optimizer.zero_grad(set_to_none=True)
+                terms = cost_terms(x, targets, config, model)
+                terms["total"].backward()
+                if not first:
+                    first.update({k: v.detach() if torch.is_tensor(v) else {n: t.detach() for n, t in v.items()}
+                                  for k, v in terms.items()})
+                return terms["total"]
+
+            optimizer.step(closure)
+            total = float(first["total"])
+            done_work += size[0] * size[1]
+            elapsed = time.perf_counter() - start
+            eta = elapsed / done_work * (sum(work) - done_work) if done_work else 0.0
+            if not math.isfinite(total):
+                yield _record(step, total_steps, stage, size, elapsed, 0.0, first, best_image, best_total,
+                              image=best_image, status="diverged", weights=weights,
+                              message=f"The cost became {total} at step {step}: the run diverged "
+                                      "(learning rate or α/β too large). The best finite image is kept.")
+                return
+            if total < best_total:
+                best_total, best_image = total, _finish(before, content_t, config)
+            with torch.no_grad():
+                x.clamp_(0, 1)
+            snap = step % max(1, config.snapshot_every) == 0
+            yield _record(step, total_steps, stage, size, elapsed, eta, first, best_image, best_total,
+                          image=_finish(x.detach(), content_t, config) if snap else None, weights=weights)
+        if final_stage:
+            with torch.no_grad():
+                terms = cost_terms(x, targets, config, model)
+            if float(terms["total"]) < best_total:
+                best_total, best_image = float(terms["total"]), _finish(x.detach(), content_t, config)
+            yield _record(step, total_steps, stage, size, time.perf_counter() - start, 0.0, terms,
+                          best_image, best_total, image=best_image, status="done", weights=weights,
+                          message=f"Finished {total_steps} steps.")
+
+
+def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> torch.Tensor:
+    x = x.detach().cpu().clamp(0, 1)
+    return preserve_colors(x, content) if config.preserve_color else x.clone()
+
+
+def _record(step, total_steps, stage, size, elapsed, eta, terms, best_image, best_total, image=None,
+            status="running", message="", weights=None) -> Step:
+    def f(key):
+        v = terms.get(key)
+        return float(v) if v is not None else math.nan
+    return Step(step=step, total_steps=total_steps, stage=stage, size=tuple(size), elapsed=elapsed, eta=eta,
+                content=f("content"), style=f("style"), tv=f("tv"), total=f("total"),
+                style_layers={k: float(v) for k, v in terms.get("style_layers", {}).items()},
+                best_image=best_image, best_total=best_total, image=image, status=status,
+                message=message, weights=weights or {})
+
+
+def stylize(content, style, config: TransferConfig, model: VGGFeatures) -> tuple[Image.Image, list[Step]]:
+    """Run to the end; return the final image and the records (snapshots dropped to save memory)."""
+    history: list[Step] = []
+    last = None
+    for rec in run(content, style, config, model):
+        last = rec
+        history.append(replace(rec, image=None, best_image=None) if rec.status == "running" else rec)
+    return to_pil(last.best_image), history
