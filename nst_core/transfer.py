@@ -40,7 +40,7 @@ class TransferConfig:
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     style_weights: tuple[float, ...] | None = None  # λ[l]; None means equal weights summing to 1
     alpha: float = 1.0
-    beta: float = 1e4
+    beta: float = 5.0
     tv_weight: float = 0.0
     balance: str = "auto"
     normalization: str = "seed"
@@ -219,6 +219,18 @@ def cost_terms(image: torch.Tensor, targets: Targets, config: TransferConfig,
             "style_layers": per_layer}
 
 
+def evaluate(image, content, style, config: TransferConfig, model: VGGFeatures) -> dict[str, float]:
+    """The weighted cost terms of a finished image under ``config``: a fixed yardstick for
+    comparing images made by different runs (targets are computed at the image's own size)."""
+    x = _as_tensor(image).to(model.mean.device)
+    targets = prepare_targets(_as_tensor(content), [_as_tensor(s) for s in _style_list(style)],
+                              tuple(x.shape[-2:]), config, model)
+    with torch.no_grad():
+        terms = cost_terms(x, targets, config, model)
+    return {"total": float(terms["total"]), "content": float(terms["content"]), "style": float(terms["style"]),
+            **{f"style_{k}": float(v) for k, v in terms["style_layers"].items()}}
+
+
 def _initial_image(config: TransferConfig, content: torch.Tensor, styles: list[torch.Tensor],
                    size: tuple[int, int]) -> torch.Tensor:
     if config.init == "content":
@@ -258,7 +270,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     for stage, (size, n_steps) in enumerate(plan):
         targets = prepare_targets(content_t, styles_t, size, config, model)
         weights = {"alpha": targets.alpha, "beta": targets.beta, "lambdas": dict(targets.lambdas)}
-        init = _initial_image(config, content_t, styles_t, size) if x is None else resize_tensor(x.cpu(), size)
+        init = _initial_image(config, content_t, styles_t, size) if x is None else resize_tensor(x.detach().cpu(), size)
         x = init.to(device).requires_grad_(True)
         optimizer = _make_optimizer(config, x)
         best_image, best_total = _finish(x.detach(), content_t, config), math.inf

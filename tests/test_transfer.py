@@ -1,0 +1,198 @@
+"""The one optimization loop, on small images and random weights (seconds, not minutes)."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+import nst_core.transfer as transfer
+from nst_core import TransferConfig, content_cost, cost_terms, load_vgg, prepare_targets, run, to_tensor
+from nst_core.experiments import content_reconstruction, growing_style_sets, style_reconstruction, sweep
+from nst_core.images import resize_tensor
+from nst_core.transfer import stage_plan
+
+SMALL = dict(size=48, steps=8, snapshot_every=4, style_layers=("conv1_1", "conv2_1", "conv3_1"),
+             content_layer="conv3_2")
+
+
+def run_all(content, style, cfg, model):
+    return list(run(content, style, cfg, model))
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.05), ("lbfgs", 1.0)])
+def test_cost_falls(vgg19_random, content_img, style_img, optimizer, lr):
+    cfg = TransferConfig(**{**SMALL, "steps": 12}, optimizer=optimizer, lr=lr)
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    running = [r for r in recs if r.status == "running"]
+    assert len(running) == 12 and recs[-1].status == "done"
+    assert recs[-1].total < 0.7 * running[0].total
+    assert all(math.isfinite(r.total) for r in recs)
+
+
+def test_records_carry_every_term_and_snapshots(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL, tv_weight=0.1)
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    first = recs[0]
+    assert set(first.style_layers) == set(cfg.style_layers)
+    assert first.style == pytest.approx(sum(first.style_layers.values()), rel=1e-5)
+    assert first.total == pytest.approx(first.content + first.style + first.tv, rel=1e-5)
+    assert first.tv > 0
+    snaps = [r.step for r in recs if r.image is not None and r.status == "running"]
+    assert snaps == [4, 8]
+    final = recs[-1]
+    assert final.image is not None and final.image.shape == (1, 3, 36, 48)
+    assert final.best_total == min(r.total for r in recs)
+    assert set(final.weights) == {"alpha", "beta", "lambdas"}
+
+
+def test_auto_balance_scales_alpha_and_lambdas(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL, alpha=3.0, beta=5.0)
+    size = (36, 48)
+    t = prepare_targets(to_tensor(content_img), [to_tensor(style_img)], size, cfg, vgg19_random)
+    # α_eff · J_content(C, 0) is exactly the α the student chose...
+    zero = t.alpha * content_cost(t.content, torch.zeros_like(t.content))
+    assert zero.item() == pytest.approx(3.0, rel=1e-5)
+    # ...and with G = C, the content term is 0.
+    terms = cost_terms(resize_tensor(to_tensor(content_img), size), t, cfg, vgg19_random)
+    assert terms["content"].item() == pytest.approx(0.0, abs=1e-6)
+    raw = prepare_targets(to_tensor(content_img), [to_tensor(style_img)], size,
+                          replace(cfg, balance="raw"), vgg19_random)
+    assert raw.alpha == 3.0 and raw.lambdas == cfg.lambdas
+
+
+def test_auto_balance_makes_runs_independent_of_activation_scale(content_img, style_img):
+    """Scaling the first conv by k scales every activation by k (zero biases, ReLU): J_content
+    grows by k², J_style by k⁴. Balanced costs must not change; raw costs must."""
+    base = load_vgg("vgg16", "random", seed=1)
+    scaled = load_vgg("vgg16", "random", seed=1)
+    with torch.no_grad():
+        scaled.features[0].weight.mul_(10.0)
+    cfg = TransferConfig(**{**SMALL, "steps": 4})
+    a = run_all(content_img, style_img, cfg, base)
+    b = run_all(content_img, style_img, cfg, scaled)
+    for ra, rb in zip(a, b):
+        assert rb.total == pytest.approx(ra.total, rel=1e-3)
+    raw = replace(cfg, balance="raw")
+    ra, rb = run_all(content_img, style_img, raw, base)[0], run_all(content_img, style_img, raw, scaled)[0]
+    assert rb.style == pytest.approx(ra.style * 1e4, rel=1e-3)
+
+
+def test_stage_plan_coarse_to_fine():
+    cfg = TransferConfig(size=256, steps=90, levels=3)
+    plan = stage_plan(cfg, (192, 256))
+    assert [s for s, _ in plan] == [(48, 64), (96, 128), (192, 256)]
+    assert sum(n for _, n in plan) == 90 and plan[0][1] > plan[1][1] > plan[2][1]
+    assert len(stage_plan(TransferConfig(size=96, levels=4), (96, 96))) == 1  # never below 64 px
+
+
+def test_coarse_to_fine_run(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**{**SMALL, "size": 128, "steps": 6}, levels=2)
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    assert {r.size for r in recs} == {(48, 64), (96, 128)}
+    assert recs[-1].best_image.shape == (1, 3, 96, 128)
+    assert [r.step for r in recs if r.status == "running"] == list(range(1, 7))
+
+
+def test_stop_keeps_the_best_image(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**{**SMALL, "steps": 50})
+    gen = run(content_img, style_img, cfg, vgg19_random)
+    last = None
+    for rec in gen:
+        last = rec
+        if rec.step == 3:
+            gen.close()
+            break
+    assert last.step == 3 and last.status == "running"
+    assert last.best_image.shape == (1, 3, 36, 48) and torch.isfinite(last.best_image).all()
+    assert last.best_total <= last.total or math.isinf(last.best_total) is False
+
+
+def test_divergence_stops_with_best_finite_image(vgg19_random, content_img, style_img, monkeypatch):
+    real = transfer.cost_terms
+    calls = {"n": 0}
+
+    def flaky(image, *args):
+        calls["n"] += 1
+        terms = real(image, *args)
+        if calls["n"] >= 5:
+            terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(transfer, "cost_terms", flaky)
+    recs = run_all(content_img, style_img, TransferConfig(**{**SMALL, "steps": 20}), vgg19_random)
+    assert recs[-1].status == "diverged" and "diverged" in recs[-1].message
+    assert torch.isfinite(recs[-1].best_image).all() and math.isfinite(recs[-1].best_total)
+    assert len(recs) == 5
+
+
+def test_absurd_weights_overflow_to_a_clear_divergence(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL, balance="raw", alpha=1e38, beta=1e38, init="noise")
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    assert recs[-1].status == "diverged" and torch.isfinite(recs[-1].best_image).all()
+
+
+def test_same_seed_same_image(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL, init="noise", seed=11)
+    a = run_all(content_img, style_img, cfg, vgg19_random)[-1].best_image
+    b = run_all(content_img, style_img, cfg, vgg19_random)[-1].best_image
+    c = run_all(content_img, style_img, replace(cfg, seed=12), vgg19_random)[-1].best_image
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_style_blend(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL)
+    c, s = to_tensor(content_img), to_tensor(style_img)
+    other = torch.rand_like(s)
+    size = (36, 48)
+    only = prepare_targets(c, [s], size, cfg, vgg19_random)
+    blended = prepare_targets(c, [s, other], size, replace(cfg, style_blend=(1.0, 0.0)), vgg19_random)
+    half = prepare_targets(c, [s, other], size, replace(cfg, style_blend=(1.0, 1.0)), vgg19_random)
+    other_only = prepare_targets(c, [other], size, cfg, vgg19_random)
+    for name in cfg.style_layers:
+        assert torch.allclose(blended.grams[name], only.grams[name])
+        assert torch.allclose(half.grams[name], (only.grams[name] + other_only.grams[name]) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="blend"):
+        prepare_targets(c, [s], size, replace(cfg, style_blend=(1.0, 2.0)), vgg19_random)
+
+
+def test_preserve_color_output(vgg19_random, content_img, style_img):
+    cfg = TransferConfig(**SMALL, preserve_color=True)
+    out = run_all(content_img, style_img, cfg, vgg19_random)[-1].best_image
+    c = resize_tensor(to_tensor(content_img), tuple(out.shape[-2:]))
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    chroma = lambda x: x - (x * luma).sum(1, keepdim=True)  # noqa: E731
+    inside = (out > 0.02).all(1) & (out < 0.98).all(1)  # away from clipping
+    assert torch.allclose(chroma(out)[:, :, inside[0]], chroma(c)[:, :, inside[0]], atol=1e-4)
+
+
+def test_content_reconstruction_moves_toward_the_content(vgg19_random, content_img, style_img):
+    cfg = content_reconstruction("conv1_2", TransferConfig(size=48, steps=25, optimizer="lbfgs", lr=1.0))
+    assert cfg.beta == 0 and cfg.init == "noise" and cfg.layers == ["conv1_2"]
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    c = resize_tensor(to_tensor(content_img), (36, 48))
+    noise = transfer._initial_image(cfg, c, [c], (36, 48))
+    assert ((recs[-1].best_image - c) ** 2).mean() < 0.5 * ((noise - c) ** 2).mean()
+
+
+def test_style_reconstruction_config_and_helpers():
+    cfg = style_reconstruction(("conv1_1", "conv2_1"))
+    assert cfg.alpha == 0 and cfg.init == "noise" and cfg.layers == ["conv1_1", "conv2_1"]
+    assert growing_style_sets(["a", "b", "c"]) == [("a",), ("a", "b"), ("a", "b", "c")]
+    configs = sweep(TransferConfig(), "beta", [1, 10])
+    assert [c.beta for c in configs] == [1, 10] and configs[0].seed == configs[1].seed
+
+
+def test_style_only_run_uses_no_content_layer(vgg19_random, content_img, style_img):
+    cfg = style_reconstruction(("conv1_1",), TransferConfig(size=48, steps=3))
+    recs = run_all(content_img, style_img, cfg, vgg19_random)
+    assert recs[-1].content == 0 and recs[-1].style > 0
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(optimizer="sgd"), "optimizer"), (dict(alpha=0, beta=0), "both"), (dict(steps=-1), "steps"),
+    (dict(style_weights=(1.0,)), "λ"), (dict(init="zeros"), "init"), (dict(lr=0), "learning rate"),
+])
+def test_config_validation(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TransferConfig(**bad)
