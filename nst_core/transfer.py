@@ -23,13 +23,21 @@ from PIL import Image
 
 from . import costs
 from .images import fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
-from .model import VGGFeatures
+from .model import VGGFeatures, step_gflop
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "style")
 BALANCES = ("auto", "raw")
 MIN_STAGE_SIDE = 64
+
+
+# Named starting points for the app and CLI. The size comes from the caller; these set the rest.
+PRESETS: dict[str, dict] = {
+    "Quick": dict(steps=40, levels=2, optimizer="adam", lr=0.03, init="content", pooling="max"),
+    "Paper (Gatys 2016)": dict(steps=150, levels=1, optimizer="lbfgs", lr=1.0, init="noise", pooling="avg"),
+    "Fine": dict(steps=200, levels=2, optimizer="adam", lr=0.02, init="content", pooling="max"),
+}
 
 
 @dataclass(frozen=True)
@@ -342,3 +350,22 @@ def stylize(content, style, config: TransferConfig, model: VGGFeatures) -> tuple
         last = rec
         history.append(replace(rec, image=None, best_image=None) if rec.status == "running" else rec)
     return to_pil(last.best_image), history
+
+
+def estimate_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, gflop_per_s: float) -> float:
+    """Expected run time from the FLOP count of each stage and a measured speed. L-BFGS's line
+    search evaluates the cost about 1.5 times per step on average."""
+    per_eval = 1.5 if config.optimizer == "lbfgs" else 1.0
+    return sum(n * per_eval * step_gflop(arch, config.layers, size)
+               for size, n in stage_plan(config, fit_long_side(shape, config.size))) / gflop_per_s
+
+
+def measure_speed(model: VGGFeatures, side: int = 128) -> float:
+    """GFLOP/s of one forward+backward pass on this machine (a warm-up pass is not counted)."""
+    x = torch.rand(1, 3, side, side, device=model.mean.device, requires_grad=True)
+    layers = TransferConfig().layers
+    for _ in range(2):
+        t = time.perf_counter()
+        sum(a.sum() for a in model.extract(x, layers).values()).backward()
+        seconds = time.perf_counter() - t
+    return step_gflop(model.arch, layers, (side, side)) / seconds

@@ -1,0 +1,149 @@
+"""The real app in a real browser: `streamlit run` on a free localhost port, driven by Playwright
+through Debian's Chromium (never a downloaded browser). Screenshots go to test-output/screenshots/.
+
+Run these alone with `.venv/bin/python -m pytest -m browser`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, gradient_image
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "test-output" / "screenshots"
+PAGES = {"": "stylize"}
+# Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
+FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+    port = _free_port()
+    env = {**os.environ, "NST_MAX_RUNS": "2"}
+    env.pop("NST_WEIGHTS", None)
+    (ROOT / "test-output").mkdir(exist_ok=True)
+    log = open(ROOT / "test-output" / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def wait_idle(page, timeout=120):
+    """Wait until Streamlit has finished running the script (no 'Running…' indicator)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
+    deadline = time.time() + timeout
+    time.sleep(1.0)
+    while time.time() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the app kept running")
+
+
+def no_exceptions(page):
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def choose(page, label: str, option: str):
+    """Pick an option of a Streamlit selectbox by its label."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_stylize_upload_run_download(server, page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(server + "/" + FAST)
+    wait_idle(page)
+    no_exceptions(page)
+    choose(page, "Content image", "Upload your own…")
+    photo = tmp_path / "photo.png"
+    gradient_image(160, 120).save(photo)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
+    wait_idle(page)
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text("Latest result").wait_for(timeout=120_000)
+    wait_idle(page)
+    no_exceptions(page)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="⬇ Download PNG").first.click()
+    download = info.value
+    saved = tmp_path / "result.png"
+    download.save_as(saved)
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.screenshot(path=str(SHOTS / "stylize_after_run.png"), full_page=True)
+
+
+def test_bad_upload_shows_a_message(server, page, tmp_path):
+    page.goto(server + "/" + FAST)
+    wait_idle(page)
+    choose(page, "Content image", "Upload your own…")
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(bad))
+    wait_idle(page)
+    page.get_by_text("cannot be used").wait_for(timeout=30_000)
+    no_exceptions(page)
+    page.screenshot(path=str(SHOTS / "stylize_bad_upload.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_renders(server, page, path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/{path}{FAST}")
+    wait_idle(page)
+    no_exceptions(page)
+    page.screenshot(path=str(SHOTS / f"page_{PAGES[path]}.png"), full_page=True)
