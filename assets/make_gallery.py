@@ -1,0 +1,50 @@
+"""Precompute finished results for the bundled pairs, so a class sees one before pressing Run.
+
+    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python assets/make_gallery.py
+
+Writes assets/gallery/<content>__<style>.jpg and index.json (a caption per image naming the
+weights and settings that made it). Pass pair names (content__style) to redo only those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from nst_core import TransferConfig, load_image, load_vgg, stylize
+from nst_core.transfer import PRESETS
+
+ASSETS = Path(__file__).resolve().parent
+OUT = ASSETS / "gallery"
+SIZE = 256
+
+
+def main(only: list[str]) -> None:
+    weights = os.environ.get("NST_WEIGHTS")
+    if not weights:
+        sys.exit("set NST_WEIGHTS to a trained VGG features file (see README)")
+    model = load_vgg(None, weights)
+    cfg = replace(TransferConfig(size=SIZE), **PRESETS["Quick"])
+    OUT.mkdir(exist_ok=True)
+    index_path = OUT / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    for c in sorted((ASSETS / "content").glob("*.jpg")):
+        for s in sorted((ASSETS / "styles").glob("*.png")):
+            stem = f"{c.stem}__{s.stem}"
+            if only and stem not in only:
+                continue
+            t = time.perf_counter()
+            img, _ = stylize(load_image(c), load_image(s), cfg, model)
+            img.save(OUT / f"{stem}.jpg", quality=90)
+            index[stem] = (f"{model.description}; Quick preset ({cfg.steps} steps, {cfg.levels} levels, "
+                           f"{SIZE} px, β = {cfg.beta:g})")
+            index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
+            print(f"{stem}: {time.perf_counter() - t:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,181 @@
+"""Computations behind the explainer pages: what a unit sees, toy Gram matrices, the tile-shuffle
+experiment, and how the costs scale. Pure torch; the pages only draw what these return."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from . import costs
+from .images import resize_tensor, to_pil, to_tensor
+from .model import LayerInfo, VGGFeatures
+
+
+def layer_shapes(model: VGGFeatures, size: tuple[int, int]) -> list[dict]:
+    """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field."""
+    rows = []
+    for info in model.table.values():
+        if info.kind == "relu":
+            continue
+        h, w = size[0] // info.stride, size[1] // info.stride
+        rows.append({"layer": info.name, "n_H": h, "n_W": w, "n_C": info.channels, "stride": info.stride,
+                     "receptive field (px)": info.receptive_field, "features index": info.output_index})
+    return rows
+
+
+def unit_center(info: LayerInfo, i: int, j: int) -> tuple[float, float]:
+    """Input-pixel centre (y, x) of the unit at row i, column j. With padded 3×3 convolutions and
+    2×2 pools, unit i of a layer with stride s sits over pixels i·s … i·s + s − 1."""
+    offset = (info.stride - 1) / 2
+    return i * info.stride + offset, j * info.stride + offset
+
+
+def receptive_field_box(info: LayerInfo, i: int, j: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) pixels, exclusive at the far end, that unit (i, j) can see, clipped."""
+    cy, cx = unit_center(info, i, j)
+    half = info.receptive_field / 2
+    top, left = max(0, math.floor(cy - half + 0.5)), max(0, math.floor(cx - half + 0.5))
+    bottom, right = min(size[0], math.floor(cy + half + 0.5)), min(size[1], math.floor(cx + half + 0.5))
+    return top, left, bottom, right
+
+
+@dataclass
+class Patch:
+    image: int  # index into the list of images searched
+    i: int
+    j: int
+    value: float
+    box: tuple[int, int, int, int]
+    crop: Image.Image
+
+
+def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, channel: int, k: int = 9,
+                pooling: str = "max") -> list[Patch]:
+    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images.
+
+    As in Zeiler & Fergus (2013): for every position of the channel's map, the activation is the
+    unit's response to the receptive-field patch there. Positions are taken greedily from the
+    highest, skipping any whose receptive-field centre lies within half a field of one already
+    taken in the same image, so the grid shows nine different places.
+    """
+    info = model.table[layer]
+    candidates = []
+    with torch.no_grad():
+        for n, img in enumerate(images):
+            a = model.extract(img, [layer], pooling)[layer][0, channel]
+            values, flat = a.flatten().sort(descending=True)
+            for v, f in zip(values[: 20 * k].tolist(), flat[: 20 * k].tolist()):
+                candidates.append((v, n, f // a.shape[1], f % a.shape[1]))
+    candidates.sort(key=lambda c: -c[0])
+    chosen: list[Patch] = []
+    min_dist = max(info.receptive_field / 2, info.stride)
+    for v, n, i, j in candidates:
+        cy, cx = unit_center(info, i, j)
+        if any(p.image == n and math.dist(unit_center(info, p.i, p.j), (cy, cx)) < min_dist for p in chosen):
+            continue
+        size = tuple(images[n].shape[-2:])
+        box = receptive_field_box(info, i, j, size)
+        crop = to_pil(images[n][..., box[0]:box[2], box[1]:box[3]])
+        chosen.append(Patch(n, i, j, v, box, crop))
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4, seed: int = 0) -> torch.Tensor:
+    """A small non-negative activation block (n_C, n_H, n_W) like the lecture's five-channel picture.
+
+    ``correlated``: channels 0 and 1 fire at the same places (a texture and its tint go together);
+    ``anticorrelated``: channel 1 fires exactly where channel 0 does not; ``random``: independent.
+    """
+    g = torch.Generator().manual_seed(seed)
+    block = torch.rand(n_C, n_H, n_W, generator=g).round(decimals=1)
+    if kind == "correlated":
+        block[1] = (block[0] * 0.9 + 0.1 * torch.rand(n_H, n_W, generator=g)).round(decimals=1)
+    elif kind == "anticorrelated":
+        block[0] = (torch.rand(n_H, n_W, generator=g) > 0.5).float()
+        block[1] = 1.0 - block[0]
+    elif kind != "random":
+        raise ValueError(f"unknown toy block '{kind}'")
+    return block
+
+
+def channel_correlation(a: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between channels across positions: the Gram matrix once each channel's
+    mean is removed and its scale divided out. Shown beside the raw Gram to explain it."""
+    f = a.reshape(a.shape[0], -1)
+    f = f - f.mean(1, keepdim=True)
+    norm = f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    f = f / norm
+    return f @ f.T
+
+
+def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
+    """Cut the image into a tiles×tiles grid and put the pieces back in a random order."""
+    _, _, h, w = image.shape
+    th, tw = h // tiles, w // tiles
+    image = image[..., : th * tiles, : tw * tiles]
+    pieces = [image[..., r * th:(r + 1) * th, c * tw:(c + 1) * tw] for r in range(tiles) for c in range(tiles)]
+    order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed)).tolist()
+    rows = [torch.cat([pieces[order[r * tiles + c]] for c in range(tiles)], dim=-1) for r in range(tiles)]
+    return torch.cat(rows, dim=-2)
+
+
+def shuffle_experiment(model: VGGFeatures, image: torch.Tensor, style_layers, content_layer: str,
+                       tiles: int = 4, seed: int = 0) -> dict:
+    """How much the Gram matrices and the content activations change when the image is scrambled.
+
+    Both are relative: ‖G(S) − G(S')‖ / ‖G(S)‖ per style layer, and J_content(S, S') / J_content(S, 0)
+    at the content layer. Style should barely move; content should jump.
+    """
+    shuffled = shuffle_tiles(image, tiles, seed)
+    image = image[..., : shuffled.shape[-2], : shuffled.shape[-1]]
+    layers = list(dict.fromkeys([*style_layers, content_layer]))
+    with torch.no_grad():
+        a = model.extract(image, layers)
+        b = model.extract(shuffled, layers)
+        gram_change = {}
+        for name in style_layers:
+            ga, gb = costs.gram_matrix(a[name]), costs.gram_matrix(b[name])
+            gram_change[name] = float((ga - gb).norm() / ga.norm().clamp_min(1e-12))
+        ac, bc = a[content_layer], b[content_layer]
+        content_change = float(costs.content_cost(ac, bc) / costs.content_cost(ac, torch.zeros_like(ac)).clamp_min(1e-12))
+    return {"shuffled": shuffled, "gram_change": gram_change, "content_change": content_change}
+
+
+def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, content_layer: str, style_layers,
+                sizes=(128, 256)) -> list[dict]:
+    """J_content(C, 0) and J_style[l](S, 0) at several image sizes: how each cost's scale depends on
+    the image area and on the network. This is why α/β must be derived per network and size."""
+    rows = []
+    with torch.no_grad():
+        for side in sizes:
+            c, s = to_tensor(content, side), to_tensor(style, side)
+            a_c = model.extract(c, [content_layer])[content_layer]
+            a_s = model.extract(s, list(style_layers))
+            row = {"size": side, "J_content(C,0)": float(costs.content_cost(a_c, torch.zeros_like(a_c)))}
+            for name, act in a_s.items():
+                row[f"J_style[{name}](S,0)"] = float(costs.style_layer_cost(act, torch.zeros_like(act)))
+            row["mean activation, content layer"] = float(a_c.mean())
+            rows.append(row)
+    return rows
+
+
+def activations(model: VGGFeatures, images: list[torch.Tensor], layer: str, size: tuple[int, int]) -> list[torch.Tensor]:
+    """One layer's activation block (C, H, W) for each image, all resized to ``size`` first."""
+    with torch.no_grad():
+        return [model.extract(resize_tensor(img, size), [layer])[layer][0] for img in images]
+
+
+def channel_order(a: torch.Tensor) -> torch.Tensor:
+    """Channels sorted by mean activation, strongest first."""
+    return a.mean(dim=(1, 2)).argsort(descending=True)
+
+
+def gram_order(gram: torch.Tensor) -> torch.Tensor:
+    """Channels sorted by the Gram's diagonal (each channel's energy), strongest first, so the
+    matrix's structure gathers in its top-left corner."""
+    return gram.diagonal().argsort(descending=True)

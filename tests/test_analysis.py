@@ -1,0 +1,141 @@
+"""The explainer computations and their figures."""
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from nst_core import gram_matrix, layer_table, to_tensor
+from nst_core import plots
+from nst_core.analysis import (activations, channel_correlation, channel_order, cost_scales, gram_order, layer_shapes,
+                               receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
+                               unit_center)
+from tests.conftest import gradient_image, stripes_image
+
+
+def test_toy_gram_equals_f_times_f_transpose():
+    for kind in ("correlated", "anticorrelated", "random"):
+        block = toy_block(kind)
+        f = block.reshape(5, -1)
+        assert torch.allclose(gram_matrix(block), f @ f.T)
+    with pytest.raises(ValueError):
+        toy_block("sideways")
+
+
+def test_toy_blocks_show_correlation_and_its_absence():
+    corr = channel_correlation(toy_block("correlated"))
+    anti = channel_correlation(toy_block("anticorrelated"))
+    assert corr[0, 1] > 0.9 and anti[0, 1] < -0.99
+    # In the raw Gram, channels that never fire together give exactly 0.
+    assert gram_matrix(toy_block("anticorrelated"))[0, 1] == 0
+
+
+def test_layer_shapes_and_receptive_fields_match_the_design_table(vgg19_random):
+    rows = {r["layer"]: r for r in layer_shapes(vgg19_random, (256, 192))}
+    assert rows["conv4_2"]["receptive field (px)"] == 84 and rows["conv5_1"]["receptive field (px)"] == 156
+    assert (rows["conv3_1"]["n_H"], rows["conv3_1"]["n_W"], rows["conv3_1"]["n_C"]) == (64, 48, 256)
+    assert vgg19_random.extract(torch.rand(1, 3, 256, 192), ["conv3_1"])["conv3_1"].shape[-2:] == (64, 48)
+
+
+def test_receptive_field_box():
+    info = layer_table("vgg19")["conv1_1"]
+    assert unit_center(info, 5, 7) == (5, 7)
+    assert receptive_field_box(info, 5, 7, (32, 32)) == (4, 6, 7, 9)  # 3×3 around (5, 7)
+    deep = layer_table("vgg19")["conv4_2"]
+    top, left, bottom, right = receptive_field_box(deep, 10, 10, (1000, 1000))
+    assert bottom - top == 84 and right - left == 84
+    assert receptive_field_box(deep, 0, 0, (100, 100))[:2] == (0, 0)  # clipped at the border
+
+
+def test_receptive_field_box_really_bounds_what_a_unit_sees(vgg19_random):
+    """Change pixels just outside a unit's box: its activation must not move; inside, it must."""
+    info = vgg19_random.table["conv2_1"]
+    x = torch.rand(1, 3, 48, 48)
+    i, j = 10, 10
+    top, left, bottom, right = receptive_field_box(info, i, j, (48, 48))
+    base = vgg19_random.extract(x, ["conv2_1"])["conv2_1"][0, :, i, j]
+    outside = x.clone()
+    outside[..., :top, :] = 0
+    outside[..., bottom:, :] = 0
+    outside[..., :, :left] = 0
+    outside[..., :, right:] = 0
+    assert torch.allclose(vgg19_random.extract(outside, ["conv2_1"])["conv2_1"][0, :, i, j], base, atol=1e-5)
+    inside = x.clone()
+    inside[..., top:bottom, left:right] = 0
+    assert not torch.allclose(vgg19_random.extract(inside, ["conv2_1"])["conv2_1"][0, :, i, j], base, atol=1e-3)
+
+
+def test_top_patches_are_the_argmax_positions(vgg19_random):
+    images = [to_tensor(gradient_image(64, 48, seed=s)) for s in range(3)] + [to_tensor(stripes_image())]
+    patches = top_patches(vgg19_random, images, "conv2_1", channel=5, k=9)
+    assert len(patches) == 9
+    acts = [vgg19_random.extract(img, ["conv2_1"])["conv2_1"][0, 5] for img in images]
+    best = max(float(a.max()) for a in acts)
+    assert patches[0].value == pytest.approx(best)
+    first = patches[0]
+    assert float(acts[first.image][first.i, first.j]) == pytest.approx(best)
+    values = [p.value for p in patches]
+    assert values == sorted(values, reverse=True)
+    rf = vgg19_random.table["conv2_1"].receptive_field
+    assert all(p.crop.width <= rf and p.crop.height <= rf for p in patches)
+
+
+def test_shuffle_tiles_is_a_permutation_of_tiles():
+    x = torch.rand(1, 3, 32, 32)
+    y = shuffle_tiles(x, 4, seed=1)
+    assert not torch.equal(x, y)
+    tiles = lambda t: sorted(t[..., r:r + 8, c:c + 8].sum().item() for r in range(0, 32, 8) for c in range(0, 32, 8))  # noqa: E731
+    assert tiles(x) == pytest.approx(tiles(y))
+
+
+def test_shuffle_keeps_grams_and_breaks_content(vgg19_random):
+    # A stationary synthetic texture: shuffling its tiles changes little that a Gram matrix can
+    # see (only the seams), but moves everything a content cost sees.
+    g = torch.Generator().manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 132, 132, generator=g), 5, stride=1)[..., :128, :128]
+    result = shuffle_experiment(vgg19_random, texture, ["conv1_1", "conv2_1", "conv3_1"], "conv3_2", tiles=4, seed=3)
+    assert max(result["gram_change"].values()) < 0.1, result
+    assert result["content_change"] > 5 * max(result["gram_change"].values()), result
+
+
+def test_cost_scales_grow_with_area_for_content_only(vgg19_random):
+    rows = cost_scales(vgg19_random, gradient_image(128, 128), stripes_image(128, 128), "conv3_2", ["conv2_1"],
+                       sizes=(64, 128))
+    small, big = rows
+    assert big["J_content(C,0)"] / small["J_content(C,0)"] == pytest.approx(4, rel=0.3)
+    assert big["J_style[conv2_1](S,0)"] / small["J_style[conv2_1](S,0)"] == pytest.approx(1, rel=0.3)
+
+
+def test_orders():
+    a = torch.zeros(3, 2, 2)
+    a[2] += 5
+    a[0] += 1
+    assert channel_order(a).tolist() == [2, 0, 1]
+    assert gram_order(gram_matrix(a)).tolist() == [2, 0, 1]
+
+
+def test_every_figure_builds(vgg19_random):
+    img = gradient_image(64, 48)
+    block = activations(vgg19_random, [to_tensor(img)], "conv2_1", (48, 64))[0]
+    order = channel_order(block)
+    limits = plots.scale_limits([block, block], "global", order, 16)
+    history = [{"step": s, "elapsed": s * 0.1, "total": 10 / s, "content": 1 / s, "style": 9 / s, "tv": 0.0,
+                "size": [24, 32] if s < 3 else [48, 64], "style_conv1_1": 4 / s, "style_conv2_1": 5 / s}
+               for s in range(1, 6)]
+    toy = toy_block()
+    figs = [
+        plots.feature_grid(block, order, "content", limits=limits[0]),
+        plots.channel_overlay(img, block[0], (0, 0, 10, 10), "ch 0"),
+        plots.patches_grid(top_patches(vgg19_random, [to_tensor(img)], "conv1_1", 0, k=9), "top"),
+        plots.toy_walkthrough(toy, gram_matrix(toy), 0, 1),
+        plots.gram_heatmaps(gram_matrix(block), gram_matrix(block * 2), order, 16, cell=(1, 2)),
+        plots.pair_maps(block, 0, 1, "pair"),
+        plots.cost_curves(history),
+        plots.layer_costs(history),
+        plots.compare_runs({"a": history, "b": history}),
+        plots.receptive_fields(img, layer_shapes(vgg19_random, (48, 64))[:3]),
+        plots.shuffle_bars({"conv1_1": 0.1}, 0.9, "conv4_2"),
+        plots.image_row([img, img], ["a", "b"]),
+    ]
+    for fig in figs:
+        assert isinstance(fig, Figure) and fig.axes
+        fig.canvas.draw()  # renders without error
