@@ -2,15 +2,17 @@
 
 import streamlit as st
 
-from pages.common import load_query_params, sidebar
+from pages.common import framed, load_query_params, sidebar
 
 st.set_page_config(page_title="Neural style transfer lab", page_icon="🎨", layout="wide")
 
 PAGES = [
     st.Page("pages/stylize.py", title="Stylize", icon="🎨", default=True),
+    st.Page("pages/activations.py", title="What layers see", icon="🔬"),
 ]
 
 page = st.navigation(PAGES)
 load_query_params()
 sidebar()
-page.run()
+with framed():
+    page.run()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +23,30 @@ from nst_core.transfer import (BALANCES, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, 
                                measure_speed)
 
 ROOT = Path(__file__).resolve().parents[1]
+_frame = threading.local()
+
+
+@contextmanager
+def framed():
+    """Mark this script run as coming through the entrypoint's navigation (see ``require_frame``)."""
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
+
+
+def require_frame() -> None:
+    """Make sure a page runs inside the entrypoint's frame (sidebar, navigation).
+
+    Streamlit still auto-discovers a folder named ``pages/`` (its legacy multipage mode) until the
+    entrypoint first calls ``st.navigation``. A fresh server's first visitor on a deep link would then
+    get the bare page file. Turn the legacy mode off and rerun through the entrypoint instead.
+    """
+    if not getattr(_frame, "active", False):
+        from streamlit.runtime.pages_manager import PagesManager
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 ASSETS = ROOT / "assets"
 SIZES = (128, 192, 256, 384, 512)
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
@@ -376,3 +402,28 @@ def write_query_params() -> None:
         out[key] = ",".join(value) if isinstance(value, list) else str(value).replace(" ", "_")
     if dict(st.query_params) != out:
         st.query_params.from_dict(out)
+
+
+# ---------------------------------------------------------------- the images the explainer pages use
+
+def image_key(img: Image.Image) -> str:
+    """A content hash, so caches key on the picture itself rather than on its name."""
+    import hashlib
+    return hashlib.md5(img.tobytes() + str(img.size).encode()).hexdigest()
+
+
+def chosen_images() -> tuple[Image.Image, Image.Image, Image.Image | None]:
+    """The content and style picked on Stylize (or the defaults), and the latest generated image."""
+    ss = st.session_state
+    content = ss.get("content_img") or _decode(bundled("content")["chelsea cat"].read_bytes())[0]
+    style = ss.get("style_img") or _decode(bundled("style")["flow brush"].read_bytes())[0]
+    generated = None
+    runs = [r for r in ss.get("runs", []) if r.get("image")]
+    if runs:
+        generated = Image.open(io.BytesIO(runs[0]["image"])).convert("RGB")
+    return content, style, generated
+
+
+def images_caption() -> None:
+    st.caption("Images: the content and style chosen on **Stylize** (change them there), and the latest "
+               "generated image from this session's runs.")

@@ -6,6 +6,8 @@ from nst_core import TransferConfig
 from nst_core.transfer import PRESETS
 from pages import common
 
+common.require_frame()
+
 st.title("🎨 Stylize")
 st.write("The network stays frozen; only the pixels of the generated image **G** change, step by step, "
          "to lower **J(G) = α·J_content + β·J_style**.")
@@ -30,10 +32,12 @@ def apply_preset():
 left, mid, right = st.columns(3)
 with left:
     content_name, content = common.image_picker("content", "content", "chelsea cat")
+    st.session_state["content_img"] = content
     if content is not None:
         st.image(content, width="stretch")
 with mid:
     style_name, style = common.image_picker("style", "style", "flow brush")
+    st.session_state["style_img"] = style
     if style is not None:
         st.image(style, width="stretch")
     second = st.checkbox("Blend in a second style", key="use_second_style",

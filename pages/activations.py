@@ -1,0 +1,100 @@
+"""What does layer L see? Channel maps, one unit's receptive field, and the patches it likes best."""
+
+import streamlit as st
+
+from nst_core import plots, to_tensor
+from nst_core.analysis import activations, channel_order, layer_shapes, receptive_field_box, top_patches
+from pages import common
+
+common.require_frame()
+
+st.title("🔬 What does each layer see?")
+st.write("Each layer turns the image into a stack of **channels**: maps of where one learned filter "
+         "responds. Shallow layers have small receptive fields and respond to colours and edges; "
+         "deeper layers see larger regions and respond to whole textures and object parts.")
+
+model = common.current_model()
+content, style, generated = common.chosen_images()
+common.images_caption()
+size = st.session_state.get("size", 256)
+names = [n for n in model.table if n.startswith(("conv", "pool"))]
+
+st.subheader("The network, layer by layer")
+layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names else names[0], key="act_layer",
+                         help="Slide deeper: the maps get coarser (stride) and each unit sees more (receptive field).")
+shape = (content.height, content.width)
+h, w = (round(shape[0] * size / max(shape)), round(shape[1] * size / max(shape)))
+rows = layer_shapes(model, (h, w))
+st.dataframe([{**r, "": "◀" if r["layer"] == layer else ""} for r in rows], hide_index=True, height=260,
+             width="stretch")
+info = model.table[layer]
+st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // info.stride} grid for a {w}×{h} image. "
+        f"Each unit is {info.stride} px from its neighbour and sees a {info.receptive_field}×{info.receptive_field} px "
+        f"patch. As in the paper, conv names mean the output *after* the ReLU (Caffe applied it in place).",
+        icon="📏")
+
+
+@st.cache_data(max_entries=24, show_spinner="Computing activations…")
+def _acts(model_key, keys, _images, layer, size):
+    return [a.cpu() for a in activations(model, [to_tensor(i) for i in _images], layer, size)]
+
+
+labelled = [("content", content), ("style", style)] + ([("generated", generated)] if generated is not None else [])
+keys = tuple(common.image_key(img) for _, img in labelled)
+blocks = _acts(model.description, keys, [img for _, img in labelled], layer, (h, w))
+
+st.subheader("Channel maps")
+c1, c2 = st.columns(2)
+scaling = c1.radio("Colour scale", ["channel", "layer", "global"], horizontal=True, key="act_scaling",
+                   format_func={"channel": "per channel", "layer": "per image", "global": "shared by all"}.get,
+                   help="Per channel stretches every map; shared makes strong and weak channels comparable.")
+n = c2.select_slider("Channels shown", [4, 9, 16, 25], value=16, key="act_n")
+order = channel_order(blocks[0])
+limits = plots.scale_limits(blocks, scaling, order, n)
+cols = st.columns(len(blocks))
+for col, (label, _), block, lim in zip(cols, labelled, blocks, limits):
+    col.pyplot(plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim))
+st.caption("Channels are sorted by their mean activation on the content image, strongest first; the same "
+           "channels are shown for every image, so you can compare them.")
+if generated is None:
+    st.caption("Run a stylization on **Stylize** to add the generated image here.")
+
+st.subheader("Zoom into one channel")
+c1, c2, c3, c4 = st.columns(4)
+which = c1.selectbox("Image", [label for label, _ in labelled], key="act_which")
+idx = [label for label, _ in labelled].index(which)
+block = blocks[idx]
+channel = c2.number_input("Channel", 0, info.channels - 1, value=int(order[0]), key="act_channel")
+gh, gw = block.shape[1], block.shape[2]
+i = c3.slider("Unit row", 0, gh - 1, gh // 2, key="act_i")
+j = c4.slider("Unit column", 0, gw - 1, gw // 2, key="act_j")
+img = labelled[idx][1].resize((w, h))
+box = receptive_field_box(info, i, j, (h, w))
+col, text = st.columns([3, 2])
+col.pyplot(plots.channel_overlay(img, block[channel], box, f"{which}: {layer} channel {channel}"))
+text.markdown(f"The colours show where channel {channel} responds. The cyan box is everything the unit at "
+              f"row {i}, column {j} can see: a {info.receptive_field} px receptive field. Its activation "
+              f"there is **{float(block[channel, i, j]):.3g}**.\n\nOn shallow layers the box is a few pixels, "
+              "enough for an edge or a colour. On conv4 and conv5 it covers a large part of the image, so a "
+              "unit can respond to an eye or a whole wheel.")
+
+st.subheader("Which patches excite this unit most?")
+st.write("Following Zeiler & Fergus (2013): search every bundled image for the places where this channel "
+         "responds most, and cut out the patch each such unit sees.")
+
+
+@st.cache_data(max_entries=32, show_spinner="Searching the bundled images…")
+def _patches(model_key, layer, channel, side):
+    images = [to_tensor(common._decode(p.read_bytes())[0], side) for kind in ("content", "style")
+              for p in common.bundled(kind).values()]
+    return top_patches(model, images, layer, channel, k=9)
+
+
+patches = _patches(model.description, layer, int(channel), 224)
+c1, c2 = st.columns([3, 2])
+c1.pyplot(plots.patches_grid(patches, f"Top 9 patches for {layer}, channel {channel}"))
+c2.markdown("Try **conv1_1**: the patches are tiny, and all share one colour or one edge direction. "
+            "Then **conv3_1** and **conv5_1**: the patches grow and share a texture or a shape. "
+            "With random weights the patches share little: what a unit likes is learned from data.")
+if not model.trained:
+    st.warning("These are random weights: the patterns are not learned ones.", icon="🎲")
