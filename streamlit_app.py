@@ -9,6 +9,7 @@ st.set_page_config(page_title="Neural style transfer lab", page_icon="🎨", lay
 PAGES = [
     st.Page("pages/stylize.py", title="Stylize", icon="🎨", default=True),
     st.Page("pages/activations.py", title="What layers see", icon="🔬"),
+    st.Page("pages/gram.py", title="Gram matrices", icon="🧮"),
 ]
 
 page = st.navigation(PAGES)

@@ -164,10 +164,11 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
     return rows
 
 
-def activations(model: VGGFeatures, images: list[torch.Tensor], layer: str, size: tuple[int, int]) -> list[torch.Tensor]:
-    """One layer's activation block (C, H, W) for each image, all resized to ``size`` first."""
+def activations(model: VGGFeatures, images: list[torch.Tensor], layer: str,
+                size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+    """One layer's activation block (C, H, W) for each image, resized to ``size`` first if given."""
     with torch.no_grad():
-        return [model.extract(resize_tensor(img, size), [layer])[layer][0] for img in images]
+        return [model.extract(img if size is None else resize_tensor(img, size), [layer])[layer][0] for img in images]
 
 
 def channel_order(a: torch.Tensor) -> torch.Tensor:
