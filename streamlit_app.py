@@ -10,6 +10,9 @@ PAGES = [
     st.Page("pages/stylize.py", title="Stylize", icon="🎨", default=True),
     st.Page("pages/activations.py", title="What layers see", icon="🔬"),
     st.Page("pages/gram.py", title="Gram matrices", icon="🧮"),
+    st.Page("pages/cost_curves.py", title="Cost curves", icon="📉"),
+    st.Page("pages/experiments.py", title="Layer experiments", icon="🧪"),
+    st.Page("pages/how_it_works.py", title="How it works", icon="📐"),
 ]
 
 page = st.navigation(PAGES)

@@ -32,3 +32,42 @@ def growing_style_sets(layers) -> list[tuple[str, ...]]:
 def sweep(base: TransferConfig, field: str, values) -> list[TransferConfig]:
     """One config per value of one setting, all else (seed included) equal: an A/B/… comparison."""
     return [replace(base, **{field: v}) for v in values]
+
+
+CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+BETA_SWEEP = (0.5, 2.0, 10.0, 50.0)
+# Small and short by default so a class can recompute on its own images: reconstructions start from
+# noise, where L-BFGS converges in far fewer steps than Adam.
+RECONSTRUCTION = TransferConfig(size=128, steps=60, optimizer="lbfgs", lr=1.0, levels=1)
+STYLIZATION = TransferConfig(size=128, steps=40, levels=2, optimizer="adam", lr=0.03)
+
+EXPERIMENTS = {
+    "content": "Content reconstructions: match one layer only, from noise",
+    "style": "Style reconstructions: match Gram matrices of growing layer sets, from noise",
+    "content_layer": "The same stylization, content from conv2_2 versus conv4_2",
+    "beta": "A sweep of β (style weight) with α = 1",
+    "weights": "Trained versus random weights: the same content reconstruction (conv4_2)",
+}
+
+
+def series(name: str, style_layers=None, reconstruction: TransferConfig = RECONSTRUCTION,
+           stylization: TransferConfig = STYLIZATION) -> list[tuple[str, TransferConfig]]:
+    """The labelled configurations of one experiment, each to be run through ``transfer.run``.
+
+    ``weights`` returns the same configuration twice: the caller runs it on a trained and on a
+    random network, which is the only thing that differs.
+    """
+    style_layers = tuple(style_layers or ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"))
+    if name == "content":
+        return [(layer, content_reconstruction(layer, reconstruction)) for layer in CONTENT_LAYERS]
+    if name == "style":
+        return [("+".join(s) if len(s) == 1 else f"conv1_1 … {s[-1]}", style_reconstruction(s, reconstruction))
+                for s in growing_style_sets(style_layers)]
+    if name == "content_layer":
+        return [(f"content {layer}", replace(stylization, content_layer=layer)) for layer in ("conv2_2", "conv4_2")]
+    if name == "beta":
+        return [(f"β = {b:g}", c) for b, c in zip(BETA_SWEEP, sweep(stylization, "beta", BETA_SWEEP))]
+    if name == "weights":
+        cfg = content_reconstruction("conv4_2", reconstruction)
+        return [("trained", cfg), ("random", cfg)]
+    raise ValueError(f"unknown experiment '{name}': choose one of {', '.join(EXPERIMENTS)}")

@@ -9,13 +9,12 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image, PngImagePlugin
 
-from nst_core import ImageError, ModelError, TransferConfig, WeightsUnavailable, load_image, load_vgg, run, to_pil
+from nst_core import NORMALIZATIONS, ImageError, ModelError, TransferConfig, WeightsUnavailable, load_image, load_vgg, run, to_pil
 from nst_core.model import WEIGHTS_ENV, resolve_device
 from nst_core.slots import RunSlots
 from nst_core.model import ARCHS
@@ -302,8 +301,19 @@ def show_run(entry: dict, key: str) -> None:
                        file_name=f"nst_run{entry['id']}.json", mime="application/json", key=f"dlj_{key}")
 
 
-def config_with(cfg: TransferConfig, **changes) -> TransferConfig:
-    return replace(cfg, **changes)
+def config_from_state(two_styles: bool = False) -> TransferConfig:
+    """The Stylize page's settings as a run configuration (raises ValueError for impossible ones)."""
+    ss = st.session_state
+    init_state({**STYLIZE_DEFAULTS, **SIDEBAR_DEFAULTS})
+    layers = tuple(ss["style_layers"])
+    return TransferConfig(
+        content_layer=ss["content_layer"], style_layers=layers,
+        style_weights=tuple(ss.get(f"lam_{n}", 1.0 / max(len(layers), 1)) for n in layers),
+        alpha=float(ss["alpha"]), beta=float(ss["beta"]), tv_weight=float(ss["tv"]), balance=ss["balance"],
+        normalization=ss["normalization"],
+        optimizer=ss["optimizer"], lr=float(ss["lr"]), steps=int(ss["steps"]), init=ss["init"], size=int(ss["size"]),
+        levels=int(ss["levels"]), seed=int(ss["seed"]), pooling=ss["pooling"], preserve_color=ss["preserve_color"],
+        style_blend=(1 - ss["blend"], ss["blend"]) if two_styles else None)
 
 
 @st.cache_resource(show_spinner=False)
@@ -345,18 +355,18 @@ def _parse(value: str, like):
 
 STYLIZE_DEFAULTS = {
     "preset": "Quick", "content_layer": "conv4_2", "style_layers": list(PAPER_STYLE_LAYERS), "balance": "auto",
-    "alpha": 1.0, "beta": 5.0, "tv": 0.0, "preserve_color": False, "blend": 0.5, "use_second_style": False,
+    "alpha": 1.0, "beta": 5.0, "tv": 0.0, "normalization": "seed", "preserve_color": False, "blend": 0.5, "use_second_style": False,
     **PRESETS["Quick"],
 }
 SIDEBAR_DEFAULTS = {"size": 256, "seed": 0, "arch": "vgg19"}
 # Settings a link carries; the sidebar's are shared by every page.
 URL_KEYS = ["weights_source", "arch", "size", "seed", "content", "style", "preset", "content_layer", "style_layers",
             "balance", "alpha", "beta", "steps", "optimizer", "lr", "init", "levels", "tv", "pooling",
-            "preserve_color"]
+            "preserve_color", "normalization"]
 
 
 _CHOICES = {"arch": ARCHS, "optimizer": OPTIMIZERS, "init": INITS, "pooling": ("max", "avg"),
-            "balance": BALANCES, "preset": tuple(PRESETS), "size": SIZES}
+            "balance": BALANCES, "preset": tuple(PRESETS), "size": SIZES, "normalization": NORMALIZATIONS}
 _RANGES = {"steps": (1, 1000), "levels": (1, 3), "lr": (0.001, 10.0), "tv": (0.0, 100.0), "alpha": (0.0, 1e12),
            "beta": (0.0, 1e12), "seed": (0, 10**6)}
 

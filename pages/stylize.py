@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from nst_core import TransferConfig
+from nst_core import FORMULAS
 from nst_core.transfer import PRESETS
 from pages import common
 
@@ -110,17 +110,15 @@ with st.expander("Advanced: layers, weights, optimizer", expanded=False):
     c3.selectbox("Pooling", ["max", "avg"], key="pooling", help="The paper swapped max for average pooling.")
     c4.checkbox("Keep the photo's colours", key="preserve_color",
                 help="Takes the luminance from G and the colours from the content image.")
+    st.radio("Normalization", ["seed", "mse"], key="normalization", horizontal=True,
+             format_func={"seed": "Course / Gatys: ½·Σ and 1/(2·n_H·n_W·n_C)²",
+                          "mse": "Mean squared (PyTorch tutorial)"}.get,
+             help="Only constant factors differ; with balanced weighting the result is nearly the same.")
+    st.latex(FORMULAS[st.session_state["normalization"]]["style_layer"])
 
 ss = st.session_state
-size = ss["size"]
 try:
-    cfg = TransferConfig(content_layer=ss["content_layer"], style_layers=tuple(ss["style_layers"]),
-                         style_weights=tuple(ss.get(f"lam_{n}", 1.0) for n in ss["style_layers"]),
-                         alpha=float(ss["alpha"]), beta=float(ss["beta"]), tv_weight=float(ss["tv"]),
-                         balance=ss["balance"], optimizer=ss["optimizer"], lr=float(ss["lr"]), steps=int(ss["steps"]),
-                         init=ss["init"], size=size, levels=int(ss["levels"]), seed=int(ss["seed"]),
-                         pooling=ss["pooling"], preserve_color=ss["preserve_color"],
-                         style_blend=(1 - ss["blend"], ss["blend"]) if style2 is not None else None)
+    cfg = common.config_from_state(two_styles=style2 is not None)
     error = None
 except ValueError as exc:
     cfg, error = None, str(exc)

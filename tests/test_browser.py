@@ -21,7 +21,8 @@ from tests.conftest import ROOT, gradient_image
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
-PAGES = {"": "stylize"}
+PAGES = {"": "stylize", "activations": "activations", "gram": "gram", "cost_curves": "cost_curves",
+         "experiments": "experiments", "how_it_works": "how_it_works"}
 # Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
 
@@ -102,6 +103,19 @@ def choose(page, label: str, option: str):
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     box.click()
     page.get_by_role("option", name=option).first.click()
+
+
+def test_deep_link_on_a_fresh_server_gets_the_full_app(server, page):
+    """The first visit of a new server lands on a page other than the home page: it must still get the
+    app's navigation and sidebar, not Streamlit's legacy pages/ listing."""
+    page.goto(f"{server}/gram{FAST}")
+    wait_idle(page)
+    page.get_by_text("What is style, concretely?").wait_for(timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Network").count() == 1
+    assert sidebar.get_by_text("How it works").count() == 1
+    assert sidebar.get_by_text("common").count() == 0
+    no_exceptions(page)
 
 
 def test_stylize_upload_run_download(server, page, tmp_path):

@@ -1,0 +1,94 @@
+"""How it works: the whole cost function, receptive fields, and why α/β depends on the network."""
+
+import streamlit as st
+
+from nst_core import FORMULAS, plots
+from nst_core.analysis import cost_scales, layer_shapes
+from nst_core.costs import TV_FORMULA
+from pages import common
+
+common.require_frame()
+
+st.title("📐 How it works")
+model = common.current_model()
+content, style, _ = common.chosen_images()
+norm = st.session_state.get("normalization", "seed")
+f = FORMULAS[norm]
+
+st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a network. A VGG network, "
+         "already trained to recognise objects, stays frozen. What changes is the image **G** itself: its "
+         "pixels are moved, by gradient descent, until the network sees in G the *content* of a photo C and "
+         "the *style* of an artwork S.")
+st.caption(f"Formulas shown: the **{'course (seed) normalization' if norm == 'seed' else 'mean-squared (PyTorch tutorial) normalization'}**, "
+           "the one Stylize uses now (change it under Stylize → Advanced).")
+
+st.header("1 · Content cost")
+st.latex(f["content"])
+st.write("Pass C and G through the network and compare one layer l's activations, number by number. If they "
+         "agree, the network sees the same things in the same places in both images. Which layer matters: "
+         "a shallow one pins G to C's exact pixels, a deep one only to its layout.")
+st.page_link("pages/experiments.py", label="See it: content reconstructions from each layer", icon="🧪")
+
+st.header("2 · Gram matrix")
+st.latex(f["gram"])
+st.write("For one layer, G[k, k′] adds up, over every position, the product of channel k and channel k′. It "
+         "is large when the two features tend to appear at the same places, and it forgets *where* they "
+         "appear. That is what makes it a description of style rather than of layout.")
+st.page_link("pages/gram.py", label="See it: a toy Gram matrix, the real one, and the shuffle test", icon="🧮")
+
+st.header("3 · Style cost, one layer")
+st.latex(f["style_layer"])
+st.write("Compare the Gram matrices of S and G entry by entry. The factor in front keeps layers of different "
+         "sizes on a similar footing, though not an equal one: see the per-layer curves.")
+st.page_link("pages/cost_curves.py", label="See it: which layer's style cost dominates a run", icon="📉")
+
+st.header("4 · Style cost over several layers")
+st.latex(f["style"])
+st.write("Shallow layers carry colour and fine grain; deep layers carry larger motifs. Summing several layers "
+         "with weights λ[l] captures the style at every scale, which looks far better than any single layer.")
+st.page_link("pages/experiments.py", label="See it: style reconstructions with growing layer sets", icon="🧪")
+
+st.header("5 · The total")
+st.latex(f["total"])
+st.write("α and β set the trade-off. The gradient of J with respect to G's pixels tells each pixel which way "
+         "to move; Adam or L-BFGS take the steps. An optional smoothness term can be added:")
+st.latex(TV_FORMULA)
+st.page_link("pages/stylize.py", label="Try it: Stylize", icon="🎨")
+
+st.header("6 · Receptive fields: how much each unit sees")
+st.write("A 3×3 convolution lets each unit see one pixel further in every direction; a 2×2 pool doubles the "
+         "step between units, so every later convolution grows the field twice as fast. Formally, each "
+         "layer adds (kernel − 1) × (current stride) pixels.")
+size = st.session_state.get("size", 256)
+h, w = round(content.height * size / max(content.size)), round(content.width * size / max(content.size))
+rows = layer_shapes(model, (h, w))
+c1, c2 = st.columns([2, 3])
+c1.dataframe([{k: r[k] for k in ("layer", "stride", "receptive field (px)", "n_C")} for r in rows], hide_index=True,
+             height=420, width="stretch")
+firsts = [r for r in rows if r["layer"].endswith("_1")]
+c2.pyplot(plots.receptive_fields(content.resize((w, h)), firsts))
+
+st.header("7 · Why the right α/β depends on the network and the image size")
+st.write("Multiply every activation by a factor s (a differently trained network can easily differ by 100×). "
+         "J_content is a sum of squared differences: it grows by s². J_style compares Gram matrices, which are "
+         "already products of two activations: it grows by s⁴. Enlarge the image: J_content sums over more "
+         "positions and grows with the area, while the style cost's factor 1/(2·n_H·n_W·n_C)² cancels the "
+         "growth of the Gram matrix, so J_style stays put. An α/β that works for one network and size is "
+         "wrong by orders of magnitude for another.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring cost scales…")
+def _scales(model_key, keys, _content, _style):
+    return cost_scales(model, _content, _style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
+
+
+table = _scales(model.description, (common.image_key(content), common.image_key(style)), content, style)
+st.dataframe([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in table],
+             hide_index=True, width="stretch")
+ratio_c = table[1]["J_content(C,0)"] / table[0]["J_content(C,0)"]
+ratio_s = table[1]["J_style[conv3_1](S,0)"] / table[0]["J_style[conv3_1](S,0)"]
+st.markdown(f"Measured on {model.description}: doubling the size (4× the area) multiplies the content scale by "
+            f"**{ratio_c:.1f}×** and the conv3_1 style scale by **{ratio_s:.1f}×**. The app's **balanced** "
+            "weighting therefore divides α by J_content(C, 0) and each λ[l] by J_style[l](S, 0), both measured on "
+            "your own images, so the same α = 1, β = 5 gives a similar picture on any network and at any size. "
+            "The formulas stay exactly as above; only the numbers in front of them are derived.")
