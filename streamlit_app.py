@@ -15,7 +15,7 @@ PAGES = [
     st.Page("pages/how_it_works.py", title="How it works", icon="📐"),
 ]
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, position="top")
 load_query_params()
 sidebar()
 with framed():

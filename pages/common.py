@@ -36,16 +36,20 @@ def framed():
 
 
 def require_frame() -> None:
-    """Make sure a page runs inside the entrypoint's frame (sidebar, navigation).
+    """Make sure a page runs inside the entrypoint's frame (query parameters, sidebar).
 
-    Streamlit still auto-discovers a folder named ``pages/`` (its legacy multipage mode) until the
-    entrypoint first calls ``st.navigation``. A fresh server's first visitor on a deep link would then
-    get the bare page file. Turn the legacy mode off and rerun through the entrypoint instead.
+    Streamlit still runs a folder named ``pages/`` in its legacy multipage mode until the entrypoint
+    first calls ``st.navigation`` (and AppTest starts every run that way). A page reached like that
+    draws the frame itself, and legacy mode is switched off so later runs go through the entrypoint.
+    ``client.showSidebarNavigation = false`` hides the legacy page list meanwhile.
     """
     if not getattr(_frame, "active", False):
         from streamlit.runtime.pages_manager import PagesManager
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        load_query_params()
+        sidebar()
+
+
 ASSETS = ROOT / "assets"
 SIZES = (128, 192, 256, 384, 512)
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
@@ -282,8 +286,16 @@ def run_panel(content: Image.Image, styles: list[Image.Image], cfg: TransferConf
     return entry
 
 
-def settings_table(settings: dict) -> str:
-    return "\n".join(f"- **{k}**: {v}" for k, v in settings.items())
+def run_summary(entry: dict, short: bool = False) -> str:
+    """The settings that matter most for comparing runs, in words."""
+    s = entry.get("settings", {})
+    parts = {"content layer": s.get("content_layer"), "style layers": ", ".join(s.get("style_layers") or ()),
+             "optimizer": s.get("optimizer"), "steps": s.get("steps"), "size": s.get("size"), "β": s.get("beta"),
+             "start": s.get("init")}
+    parts = {k: v for k, v in parts.items() if v not in (None, "")}
+    if short:
+        return ", ".join(f"{k} {v}" for k, v in parts.items() if k != "style layers")
+    return "\n".join(f"- **{k}**: {v}" for k, v in parts.items())
 
 
 def show_run(entry: dict, key: str) -> None:
@@ -291,7 +303,7 @@ def show_run(entry: dict, key: str) -> None:
     if entry.get("image") is None:
         st.info("This run stopped before its first step.")
         return
-    st.image(entry["image"], caption=f"Run {entry['id']}: {entry['label']} ({entry['status']})", width="stretch")
+    st.image(entry["image"], caption=f"Run {entry['id']}: {entry['label']} ({entry['status']})", width=512)
     if entry["status"] != "done":
         st.caption(entry["message"])
     c1, c2 = st.columns(2)

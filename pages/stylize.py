@@ -147,18 +147,17 @@ if runs:
         common.show_run(latest, "latest")
     with c2:
         st.markdown(f"**{latest['label']}** · {latest['model']}")
-        if latest["weights"]:
+        st.markdown(common.run_summary(latest))
+        if latest.get("weights"):
             w = latest["weights"]
-            st.markdown(f"α used = {w['alpha']:.3g}, β used = {w['beta']:.3g}")
-        st.markdown(common.settings_table({k: latest["settings"][k] for k in
-                                           ("content_layer", "style_layers", "optimizer", "steps", "size", "init")}))
+            st.caption(f"Weights actually used: α = {w['alpha']:.3g}, β = {w['beta']:.3g} "
+                       f"({'balanced' if latest['settings'].get('balance') == 'auto' else 'raw'}).")
+        st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
     if len(runs) > 1:
         st.subheader("This session's runs, side by side")
-        cols = st.columns(min(len(runs), 4))
+        cols = st.columns(4)
         for col, entry in zip(cols, runs[:4]):
             with col:
                 if entry.get("image"):
                     st.image(entry["image"], width="stretch")
-                st.caption(f"Run {entry['id']} · {entry['status']} · {entry['settings']['optimizer']}, "
-                           f"{entry['settings']['steps']} steps, β={entry['settings']['beta']:.3g}, "
-                           f"content {entry['settings']['content_layer']}")
+                st.caption(f"Run {entry['id']} · {entry['status']} · {common.run_summary(entry, short=True)}")

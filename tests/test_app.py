@@ -1,0 +1,139 @@
+"""Every page under Streamlit's AppTest, on a small random network."""
+
+from __future__ import annotations
+
+import torch
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["pages/stylize.py", "pages/activations.py", "pages/gram.py", "pages/cost_curves.py",
+         "pages/experiments.py", "pages/how_it_works.py"]
+TIMEOUT = 180
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch, tmp_path):
+    monkeypatch.delenv("NST_WEIGHTS", raising=False)
+    monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.chdir(ROOT)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(**state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    # A small untrained network and a small image keep every test to seconds.
+    for key, value in {"weights_source": "random", "arch": "vgg16", "size": 128, **state}.items():
+        at.session_state[key] = value
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(page):
+    at = app()
+    at.run()
+    at.switch_page(page)
+    at.run()
+    no_exception(at)
+    assert at.title, f"{page} shows no title"
+
+
+def test_stylize_controls_exist():
+    at = app()
+    at.run()
+    no_exception(at)
+    labels = {w.label for w in at.selectbox} | {w.label for w in at.radio} | {w.label for w in at.multiselect}
+    for label in ("Content image", "Style image", "Preset", "Content layer", "Style layers", "Optimizer",
+                  "Start from", "Pooling", "Weighting", "Normalization", "Weights", "Architecture"):
+        assert label in labels, label
+    assert any(b.label == "▶ Run" for b in at.button)
+    assert all(w.help for w in at.selectbox if w.label in ("Content layer", "Optimizer", "Pooling"))
+
+
+def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
+    at = app(steps=2, levels=1)
+    at.run()
+    next(b for b in at.button if b.label == "▶ Run").click().run()
+    no_exception(at)
+    runs = at.session_state["runs"]
+    assert len(runs) == 1 and runs[0]["status"] == "done"
+    assert runs[0]["image"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(runs[0]["history"]) == 3  # two steps and the final evaluation
+    assert any(el.proto.label == "⬇ Download PNG" for el in at.get("download_button"))
+    at.switch_page("pages/cost_curves.py").run()
+    no_exception(at)
+    assert any("Run 1" in str(o) for sb in at.selectbox for o in sb.options)
+    at.switch_page("pages/stylize.py").run()
+    no_exception(at)
+    assert at.session_state["runs"][0]["image"] == runs[0]["image"]
+    assert any(h.value == "Latest result" for h in at.subheader)
+
+
+def test_an_interrupted_run_is_kept_as_stopped():
+    """A Stop click reruns the script mid-run; the next run must store what the run had reached."""
+    at = app()
+    at.run()
+    at.session_state["live"] = {"label": "x", "kind": "stylize", "settings": {"steps": 9}, "snapshots": [],
+                                "history": [{"step": 1, "total": 2.0}, {"step": 2, "total": 1.0}],
+                                "best": torch.rand(1, 3, 16, 16), "weights": {}, "model": "m", "started": 0}
+    at.run()
+    no_exception(at)
+    entry = at.session_state["runs"][0]
+    assert entry["status"] == "stopped" and "step 2" in entry["message"] and entry["image"][:4] == b"\x89PNG"
+    assert "live" not in at.session_state
+
+
+def test_sessions_are_isolated():
+    a, b = app(steps=1, levels=1), app(steps=1, levels=1)
+    a.run()
+    b.run()
+    next(x for x in a.button if x.label == "▶ Run").click().run()
+    b.run()
+    assert len(a.session_state["runs"]) == 1
+    assert "runs" not in b.session_state or not b.session_state["runs"]
+
+
+def test_shared_link_sets_the_widgets():
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"weights_source": "random", "steps": "7", "optimizer": "lbfgs", "beta": "20",
+                            "style_layers": "conv1_1,conv2_1", "size": "999", "init": "bogus"})
+    at.run()
+    no_exception(at)
+    assert at.session_state["steps"] == 7 and at.session_state["optimizer"] == "lbfgs"
+    assert at.session_state["beta"] == 20.0 and at.session_state["style_layers"] == ["conv1_1", "conv2_1"]
+    assert at.session_state["size"] == 256 and at.session_state["init"] == "content"  # bad values ignored
+
+
+def test_offline_imagenet_falls_back_with_a_notice(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    at = app(weights_source="imagenet", arch="vgg16")
+    at.run()
+    no_exception(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "could not be loaded" in warnings and "Random (untrained)" in warnings
+    assert any("random untrained" in w.value for w in at.warning)
+
+
+def test_bad_weights_file_in_the_environment_is_not_a_crash(monkeypatch, tmp_path):
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"garbage")
+    monkeypatch.setenv("NST_WEIGHTS", str(bad))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.session_state["size"] = 128
+    at.run()
+    no_exception(at)
+    assert any("could not be loaded" in w.value for w in at.warning)
