@@ -3,7 +3,8 @@
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python assets/make_gallery.py
 
 Writes assets/gallery/<content>__<style>.jpg and index.json (a caption per image naming the
-weights and settings that made it). Pass pair names (content__style) to redo only those.
+weights and settings that made it). Pairs already made are skipped; pass pair names
+(content__style) to redo those.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(only: list[str]) -> None:
     for c in sorted((ASSETS / "content").glob("*.jpg")):
         for s in sorted((ASSETS / "styles").glob("*.png")):
             stem = f"{c.stem}__{s.stem}"
-            if only and stem not in only:
+            if (only and stem not in only) or (not only and (OUT / f"{stem}.jpg").exists()):
                 continue
             t = time.perf_counter()
             img, _ = stylize(load_image(c), load_image(s), cfg, model)

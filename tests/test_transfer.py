@@ -196,3 +196,12 @@ def test_style_only_run_uses_no_content_layer(vgg19_random, content_img, style_i
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         TransferConfig(**bad)
+
+
+def test_lbfgs_keeps_descending_from_noise(vgg19_random, style_img):
+    """Regression: with torch's default max_eval (1 for max_iter=1) the line search gave up after one
+    trial, returned t = 0, and the run froze after its first step."""
+    cfg = style_reconstruction(("conv1_1", "conv2_1"), TransferConfig(size=48, steps=12, optimizer="lbfgs", lr=1.0))
+    totals = [r.total for r in run_all(style_img, style_img, cfg, vgg19_random) if r.status == "running"]
+    assert totals[-1] < 0.5 * totals[1], totals
+    assert len(set(round(t, 12) for t in totals[2:])) > 5, "the cost stopped changing"
