@@ -135,7 +135,9 @@ if error:
 if st.button("▶ Run", type="primary", disabled=not ready, help="Start the optimization."):
     settings = {"content": content_name, "style": style_name, "network": model.description, **cfg.to_dict()}
     styles = [style] + ([style2] if style2 is not None else [])
-    common.run_panel(content, styles, cfg, model, f"{content_name} × {style_name}", settings)
+    entry = common.run_panel(content, styles, cfg, model, f"{content_name} × {style_name}", settings)
+    if entry["status"] == "done":
+        st.rerun()  # redraw without the run panel: the result is in the session's gallery below
 
 # ---------------------------------------------------------------- results
 runs = ss.get("runs", [])

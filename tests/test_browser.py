@@ -85,9 +85,13 @@ def wait_idle(page, timeout=120):
     """Wait until Streamlit has finished running the script (no 'Running…' indicator)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     deadline = time.time() + timeout
-    time.sleep(1.0)
+    time.sleep(1.5)
+    quiet = 0
     while time.time() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+        busy = (page.locator('[data-testid="stStatusWidget"]').count()
+                + page.locator('[data-testid="stSkeleton"]').count())
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet >= 3:  # idle for three polls in a row, not just between two reruns
             return
         time.sleep(0.5)
     raise AssertionError("the app kept running")
@@ -164,3 +168,17 @@ def test_every_page_renders(server, page, path):
     wait_idle(page)
     no_exceptions(page)
     page.screenshot(path=str(SHOTS / f"page_{PAGES[path]}.png"), full_page=True)
+
+
+def test_stop_mid_run_keeps_the_best_image(server, page):
+    page.goto(server + "/" + FAST.replace("steps=3", "steps=400"))
+    wait_idle(page)
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text("Step 3/").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.get_by_text("Latest result").wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exceptions(page)
+    assert page.get_by_text("(stopped)").count() >= 1
+    assert page.get_by_text("the best image so far is kept").count() >= 1
+    page.screenshot(path=str(SHOTS / "stylize_stopped.png"), full_page=True)
