@@ -73,11 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="content: one layer (e.g. conv4_2); style: layers whose Grams to match")
     _add_run_options(p)
 
-    p = sub.add_parser("benchmark", help="measure seconds per step and related figures")
+    p = sub.add_parser("benchmark", help="measure speed and memory (see nst_core/benchmark.py)")
     p.add_argument("--arch", choices=("vgg16", "vgg19"), default="vgg19")
-    p.add_argument("--weights", default="random")
-    p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 512))
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--weights", default="random", help="random, imagenet or a weights file")
+    p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 384, 512))
+    p.add_argument("--steps", type=int, default=5, help="steps timed per size for the overhead")
+    p.add_argument("--sections", type=_csv_list, default=("overhead", "totals", "gpu"),
+                   help="any of overhead,totals,quality,concurrency,gpu (quality and concurrency take minutes)")
+    p.add_argument("--quality-size", type=int, default=384)
+    p.add_argument("--baseline-steps", type=int, default=300)
+    p.add_argument("--concurrency-size", type=int, default=256)
     p.add_argument("--json", default=None, help="also write the results as JSON")
     return parser
 

@@ -1,8 +1,16 @@
-"""``python -m nst_core benchmark``: seconds per step, measured, never asserted in tests.
+"""``python -m nst_core benchmark``: speed and memory, measured and printed, never asserted in tests.
 
-For each size it times a bare forward+backward (gradient with respect to the input only) through
-the network cut at the deepest default layer, then the same number of steps of :func:`run`, and
-reports their ratio: what the costs, Gram matrices, optimizer and bookkeeping add.
+Sections (each figure from this one run, on this machine):
+
+* overhead: the median step time of :func:`run` over a bare forward+backward (input gradient only)
+  through the same truncated network at the same size — what the costs, Gram matrices, optimizer
+  and bookkeeping add;
+* quality: how long each preset takes to reach the final cost of a plain baseline (single scale,
+  Adam lr 0.02, init from content), judged by one fixed evaluator (the default layers, α = 1,
+  β = 5, balanced), as a fraction of the baseline's time;
+* totals: seconds to the first preview and to the end of the app's default run, and peak memory
+  (RSS, in a fresh process per size);
+* concurrency: three default runs in three threads of one process, against the same three in a row.
 """
 
 from __future__ import annotations
@@ -10,12 +18,25 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import subprocess
+import sys
+import threading
 import time
+from dataclasses import replace
 
 import torch
 
+from .images import load_image, resize_tensor, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import TransferConfig, run
+from .transfer import PRESETS, TransferConfig, evaluate, run
+
+ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
+ASSET_STYLE = "assets/styles/flow_brush.png"
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
 
 
 def _bare_step_seconds(model, layers, size, steps) -> float:
@@ -27,45 +48,152 @@ def _bare_step_seconds(model, layers, size, steps) -> float:
         sum(a.sum() for a in acts.values()).backward()
         x.grad = None
         times.append(time.perf_counter() - t)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return _median(times[1:])
 
 
 def _run_step_seconds(model, size, steps) -> float:
     img = torch.rand(1, 3, *size)
-    cfg = TransferConfig(size=max(size), steps=steps + 1, snapshot_every=10**9)
+    cfg = TransferConfig(size=max(size), steps=steps + 1, snapshot_every=10)
     stamps = [rec.elapsed for rec in run(img, img, cfg, model) if rec.status == "running"]
-    deltas = [b - a for a, b in zip(stamps, stamps[1:])]
-    return sorted(deltas)[len(deltas) // 2]
+    return _median([b - a for a, b in zip(stamps, stamps[1:])])
 
 
-def measure(arch: str, weights: str, sizes, steps: int, device="auto") -> dict:
-    device = resolve_device(device)
-    model = load_vgg(arch, weights, device=device)
-    cfg = TransferConfig()
+def overhead(model, sizes, steps) -> list[dict]:
+    layers = TransferConfig().layers
     rows = []
     for side in sizes:
         size = (side, side)
-        bare = _bare_step_seconds(model, cfg.layers, size, steps)
+        bare = _bare_step_seconds(model, layers, size, steps)
         full = _run_step_seconds(model, size, steps)
         rows.append({"size": side, "bare_fwd_bwd_s": round(bare, 4), "run_step_s": round(full, 4),
                      "overhead_ratio": round(full / bare, 3),
-                     "gflop_per_step": round(step_gflop(arch, cfg.layers, size), 1)})
-    return {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}",
-        "device": str(device), "torch": torch.__version__, "network": model.description,
-        "layers": cfg.layers, "steps_timed": steps, "rows": rows,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+                     "gflop_per_step": round(step_gflop(model.arch, layers, size), 1)})
+    return rows
+
+
+def _timed_snapshots(content, style, cfg, model):
+    """Run to the end; return [(elapsed, image)] for every snapshot and the final image."""
+    out = []
+    for rec in run(content, style, cfg, model):
+        if rec.image is not None:
+            out.append((rec.elapsed, rec.image))
+    return out
+
+
+def quality(model, size: int, baseline_steps: int) -> list[dict]:
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    judge = TransferConfig(size=size, alpha=1.0, beta=5.0)
+    shape = tuple(to_tensor(content, size).shape[-2:])
+
+    def cost(img):
+        return evaluate(resize_tensor(img, shape), content, style, judge, model)["total"]
+
+    base_cfg = TransferConfig(size=size, steps=baseline_steps, optimizer="adam", lr=0.02, levels=1,
+                              snapshot_every=max(1, baseline_steps // 20))
+    base = _timed_snapshots(content, style, base_cfg, model)
+    target, base_time = cost(base[-1][1]), base[-1][0]
+    rows = [{"contender": "baseline", "seconds": round(base_time, 1), "fraction_of_baseline": 1.0,
+             "final_cost": round(target, 5)}]
+    for name, preset in PRESETS.items():
+        cfg = replace(TransferConfig(size=size, snapshot_every=2), **preset)
+        snaps = _timed_snapshots(content, style, cfg, model)
+        reached = next((t for t, img in snaps if tuple(img.shape[-2:]) == shape and cost(img) <= target), None)
+        rows.append({"contender": name, "seconds": round(snaps[-1][0], 1),
+                     "final_cost": round(cost(snaps[-1][1]), 5),
+                     "reached_baseline_s": None if reached is None else round(reached, 1),
+                     "fraction_of_baseline": None if reached is None else round(reached / base_time, 3)})
+    return rows
+
+
+def _default_run_totals(weights: str, arch: str | None, size: int) -> dict:
+    """In this process: the app's default (Quick) run at ``size``; for a fresh process per size."""
+    model = load_vgg(arch, weights)
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    cfg = replace(TransferConfig(size=size), **PRESETS["Quick"])
+    t0 = time.perf_counter()
+    first_preview = None
+    for rec in run(content, style, cfg, model):
+        if rec.image is not None and first_preview is None:
+            first_preview = time.perf_counter() - t0
+    return {"size": size, "first_preview_s": round(first_preview, 2), "default_run_s": round(rec.elapsed, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def totals(weights: str, arch: str | None, sizes) -> list[dict]:
+    rows = []
+    for side in sizes:
+        code = ("import json, sys; from nst_core.benchmark import _default_run_totals as f; "
+                f"print(json.dumps(f({weights!r}, {arch!r}, {side})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def concurrency(model, size: int, n: int = 3) -> dict:
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    cfg = replace(TransferConfig(size=size), **PRESETS["Quick"])
+    t = time.perf_counter()
+    for _ in range(n):
+        for _ in run(content, style, cfg, model):
+            pass
+    sequential = time.perf_counter() - t
+    errors: list[str] = []
+
+    def one():
+        try:
+            for _ in run(content, style, cfg, model):
+                pass
+        except Exception as exc:  # a benchmark reports failures instead of dying on them
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    parallel = time.perf_counter() - t
+    return {"runs": n, "size": size, "sequential_s": round(sequential, 1), "concurrent_s": round(parallel, 1),
+            "throughput_ratio": round(sequential / parallel, 2), "errors": errors,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def main(args) -> int:
-    result = measure(args.arch, args.weights, args.sizes, args.steps)
-    print(f"{result['network']} on {result['device']} ({result['machine']}), torch {result['torch']}")
-    print(f"{'size':>6} {'bare fwd+bwd s':>15} {'run() step s':>13} {'overhead':>9} {'GFLOP':>7}")
-    for r in result["rows"]:
-        print(f"{r['size']:>6} {r['bare_fwd_bwd_s']:>15.3f} {r['run_step_s']:>13.3f} "
-              f"{r['overhead_ratio']:>8.2f}× {r['gflop_per_step']:>7.0f}")
-    print(f"peak RSS {result['peak_rss_mb']} MB")
+    device = resolve_device("auto")
+    model = load_vgg(None if args.weights not in ("random", "imagenet") else args.arch, args.weights, device=device)
+    result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+              "device": str(device), "torch": torch.__version__, "network": model.description}
+    sections = args.sections
+    print(f"{model.description} on {device} ({result['machine']}), torch {torch.__version__}")
+    if "overhead" in sections:
+        result["overhead"] = overhead(model, args.sizes, args.steps)
+        print(f"\n{'size':>6} {'bare fwd+bwd s':>15} {'run() step s':>13} {'overhead':>9} {'GFLOP':>7}")
+        for r in result["overhead"]:
+            print(f"{r['size']:>6} {r['bare_fwd_bwd_s']:>15.3f} {r['run_step_s']:>13.3f} "
+                  f"{r['overhead_ratio']:>8.2f}× {r['gflop_per_step']:>7.0f}")
+    if "totals" in sections:
+        arch = None if args.weights not in ("random", "imagenet") else args.arch
+        result["totals"] = totals(args.weights, arch, args.sizes)
+        print(f"\n{'size':>6} {'first preview s':>16} {'default run s':>14} {'peak RSS MB':>12}")
+        for r in result["totals"]:
+            print(f"{r['size']:>6} {r['first_preview_s']:>16.1f} {r['default_run_s']:>14.1f} {r['peak_rss_mb']:>12}")
+    if "quality" in sections:
+        result["quality"] = quality(model, args.quality_size, args.baseline_steps)
+        print(f"\nTime to the baseline's final cost at {args.quality_size} px "
+              f"(baseline: Adam lr 0.02, {args.baseline_steps} steps, single scale)")
+        for r in result["quality"]:
+            frac = r["fraction_of_baseline"]
+            print(f"  {r['contender']:<20} total {r['seconds']:>6.1f} s, final cost {r['final_cost']:.4g}, "
+                  f"reached baseline: {'no' if frac is None else f'{frac:.0%} of its time'}")
+    if "concurrency" in sections:
+        result["concurrency"] = concurrency(model, args.concurrency_size)
+        c = result["concurrency"]
+        print(f"\n{c['runs']} Quick runs at {c['size']} px: in a row {c['sequential_s']} s, in {c['runs']} threads "
+              f"{c['concurrent_s']} s (throughput ×{c['throughput_ratio']}), errors {len(c['errors'])}, "
+              f"peak RSS {c['peak_rss_mb']} MB")
+    if "gpu" in sections:
+        result["gpu"] = "skipped: no CUDA" if not torch.cuda.is_available() else "see the device rows above"
+        print(f"\nGPU: {result['gpu']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

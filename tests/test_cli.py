@@ -82,3 +82,15 @@ def test_offline_imagenet_exits_2_and_names_alternatives(pair, tmp_path, monkeyp
     code = main(["stylize", str(pair[0]), str(pair[1]), "-o", str(tmp_path / "x.png"), "--weights", "imagenet"])
     err = capsys.readouterr().err
     assert code == 2 and "--weights random" in err and "NST_WEIGHTS" in err
+
+
+def test_benchmark_prints_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--arch", "vgg16", "--sizes", "32", "--steps", "2", "--sections", "overhead,gpu",
+                 "--json", str(out)]) == 0
+    import json
+    result = json.loads(out.read_text())
+    row = result["overhead"][0]
+    assert row["size"] == 32 and row["run_step_s"] > 0 and row["bare_fwd_bwd_s"] > 0
+    assert row["overhead_ratio"] == pytest.approx(row["run_step_s"] / row["bare_fwd_bwd_s"], rel=0.01)
+    assert "overhead" in capsys.readouterr().out
