@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, PngImagePlugin
 
-from nst_core import NORMALIZATIONS, ImageError, ModelError, TransferConfig, WeightsUnavailable, load_image, load_vgg, run, to_pil
+from nst_core import NORMALIZATIONS, ImageError, ModelError, TransferConfig, load_image, load_vgg, run, to_pil
 from nst_core.model import WEIGHTS_ENV, resolve_device
 from nst_core.slots import RunSlots
 from nst_core.model import ARCHS
@@ -116,6 +116,7 @@ def default_source() -> str:
 
 def sidebar() -> None:
     """Network, weights, image size and seed: shared by every page through widget keys."""
+    recover_interrupted()
     with st.sidebar:
         st.header("Network")
         sources = list(weight_files()) + ["imagenet", "random"]

@@ -14,7 +14,6 @@ st.title("📉 Cost curves")
 st.write("Every step lowers J(G) = α·J_content + β·J_style a little. Here you can see how fast, which part "
          "of the cost is being paid, and which style layer carries most of it.")
 
-common.recover_interrupted()
 model = common.current_model()
 
 # ---------------------------------------------------------------- A/B runs started here

@@ -21,7 +21,6 @@ common.init_state(common.STYLIZE_DEFAULTS)
 if st.session_state["content_layer"] not in ANY_LAYER:
     st.session_state["content_layer"] = "conv4_2"
 st.session_state["style_layers"] = [n for n in st.session_state["style_layers"] if n in ANY_LAYER]
-common.recover_interrupted()
 
 
 def apply_preset():
