@@ -24,6 +24,7 @@ VGG_PLANS: dict[str, list[int | str]] = {
               512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 ARCHS = tuple(VGG_PLANS)
+_TV_CFG = {"vgg16": "D", "vgg19": "E"}  # torchvision's names for these configurations
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_ENV = "NST_WEIGHTS"
@@ -153,8 +154,17 @@ class VGGFeatures(nn.Module):
         return {name: out[name] for name in layers}
 
 
-def _features_module(arch: str) -> nn.Sequential:
-    return getattr(torchvision.models, arch)(weights=None).features
+def _features_module(arch: str, init: bool = False) -> nn.Sequential:
+    """torchvision's VGG ``features`` stack alone: building the whole model would first allocate
+    its 400+ MB classifier only to throw it away. ``init`` applies torchvision's own VGG
+    initialization (He-normal, fan-out; zero biases) for random weights."""
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs[_TV_CFG[arch]], batch_norm=False)
+    if init:
+        for m in features:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.constant_(m.bias, 0)
+    return features
 
 
 def _imagenet_features(arch: str) -> nn.Sequential:
@@ -247,7 +257,7 @@ def load_vgg(arch: str | None = "vgg19", weights: str = "imagenet", seed: int = 
         layer_table(arch)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            features = _features_module(arch)
+            features = _features_module(arch, init=True)
         model = VGGFeatures(features, arch, "random",
                             f"{arch.upper()}, random untrained weights (seed {seed})")
     else:
