@@ -28,7 +28,7 @@ import torch
 
 from .images import load_image, resize_tensor, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import PRESETS, TransferConfig, evaluate, run
+from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, run
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
 ASSET_STYLE = "assets/styles/flow_brush.png"
@@ -52,18 +52,6 @@ def _median(xs):
     return xs[len(xs) // 2]
 
 
-def _bare_step_seconds(model, layers, size, steps) -> float:
-    x = torch.rand(1, 3, *size, device=model.mean.device, requires_grad=True)
-    times = []
-    for _ in range(steps + 1):  # the first pass warms up allocators and kernels
-        t = time.perf_counter()
-        acts = model.extract(x, layers)
-        sum(a.sum() for a in acts.values()).backward()
-        x.grad = None
-        times.append(time.perf_counter() - t)
-    return _median(times[1:])
-
-
 def _run_step_seconds(model, size, steps) -> float:
     img = torch.rand(1, 3, *size)
     cfg = TransferConfig(size=max(size), steps=steps + 1, snapshot_every=10)
@@ -76,7 +64,7 @@ def overhead(model, sizes, steps) -> list[dict]:
     rows = []
     for side in sizes:
         size = (side, side)
-        bare = _bare_step_seconds(model, layers, size, steps)
+        bare = bare_step_seconds(model, layers, size, steps)
         full = _run_step_seconds(model, size, steps)
         rows.append({"size": side, "bare_fwd_bwd_s": round(bare, 4), "run_step_s": round(full, 4),
                      "overhead_ratio": round(full / bare, 3),

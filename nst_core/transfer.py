@@ -365,12 +365,20 @@ def estimate_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, 
                for size, n in stage_plan(config, fit_long_side(shape, config.size))) / gflop_per_s
 
 
-def measure_speed(model: VGGFeatures, side: int = 128) -> float:
-    """GFLOP/s of one forward+backward pass on this machine (a warm-up pass is not counted)."""
-    x = torch.rand(1, 3, side, side, device=model.mean.device, requires_grad=True)
-    layers = TransferConfig().layers
-    for _ in range(2):
+def bare_step_seconds(model: VGGFeatures, layers, size: tuple[int, int], repeats: int = 1) -> float:
+    """Median time of a bare forward+backward (input gradient only) through ``layers``; a first,
+    warm-up pass is not counted."""
+    x = torch.rand(1, 3, *size, device=model.mean.device, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
         t = time.perf_counter()
         sum(a.sum() for a in model.extract(x, layers).values()).backward()
-        seconds = time.perf_counter() - t
-    return step_gflop(model.arch, layers, (side, side)) / seconds
+        x.grad = None
+        times.append(time.perf_counter() - t)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def measure_speed(model: VGGFeatures, side: int = 128) -> float:
+    """GFLOP/s of one forward+backward pass on this machine."""
+    layers = TransferConfig().layers
+    return step_gflop(model.arch, layers, (side, side)) / bare_step_seconds(model, layers, (side, side))
