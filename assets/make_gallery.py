@@ -13,11 +13,10 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from nst_core import TransferConfig, load_image, load_vgg, stylize
-from nst_core.transfer import PRESETS
+from nst_core import load_image, load_vgg, stylize
+from nst_core.transfer import DEFAULT_PRESET, preset_config
 
 ASSETS = Path(__file__).resolve().parent
 OUT = ASSETS / "gallery"
@@ -29,7 +28,7 @@ def main(only: list[str]) -> None:
     if not weights:
         sys.exit("set NST_WEIGHTS to a trained VGG features file (see README)")
     model = load_vgg(None, weights)
-    cfg = replace(TransferConfig(size=SIZE), **PRESETS["Quick"])
+    cfg = preset_config(size=SIZE)
     OUT.mkdir(exist_ok=True)
     index_path = OUT / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
@@ -41,7 +40,7 @@ def main(only: list[str]) -> None:
             t = time.perf_counter()
             img, _ = stylize(load_image(c), load_image(s), cfg, model)
             img.save(OUT / f"{stem}.jpg", quality=90)
-            index[stem] = (f"{model.description}; Quick preset ({cfg.steps} steps, {cfg.levels} levels, "
+            index[stem] = (f"{model.description}; {DEFAULT_PRESET} preset ({cfg.steps} steps, {cfg.levels} levels, "
                            f"{SIZE} px, β = {cfg.beta:g})")
             index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
             print(f"{stem}: {time.perf_counter() - t:.1f} s", flush=True)

@@ -12,10 +12,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .experiments import content_reconstruction, style_reconstruction
+from .experiments import RECONSTRUCTION, content_reconstruction, style_reconstruction
 from .images import ImageError, load_image, to_pil
 from .model import WEIGHTS_ENV, ModelError, load_vgg, resolve_device, resolve_layers
-from .transfer import PAPER_STYLE_LAYERS, TransferConfig, run
+from .transfer import (DEFAULT_PRESET, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, PRESETS, TransferConfig,
+                       preset_config, run)
 
 
 def _csv_list(text: str, cast=str) -> tuple:
@@ -25,22 +26,27 @@ def _csv_list(text: str, cast=str) -> tuple:
         raise argparse.ArgumentTypeError(f"not a comma-separated list: {text!r}") from exc
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+PRESET_NAMES = {name.split()[0].lower(): name for name in PRESETS}  # "paper" → "Paper (Gatys 2016)"
+PRESET_NAMES_DEFAULT = DEFAULT_PRESET.split()[0].lower()
+
+
+def _add_run_options(p: argparse.ArgumentParser, defaults: str, size: int) -> None:
     d = TransferConfig()
     p.add_argument("-o", "--output", required=True, help="where to write the PNG")
-    p.add_argument("--size", type=int, default=d.size, help="long side of the result in pixels")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=d.optimizer)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.02 for Adam, 1 for L-BFGS)")
+    p.add_argument("--size", type=int, default=None, help=f"long side of the result in pixels (default: {size})")
+    p.add_argument("--steps", type=int, default=None, help=f"(default: {defaults})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {defaults})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default: {defaults}; 1 for L-BFGS chosen here)")
     p.add_argument("--tv", type=float, default=d.tv_weight, help="total-variation weight (smoothness)")
-    p.add_argument("--init", choices=("content", "noise", "style"), default=None)
+    p.add_argument("--init", choices=INITS, default=None, help=f"(default: {defaults})")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--levels", type=int, default=d.levels, help="coarse-to-fine levels (1 = off)")
+    p.add_argument("--levels", type=int, default=None, help=f"coarse-to-fine levels, 1 = off (default: {defaults})")
     p.add_argument("--arch", choices=("vgg16", "vgg19"), default=None,
                    help="network (default vgg19; a weights file decides it)")
     p.add_argument("--weights", default=os.environ.get(WEIGHTS_ENV, "imagenet"),
                    help=f"imagenet, random, or a path to a VGG features state dict (default: ${WEIGHTS_ENV} or imagenet)")
-    p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling)
+    p.add_argument("--pooling", choices=("max", "avg"), default=None, help=f"(default: {defaults})")
     p.add_argument("--normalization", choices=("seed", "mse"), default=d.normalization)
     p.add_argument("--balance", choices=("auto", "raw"), default=d.balance,
                    help="auto: derive α and λ from the images so defaults hold on any network; raw: use as given")
@@ -64,14 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=d.alpha)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    _add_run_options(p)
+    p.add_argument("--preset", choices=tuple(PRESET_NAMES), default=PRESET_NAMES_DEFAULT,
+                   help="starting settings, as in the app; the options below override them")
+    _add_run_options(p, "from --preset", TransferConfig().size)
 
     p = sub.add_parser("reconstruct", help="rebuild an image from noise, matching one kind of cost only")
     p.add_argument("kind", choices=("content", "style"))
     p.add_argument("image")
     p.add_argument("--layers", type=_csv_list, required=True,
                    help="content: one layer (e.g. conv4_2); style: layers whose Grams to match")
-    _add_run_options(p)
+    _add_run_options(p, f"{RECONSTRUCTION.size} px, {RECONSTRUCTION.steps} Adam steps at lr {RECONSTRUCTION.lr:g}, from noise", RECONSTRUCTION.size)
 
     p = sub.add_parser("benchmark", help="measure speed and memory (see nst_core/benchmark.py)")
     p.add_argument("--arch", choices=("vgg16", "vgg19"), default="vgg19")
@@ -88,21 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> TransferConfig:
-    common = dict(size=args.size, steps=args.steps, optimizer=args.optimizer, tv_weight=args.tv,
-                  seed=args.seed, levels=args.levels, pooling=args.pooling, normalization=args.normalization,
-                  balance=args.balance, lr=args.lr or (0.02 if args.optimizer == "adam" else 1.0),
-                  snapshot_every=args.save_every or 10)
+    given = dict(size=args.size, steps=args.steps, optimizer=args.optimizer, lr=args.lr, levels=args.levels,
+                 pooling=args.pooling, init=args.init)
+    given = {k: v for k, v in given.items() if v is not None}
+    if given.get("optimizer") == "lbfgs" and "lr" not in given:
+        given["lr"] = 1.0  # a preset's Adam step size means nothing to L-BFGS's line search
+    given.update(tv_weight=args.tv, seed=args.seed, normalization=args.normalization, balance=args.balance,
+                 snapshot_every=args.save_every or 10)
     if args.command == "stylize":
-        cfg = TransferConfig(content_layer=args.content_layer, style_layers=args.style_layers,
-                             style_weights=args.style_weights, alpha=args.alpha, beta=args.beta,
-                             preserve_color=args.preserve_color, style_blend=args.style_blend, **common)
-    elif args.kind == "content":
+        return preset_config(PRESET_NAMES[args.preset], content_layer=args.content_layer,
+                             style_layers=args.style_layers, style_weights=args.style_weights, alpha=args.alpha,
+                             beta=args.beta, preserve_color=args.preserve_color, style_blend=args.style_blend,
+                             **given)
+    init = given.pop("init", None)
+    base = replace(RECONSTRUCTION, **given)
+    if args.kind == "content":
         if len(args.layers) != 1:
             raise ValueError("a content reconstruction matches exactly one layer")
-        cfg = content_reconstruction(args.layers[0], TransferConfig(**common))
+        cfg = content_reconstruction(args.layers[0], base)
     else:
-        cfg = style_reconstruction(args.layers, TransferConfig(**common))
-    return replace(cfg, init=args.init) if args.init else cfg
+        cfg = style_reconstruction(args.layers, base)
+    return replace(cfg, init=init) if init else cfg
 
 
 def _progress(rec) -> None:

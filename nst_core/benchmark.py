@@ -22,28 +22,29 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 
 import torch
 
-from .images import load_image, resize_tensor, to_tensor
+from .images import load_image, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, run
+from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, run
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
 ASSET_STYLE = "assets/styles/flow_brush.png"
 
 
-def peak_rss_mb() -> int:
-    """This process's peak resident memory. Linux's VmHWM starts afresh at exec, whereas
-    getrusage's ru_maxrss carries the parent's peak over into a child process."""
+def peak_rss_mb(pid: int | str = "self") -> int:
+    """A process's peak resident memory (this one by default). Linux's VmHWM starts afresh at exec,
+    whereas getrusage's ru_maxrss carries the parent's peak over into a child process."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) // 1024
     except OSError:
         pass
+    if pid != "self":
+        raise OSError(f"no memory figures for process {pid}")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
@@ -72,37 +73,58 @@ def overhead(model, sizes, steps) -> list[dict]:
     return rows
 
 
-def _timed_snapshots(content, style, cfg, model):
-    """Run to the end; return [(elapsed, image)] for every snapshot and the final image."""
-    out = []
-    for rec in run(content, style, cfg, model):
-        if rec.image is not None:
-            out.append((rec.elapsed, rec.image))
-    return out
+def _timed_snapshots(content, style, cfg, model, shape) -> list[tuple[float, torch.Tensor]]:
+    """Run to the end; return (elapsed, image) for every snapshot at the final size ``shape``."""
+    return [(rec.elapsed, rec.image) for rec in run(content, style, cfg, model)
+            if rec.image is not None and tuple(rec.image.shape[-2:]) == shape]
 
 
-def quality(model, size: int, baseline_steps: int) -> list[dict]:
+def time_to_reach(curve: list[tuple[float, float]], value: float) -> float | None:
+    """When a (seconds, cost) curve first gets down to ``value``, linear between its points."""
+    prev = None
+    for t, c in curve:
+        if c <= value:
+            if prev is None or prev[1] == c:
+                return t
+            return prev[0] + (t - prev[0]) * (prev[1] - value) / (prev[1] - c)
+        prev = (t, c)
+    return None
+
+
+def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> list[dict]:
+    """Time to quality, two ways, for every preset against the plain baseline:
+
+    * time to reach the baseline's final cost, as a fraction of the baseline's time;
+    * speed-up at equal cost: how long the baseline needed to get down to the preset's final cost,
+      over the preset's time.
+
+    Every snapshot at the final size is judged after its run, so judging costs no contender time.
+    """
     content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
     judge = TransferConfig(size=size, alpha=1.0, beta=5.0)
     shape = tuple(to_tensor(content, size).shape[-2:])
 
-    def cost(img):
-        return evaluate(resize_tensor(img, shape), content, style, judge, model)["total"]
+    def curve(cfg):
+        snaps = _timed_snapshots(content, style, cfg, model, shape)
+        return [(t, evaluate(img, content, style, judge, model)["total"]) for t, img in snaps]
 
     base_cfg = TransferConfig(size=size, steps=baseline_steps, optimizer="adam", lr=0.02, levels=1,
-                              snapshot_every=max(1, baseline_steps // 20))
-    base = _timed_snapshots(content, style, base_cfg, model)
-    target, base_time = cost(base[-1][1]), base[-1][0]
-    rows = [{"contender": "baseline", "seconds": round(base_time, 1), "fraction_of_baseline": 1.0,
-             "final_cost": round(target, 5)}]
-    for name, preset in PRESETS.items():
-        cfg = replace(TransferConfig(size=size, snapshot_every=2), **preset)
-        snaps = _timed_snapshots(content, style, cfg, model)
-        reached = next((t for t, img in snaps if tuple(img.shape[-2:]) == shape and cost(img) <= target), None)
-        rows.append({"contender": name, "seconds": round(snaps[-1][0], 1),
-                     "final_cost": round(cost(snaps[-1][1]), 5),
-                     "reached_baseline_s": None if reached is None else round(reached, 1),
-                     "fraction_of_baseline": None if reached is None else round(reached / base_time, 3)})
+                              snapshot_every=max(1, baseline_steps // 30))
+    base = curve(base_cfg)
+    base_time, target = base[-1]
+    rows = [{"contender": "baseline", "seconds": round(base_time, 3), "final_cost": target,
+             "reached_baseline_s": round(base_time, 3), "fraction_of_baseline": 1.0,
+             "baseline_s_to_this_cost": round(base_time, 3), "speedup_at_equal_cost": 1.0}]
+    for name in presets:
+        points = curve(preset_config(name, size=size, snapshot_every=1))
+        seconds, final = points[-1]
+        reached = time_to_reach(points, target)
+        base_same = time_to_reach(base, final)
+        rows.append({"contender": name, "seconds": round(seconds, 3), "final_cost": final,
+                     "reached_baseline_s": None if reached is None else round(reached, 3),
+                     "fraction_of_baseline": None if reached is None else round(reached / base_time, 3),
+                     "baseline_s_to_this_cost": None if base_same is None else round(base_same, 3),
+                     "speedup_at_equal_cost": None if base_same is None else round(base_same / seconds, 2)})
     return rows
 
 
@@ -110,7 +132,7 @@ def _default_run_totals(weights: str, arch: str | None, size: int) -> dict:
     """In this process: the app's default (Quick) run at ``size``; for a fresh process per size."""
     model = load_vgg(arch, weights)
     content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
-    cfg = replace(TransferConfig(size=size), **PRESETS["Quick"])
+    cfg = preset_config(size=size)
     t0 = time.perf_counter()
     first_preview = None
     for rec in run(content, style, cfg, model):
@@ -132,7 +154,7 @@ def totals(weights: str, arch: str | None, sizes) -> list[dict]:
 
 def concurrency(model, size: int, n: int = 3) -> dict:
     content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
-    cfg = replace(TransferConfig(size=size), **PRESETS["Quick"])
+    cfg = preset_config(size=size)
     t = time.perf_counter()
     for _ in range(n):
         for _ in run(content, style, cfg, model):
@@ -180,12 +202,17 @@ def main(args) -> int:
             print(f"{r['size']:>6} {r['first_preview_s']:>16.1f} {r['default_run_s']:>14.1f} {r['peak_rss_mb']:>12}")
     if "quality" in sections:
         result["quality"] = quality(model, args.quality_size, args.baseline_steps)
-        print(f"\nTime to the baseline's final cost at {args.quality_size} px "
-              f"(baseline: Adam lr 0.02, {args.baseline_steps} steps, single scale)")
+        print(f"\nTime to quality at {args.quality_size} px (baseline: Adam lr 0.02, {args.baseline_steps} steps, "
+              "single scale, from the content image)")
+        print(f"{'contender':<20} {'seconds':>8} {'final cost':>11} {'reached baseline':>17} "
+              f"{'baseline s to same cost':>24} {'speed-up':>9}")
         for r in result["quality"]:
-            frac = r["fraction_of_baseline"]
-            print(f"  {r['contender']:<20} total {r['seconds']:>6.1f} s, final cost {r['final_cost']:.4g}, "
-                  f"reached baseline: {'no' if frac is None else f'{frac:.0%} of its time'}")
+            frac, same, gain = r["fraction_of_baseline"], r["baseline_s_to_this_cost"], r["speedup_at_equal_cost"]
+            reached = "no" if frac is None else f"{frac:.0%} of its time"
+            gain = "" if gain is None else f"×{gain:.1f}"
+            print(f"{r['contender']:<20} {r['seconds']:>8.1f} {r['final_cost']:>11.4g} {reached:>17} "
+                  f"{'never' if same is None else f'{same:.1f}':>24} "
+                  f"{gain:>9}")
     if "concurrency" in sections:
         result["concurrency"] = concurrency(model, args.concurrency_size)
         c = result["concurrency"]

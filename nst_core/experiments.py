@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .transfer import TransferConfig
+from .transfer import TransferConfig, preset_config
 
 
 def content_reconstruction(layer: str, base: TransferConfig = TransferConfig()) -> TransferConfig:
@@ -41,7 +41,7 @@ BETA_SWEEP = (0.5, 2.0, 10.0, 50.0)
 # 128 px, trained VGG16: 0.027 vs 0.076 at conv4_2), because each L-BFGS step spends ~2.5
 # evaluations in its line search.
 RECONSTRUCTION = TransferConfig(size=128, steps=80, optimizer="adam", lr=0.05, levels=1)
-STYLIZATION = TransferConfig(size=128, steps=40, levels=2, optimizer="adam", lr=0.03)
+STYLIZATION = preset_config(size=128)
 
 EXPERIMENTS = {
     "content": "Content reconstructions: match one layer only, from noise",

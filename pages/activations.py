@@ -34,7 +34,7 @@ st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // i
         icon="📏")
 
 
-@st.cache_data(max_entries=24, show_spinner="Computing activations…")
+@st.cache_data(max_entries=24, ttl="1h", show_spinner="Computing activations…")
 def _acts(model_key, keys, _images, layer, size):
     return [a.cpu() for a in activations(model, [to_tensor(i) for i in _images], layer, size)]
 
@@ -83,7 +83,7 @@ st.write("Following Zeiler & Fergus (2013): search every bundled image for the p
          "responds most, and cut out the patch each such unit sees.")
 
 
-@st.cache_data(max_entries=32, show_spinner="Searching the bundled images…")
+@st.cache_data(max_entries=32, ttl="1h", show_spinner="Searching the bundled images…")
 def _patches(model_key, layer, channel, side):
     images = [to_tensor(common._decode(p.read_bytes())[0], side) for kind in ("content", "style")
               for p in common.bundled(kind).values()]

@@ -157,7 +157,7 @@ def bundled(kind: str) -> dict[str, Path]:
     return {p.stem.replace("_", " "): p for p in sorted(folder.iterdir()) if p.suffix in (".jpg", ".png")}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=32, ttl="1h", show_spinner=False)
 def _decode(data: bytes) -> tuple[Image.Image, list[str]]:
     notes: list[str] = []
     return load_image(data, notes), notes
@@ -329,7 +329,7 @@ def config_from_state(two_styles: bool = False) -> TransferConfig:
         style_blend=(1 - ss["blend"], ss["blend"]) if two_styles else None)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _speed(description: str, _model) -> float:
     return measure_speed(_model)
 

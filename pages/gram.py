@@ -57,7 +57,7 @@ size = st.session_state.get("size", 256)
 side = min(size, 256)
 
 
-@st.cache_data(max_entries=32, show_spinner="Computing Gram matrices…")
+@st.cache_data(max_entries=32, ttl="1h", show_spinner="Computing Gram matrices…")
 def _grams(model_key, keys, _images, layer, side):
     blocks = [activations(model, [to_tensor(img, side)], layer)[0] for img in _images]
     return blocks, [gram_matrix(b) for b in blocks]
@@ -86,7 +86,7 @@ tiles = c1.select_slider("Tiles per side", [2, 3, 4, 6, 8], value=4, key="shuffl
 shuffle_seed = c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed")
 
 
-@st.cache_data(max_entries=16, show_spinner="Shuffling…")
+@st.cache_data(max_entries=16, ttl="1h", show_spinner="Shuffling…")
 def _shuffle(model_key, key, _img, tiles, seed, side):
     style_layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
     return shuffle_experiment(model, to_tensor(_img, side), style_layers, "conv4_2", tiles, seed)

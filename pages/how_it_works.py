@@ -77,7 +77,7 @@ st.write("Multiply every activation by a factor s (a differently trained network
          "wrong by orders of magnitude for another.")
 
 
-@st.cache_data(max_entries=8, show_spinner="Measuring cost scales…")
+@st.cache_data(max_entries=8, ttl="1h", show_spinner="Measuring cost scales…")
 def _scales(model_key, keys, _content, _style):
     return cost_scales(model, _content, _style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
 

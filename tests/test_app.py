@@ -137,3 +137,26 @@ def test_bad_weights_file_in_the_environment_is_not_a_crash(monkeypatch, tmp_pat
     at.run()
     no_exception(at)
     assert any("could not be loaded" in w.value for w in at.warning)
+
+
+def test_every_cache_is_bounded():
+    """Many students share one process: every data cache needs a size limit and an expiry, every
+    resource cache (except the one queue) a size limit."""
+    import ast
+
+    found = 0
+    for path in (ROOT / "pages").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for deco in node.decorator_list:
+                call = deco if isinstance(deco, ast.Call) else None
+                name = ast.unparse(call.func if call else deco)
+                if name not in ("st.cache_data", "st.cache_resource") or node.name == "run_slots":
+                    continue
+                found += 1
+                keywords = {k.arg for k in call.keywords} if call else set()
+                assert "max_entries" in keywords, f"{path.name}:{node.name} has no max_entries"
+                if name == "st.cache_data":
+                    assert "ttl" in keywords, f"{path.name}:{node.name} has no ttl"
+    assert found >= 5

@@ -6,21 +6,16 @@ Run these alone with `.venv/bin/python -m pytest -m browser`.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, gradient_image
+from tests.conftest import gradient_image
+from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+from tests.load_test import SHORT_RUN, load_test
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
 PAGES = {"": "stylize", "activations": "activations", "gram": "gram", "cost_curves": "cost_curves",
          "experiments": "experiments", "how_it_works": "how_it_works"}
@@ -28,48 +23,24 @@ PAGES = {"": "stylize", "activations": "activations", "gram": "gram", "cost_curv
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def live():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None}, ROOT / "test-output" / "streamlit.log") as run:
+        yield run
 
 
 @pytest.fixture(scope="module")
-def server():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    port = _free_port()
-    env = {**os.environ, "NST_MAX_RUNS": "2"}
-    env.pop("NST_WEIGHTS", None)
-    (ROOT / "test-output").mkdir(exist_ok=True)
-    log = open(ROOT / "test-output" / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy within 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+def server(live):
+    return live[0]
 
 
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        b = launch_chromium(p)
         yield b
         b.close()
 
@@ -82,25 +53,9 @@ def page(browser):
     context.close()
 
 
-def wait_idle(page, timeout=120):
-    """Wait until Streamlit has finished running the script (no 'Running…' indicator)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
-    deadline = time.time() + timeout
-    time.sleep(1.5)
-    quiet = 0
-    while time.time() < deadline:
-        busy = (page.locator('[data-testid="stStatusWidget"]').count()
-                + page.locator('[data-testid="stSkeleton"]').count())
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:  # idle for three polls in a row, not just between two reruns
-            return
-        time.sleep(0.5)
-    raise AssertionError("the app kept running")
-
-
 def no_exceptions(page):
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]').first.inner_text()
+    problem = exception_text(page)
+    assert problem is None, problem
 
 
 def choose(page, label: str, option: str):
@@ -185,3 +140,35 @@ def test_stop_mid_run_keeps_the_best_image(server, page):
     assert page.get_by_text("(stopped)").count() >= 1
     assert page.get_by_text("the best image so far is kept").count() >= 1
     page.screenshot(path=str(SHOTS / "stylize_stopped.png"), full_page=True)
+
+
+def test_widget_change_mid_run_keeps_the_result(server, page):
+    """Changing any widget reruns the page and so ends the run: what it reached must be kept."""
+    page.goto(server + "/" + FAST.replace("steps=3", "steps=400"))
+    wait_idle(page)
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text(re.compile(r"Step \d+/400")).first.wait_for(timeout=90_000)
+    seed = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInput"]').filter(has_text="Seed")
+    seed.locator("input").fill("7")
+    seed.locator("input").press("Enter")
+    page.get_by_text("Latest result").wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exceptions(page)
+    assert page.get_by_text("the best image so far is kept").count() >= 1
+    assert page.get_by_role("button", name="⬇ Download PNG").count() >= 1
+    assert seed.locator("input").input_value() == "7"
+    page.screenshot(path=str(SHOTS / "stylize_widget_changed_mid_run.png"), full_page=True)
+
+
+def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):
+    """Four browser contexts press Run at once on a server that allows two runs at a time: each
+    student gets their own result (own seed, own image), some waited in the visible queue, and
+    nothing raised."""
+    url, proc = live
+    result = load_test(browser, url, 4, SHORT_RUN + "&weights_source=random&arch=vgg16", timeout_s=240,
+                       server_pid=proc.pid)
+    assert result["errors"] == []
+    assert result["completed"] == 4
+    assert result["lost_results"] == 0
+    assert not result["identical_images_across_sessions"]
+    assert result["queued_sessions"] >= 1

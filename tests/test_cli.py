@@ -94,3 +94,41 @@ def test_benchmark_prints_and_writes_json(tmp_path, capsys):
     assert row["size"] == 32 and row["run_step_s"] > 0 and row["bare_fwd_bwd_s"] > 0
     assert row["overhead_ratio"] == pytest.approx(row["run_step_s"] / row["bare_fwd_bwd_s"], rel=0.01)
     assert "overhead" in capsys.readouterr().out
+
+
+def test_cli_defaults_are_the_apps_default_preset_and_flags_override_it():
+    from nst_core.__main__ import _config, build_parser
+    from nst_core.transfer import PRESETS, preset_config
+
+    def config(*extra):
+        return _config(build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "g.png", *extra]))
+
+    assert config() == preset_config(snapshot_every=10)
+    paper = config("--preset", "paper", "--steps", "7")
+    assert paper.optimizer == PRESETS["Paper (Gatys 2016)"]["optimizer"] and paper.steps == 7
+    switched = config("--optimizer", "lbfgs")
+    assert switched.optimizer == "lbfgs" and switched.lr == 1.0
+
+
+def test_time_to_reach_interpolates_between_points():
+    from nst_core.benchmark import time_to_reach
+    assert time_to_reach([(0, 5.0), (10, 3.0), (20, 1.0)], 2.0) == pytest.approx(15.0)
+    assert time_to_reach([(4, 1.0)], 2.0) == 4
+    assert time_to_reach([(0, 5.0), (10, 3.0)], 2.0) is None
+
+
+def test_benchmark_quality_section_on_a_tiny_network(vgg16_random):
+    from nst_core.benchmark import quality
+    rows = {r["contender"]: r for r in quality(vgg16_random, 32, 6, presets=("Quick",))}
+    base = rows.pop("baseline")
+    assert base["fraction_of_baseline"] == 1.0 and base["seconds"] > 0
+    for r in rows.values():
+        assert r["seconds"] > 0
+        if r["reached_baseline_s"] is not None:
+            assert r["fraction_of_baseline"] == pytest.approx(r["reached_baseline_s"] / base["seconds"], rel=0.02, abs=0.002)
+        else:  # never reached, so it did not end there either
+            assert r["final_cost"] > base["final_cost"]
+        if r["baseline_s_to_this_cost"] is not None:
+            assert r["speedup_at_equal_cost"] == pytest.approx(r["baseline_s_to_this_cost"] / r["seconds"], rel=0.05)
+        else:  # the baseline never got down to this preset's cost
+            assert r["final_cost"] < base["final_cost"]

@@ -39,7 +39,7 @@ def test_records_carry_every_term_and_snapshots(vgg19_random, content_img, style
     assert first.total == pytest.approx(first.content + first.style + first.tv, rel=1e-5)
     assert first.tv > 0
     snaps = [r.step for r in recs if r.image is not None and r.status == "running"]
-    assert snaps == [4, 8]
+    assert snaps == [1, 4, 8]
     final = recs[-1]
     assert final.image is not None and final.image.shape == (1, 3, 36, 48)
     assert final.best_total == min(r.total for r in recs)

@@ -1,0 +1,87 @@
+"""The real app for browser tests and the load test: `streamlit run` on a free localhost port,
+driven by Playwright through Debian's Chromium (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(env: dict[str, str | None], log_path: Path, ready_s: float = 90):
+    """Start the app with ``env`` on top of this process's environment (a None value unsets a
+    variable); yield (url, process); stop it afterwards."""
+    full_env = dict(os.environ)
+    for key, value in env.items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+                                 str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + ready_s
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if time.time() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"streamlit did not become healthy within {ready_s:.0f} s "
+                                           f"(log: {log_path})")
+                    time.sleep(0.5)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_idle(page, timeout=120):
+    """Wait until Streamlit has finished running the script (no 'Running…' indicator)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
+    deadline = time.time() + timeout
+    time.sleep(1.5)
+    quiet = 0
+    while time.time() < deadline:
+        busy = (page.locator('[data-testid="stStatusWidget"]').count()
+                + page.locator('[data-testid="stSkeleton"]').count())
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet >= 3:  # idle for three polls in a row, not just between two reruns
+            return
+        time.sleep(0.5)
+    raise AssertionError("the app kept running")
+
+
+def exception_text(page) -> str | None:
+    """The text of the first exception box Streamlit shows, if any."""
+    boxes = page.locator('[data-testid="stException"]')
+    return boxes.first.inner_text() if boxes.count() else None
