@@ -30,6 +30,14 @@ PRESET_NAMES = {name.split()[0].lower(): name for name in PRESETS}  # "paper" â†
 PRESET_NAMES_DEFAULT = DEFAULT_PRESET.split()[0].lower()
 
 
+def _preset_list(text: str) -> tuple[str, ...]:
+    names = _csv_list(text)
+    unknown = [n for n in names if n.lower() not in PRESET_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown preset {unknown[0]!r}: choose from {', '.join(PRESET_NAMES)}")
+    return tuple(PRESET_NAMES[n.lower()] for n in names)
+
+
 def _add_run_options(p: argparse.ArgumentParser, defaults: str, size: int) -> None:
     d = TransferConfig()
     p.add_argument("-o", "--output", required=True, help="where to write the PNG")
@@ -89,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", type=_csv_list, default=("overhead", "totals", "gpu"),
                    help="any of overhead,totals,quality,concurrency,gpu (quality and concurrency take minutes)")
     p.add_argument("--quality-size", type=int, default=384)
+    p.add_argument("--presets", type=_preset_list, default=tuple(PRESETS),
+                   help=f"presets the quality section times, of {','.join(PRESET_NAMES)}")
     p.add_argument("--baseline-steps", type=int, default=300)
     p.add_argument("--concurrency-size", type=int, default=256)
     p.add_argument("--json", default=None, help="also write the results as JSON")

@@ -27,7 +27,8 @@ import torch
 
 from .images import load_image, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, run
+from .transfer import (PRESETS, TransferConfig, bare_step_seconds, cost_terms, preset_config, prepare_targets,
+                       run)
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
 ASSET_STYLE = "assets/styles/flow_brush.png"
@@ -104,9 +105,13 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
     judge = TransferConfig(size=size, alpha=1.0, beta=5.0)
     shape = tuple(to_tensor(content, size).shape[-2:])
 
+    judge_targets = prepare_targets(to_tensor(content), [to_tensor(style)], shape, judge, model)
+
     def curve(cfg):
         snaps = _timed_snapshots(content, style, cfg, model, shape)
-        return [(t, evaluate(img, content, style, judge, model)["total"]) for t, img in snaps]
+        with torch.no_grad():
+            return [(t, float(cost_terms(img.to(model.mean.device), judge_targets, judge, model)["total"]))
+                    for t, img in snaps]
 
     base_cfg = TransferConfig(size=size, steps=baseline_steps, optimizer="adam", lr=0.02, levels=1,
                               snapshot_every=max(1, baseline_steps // 30))
@@ -116,7 +121,8 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
              "reached_baseline_s": round(base_time, 3), "fraction_of_baseline": 1.0,
              "baseline_s_to_this_cost": round(base_time, 3), "speedup_at_equal_cost": 1.0}]
     for name in presets:
-        points = curve(preset_config(name, size=size, snapshot_every=1))
+        steps = PRESETS[name]["steps"]
+        points = curve(preset_config(name, size=size, snapshot_every=max(1, steps // 50)))
         seconds, final = points[-1]
         reached = time_to_reach(points, target)
         base_same = time_to_reach(base, final)
@@ -201,7 +207,7 @@ def main(args) -> int:
         for r in result["totals"]:
             print(f"{r['size']:>6} {r['first_preview_s']:>16.1f} {r['default_run_s']:>14.1f} {r['peak_rss_mb']:>12}")
     if "quality" in sections:
-        result["quality"] = quality(model, args.quality_size, args.baseline_steps)
+        result["quality"] = quality(model, args.quality_size, args.baseline_steps, args.presets)
         print(f"\nTime to quality at {args.quality_size} px (baseline: Adam lr 0.02, {args.baseline_steps} steps, "
               "single scale, from the content image)")
         print(f"{'contender':<20} {'seconds':>8} {'final cost':>11} {'reached baseline':>17} "

@@ -304,7 +304,7 @@ def show_run(entry: dict, key: str) -> None:
     if entry.get("image") is None:
         st.info("This run stopped before its first step.")
         return
-    st.image(entry["image"], caption=f"Run {entry['id']}: {entry['label']} ({entry['status']})", width=512)
+    st.image(entry["image"], caption=f"Run {entry['id']}: {entry['label']} ({entry['status']})", width="stretch")
     if entry["status"] != "done":
         st.caption(entry["message"])
     c1, c2 = st.columns(2)
