@@ -1,7 +1,7 @@
 """The speed work in one picture pair: the plain loop the project started from against the default
 preset, same pair, same network, same size, each with its time and its cost under one judge.
 
-    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python assets/make_before_after.py
+    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_before_after
 
 Writes assets/before_after/{before,after}.jpg and index.json.
 """

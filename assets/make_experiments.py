@@ -1,6 +1,6 @@
 """Precompute the Layer experiments page's results for bundled images with trained weights.
 
-    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python assets/make_experiments.py
+    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_experiments
 
 Writes assets/experiments/<content>__<style>/<experiment>_<i>.jpg and index.json.
 """

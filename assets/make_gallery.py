@@ -1,6 +1,6 @@
 """Precompute finished results for the bundled pairs, so a class sees one before pressing Run.
 
-    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python assets/make_gallery.py
+    NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_gallery
 
 Writes assets/gallery/<content>__<style>.jpg and index.json (a caption per image naming the
 weights and settings that made it). Pairs already made are skipped; pass pair names

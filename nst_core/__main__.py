@@ -159,9 +159,7 @@ def _run_command(args) -> int:
         for rec in run(content, styles, cfg, model):
             _progress(rec)
             if log_file:
-                row = {"step": rec.step, "stage": rec.stage, "elapsed_s": round(rec.elapsed, 4),
-                       "total": rec.total, "content": rec.content, "style": rec.style, "tv": rec.tv,
-                       **{f"style_{k}": v for k, v in rec.style_layers.items()}}
+                row = rec.as_row()
                 if writer is None:
                     writer = csv.DictWriter(log_file, fieldnames=list(row))
                     writer.writeheader()

@@ -180,11 +180,11 @@ def cost_curves(history: list[dict], title: str = "") -> Figure:
 
 
 def _mark_stages(ax, history):
-    sizes = [tuple(h.get("size", ())) for h in history]
-    for a, b, h in zip(sizes, sizes[1:], history[1:]):
-        if a != b:
+    for prev, h in zip(history, history[1:]):
+        if prev.get("size") != h.get("size"):
             ax.axvline(h["step"], color="#999", ls="--", lw=1)
-            ax.text(h["step"], ax.get_ylim()[1], f" {b[1]}×{b[0]} px", va="top", fontsize=FONT - 3, color="#555")
+            ax.text(h["step"], ax.get_ylim()[1], f" {h['size'].replace('x', '×')} px", va="top",
+                    fontsize=FONT - 3, color="#555")
 
 
 def layer_costs(history: list[dict], title: str = "") -> Figure:

@@ -154,6 +154,12 @@ class Step:
     message: str = ""
     weights: dict = field(default_factory=dict)  # the α, β, λ actually used
 
+    def as_row(self) -> dict:
+        """The record's numbers as one flat row (the CLI's CSV log, the app's cost history)."""
+        return {"step": self.step, "stage": self.stage, "size": f"{self.size[1]}x{self.size[0]}",
+                "elapsed": self.elapsed, "total": self.total, "content": self.content, "style": self.style,
+                "tv": self.tv, **{f"style_{k}": v for k, v in self.style_layers.items()}}
+
 
 def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
     """Coarse-to-fine stages as ((H, W), steps): each level halves the size, and the coarser

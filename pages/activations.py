@@ -85,7 +85,7 @@ st.write("Following Zeiler & Fergus (2013): search every bundled image for the p
 
 @st.cache_data(max_entries=32, ttl="1h", show_spinner="Searching the bundled images…")
 def _patches(model_key, layer, channel, side):
-    images = [to_tensor(common._decode(p.read_bytes())[0], side) for kind in ("content", "style")
+    images = [to_tensor(common.decode_image(p.read_bytes())[0], side) for kind in ("content", "style")
               for p in common.bundled(kind).values()]
     return top_patches(model, images, layer, channel, k=9)
 

@@ -80,11 +80,14 @@ def source_label(source: str) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network…")
-def _load(arch: str, source: str):
+def load_model(arch: str, source: str):
     """One frozen model per (architecture, source) for the whole process, shared by all sessions.
     A failure is cached too, so offline servers do not retry the download on every rerun."""
+    allowed = weight_files()
+    if source not in allowed and source not in RUN_SOURCES:
+        return None, f"'{source}' is not one of this server's weight sources."
     try:
-        weights = weight_files().get(source, source)
+        weights = allowed.get(source, source)
         arch_arg = None if source.startswith("file:") else arch
         return load_vgg(arch_arg, weights, seed=0, device=resolve_device("auto")), None
     except (ModelError, OSError) as exc:
@@ -96,7 +99,7 @@ def current_model(notify: bool = False):
     With ``notify``, say so and offer a retry (the sidebar does; pages just take the model)."""
     arch = st.session_state.get("arch", "vgg19")
     source = st.session_state.get("weights_source", default_source())
-    model, error = _load(arch, source)
+    model, error = load_model(arch, source)
     if model is not None:
         return model
     fallback = next(iter(weight_files()), "random")
@@ -104,10 +107,10 @@ def current_model(notify: bool = False):
         st.warning(f"**{source_label(source)} could not be loaded.** {error}\n\n"
                    f"Using **{source_label(fallback)}** instead; pick another source above.", icon="⚠️")
         if st.button("Retry loading", key=f"retry_{source}"):
-            _load.clear()
+            load_model.clear()
             st.rerun()
-    model, _ = _load(arch, fallback)
-    return model if model is not None else _load(arch, "random")[0]
+    model, _ = load_model(arch, fallback)
+    return model if model is not None else load_model(arch, "random")[0]
 
 
 def default_source() -> str:
@@ -158,7 +161,7 @@ def bundled(kind: str) -> dict[str, Path]:
 
 
 @st.cache_data(max_entries=32, ttl="1h", show_spinner=False)
-def _decode(data: bytes) -> tuple[Image.Image, list[str]]:
+def decode_image(data: bytes) -> tuple[Image.Image, list[str]]:
     notes: list[str] = []
     return load_image(data, notes), notes
 
@@ -170,14 +173,14 @@ def image_picker(kind: str, key: str, default: str) -> tuple[str, Image.Image | 
     st.session_state.setdefault(key, default if default in choices else names[0])
     choice = st.selectbox(f"{kind.capitalize()} image", names, key=key)
     if choice != "Upload your own…":
-        return choice, _decode(choices[choice].read_bytes())[0]
+        return choice, decode_image(choices[choice].read_bytes())[0]
     upload = st.file_uploader(f"Upload a {kind} image", type=None, key=f"{key}_upload",
                               help="PNG, JPEG, WebP, GIF, BMP or TIFF, up to 10 MB.")
     if upload is None:
         st.info(f"Choose a file to use as the {kind} image.")
         return "upload", None
     try:
-        img, notes = _decode(upload.getvalue())
+        img, notes = decode_image(upload.getvalue())
     except ImageError as exc:
         st.error(f"That {kind} file cannot be used: {exc}", icon="🚫")
         return upload.name, None
@@ -209,11 +212,6 @@ def _thumb(img: Image.Image, side: int = 160) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
-
-
-def _history_row(rec) -> dict:
-    return {"step": rec.step, "elapsed": rec.elapsed, "total": rec.total, "content": rec.content,
-            "style": rec.style, "tv": rec.tv, "size": list(rec.size), **{f"style_{k}": v for k, v in rec.style_layers.items()}}
 
 
 def _store(live: dict, status: str, message: str) -> dict:
@@ -260,7 +258,7 @@ def run_panel(content: Image.Image, styles: list[Image.Image], cfg: TransferConf
         try:
             gen = run(content, styles, cfg, model)
             for rec in gen:
-                live["history"].append(_history_row(rec))
+                live["history"].append(rec.as_row())
                 live["best"], live["weights"] = rec.best_image, rec.weights
                 text = (f"Step {rec.step}/{rec.total_steps} · J = {rec.total:.4g} "
                         f"(α·J_content {rec.content:.3g}, β·J_style {rec.style:.3g}) · "
@@ -330,7 +328,7 @@ def config_from_state(two_styles: bool = False) -> TransferConfig:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _speed(description: str, _model) -> float:
+def machine_speed(description: str, _model) -> float:
     return measure_speed(_model)
 
 
@@ -338,7 +336,7 @@ def time_estimate(cfg: TransferConfig, content: Image.Image | None, model) -> fl
     if content is None:
         return None
     shape = (content.height, content.width)
-    return estimate_seconds(cfg, shape, model.arch, _speed(model.description, model))
+    return estimate_seconds(cfg, shape, model.arch, machine_speed(model.description, model))
 
 
 def gallery_image(content_name: str, style_name: str):
@@ -438,8 +436,8 @@ def image_key(img: Image.Image) -> str:
 def chosen_images() -> tuple[Image.Image, Image.Image, Image.Image | None]:
     """The content and style picked on Stylize (or the defaults), and the latest generated image."""
     ss = st.session_state
-    content = ss.get("content_img") or _decode(bundled("content")["chelsea cat"].read_bytes())[0]
-    style = ss.get("style_img") or _decode(bundled("style")["flow brush"].read_bytes())[0]
+    content = ss.get("content_img") or decode_image(bundled("content")["chelsea cat"].read_bytes())[0]
+    style = ss.get("style_img") or decode_image(bundled("style")["flow brush"].read_bytes())[0]
     generated = None
     runs = [r for r in ss.get("runs", []) if r.get("image")]
     if runs:

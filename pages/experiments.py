@@ -43,7 +43,7 @@ st.subheader("Precomputed")
 index = json.loads((folder / "index.json").read_text()) if (folder / "index.json").is_file() else {}
 if name in index:
     items = index[name]
-    images = [common._decode((folder / item["file"]).read_bytes())[0] for item in items]
+    images = [common.decode_image((folder / item["file"]).read_bytes())[0] for item in items]
     st.pyplot(plots.image_row(images, [item["label"] for item in items],
                               folder.name.replace("__", " × ").replace("_", " ")))
     st.caption(f"Made with {items[0]['network']} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
@@ -56,7 +56,7 @@ content, style, _ = common.chosen_images()
 common.images_caption()
 configs = series(name)
 shape = (content.height, content.width)
-seconds = sum(estimate_seconds(cfg, shape, model.arch, common._speed(model.description, model)) for _, cfg in configs)
+seconds = sum(estimate_seconds(cfg, shape, model.arch, common.machine_speed(model.description, model)) for _, cfg in configs)
 st.caption(f"{len(configs)} runs at {configs[0][1].size} px, {configs[0][1].steps} steps each: about "
            f"{seconds:.0f} s on this server with {model.description}.")
 if name == "weights" and not model.trained:
@@ -68,7 +68,7 @@ if st.button("▶ Recompute", type="primary", key="exp_run"):
     slots = common.run_slots()
     with slots.slot(on_wait=lambda p: bar.progress(0.0, text=f"Queued: {p} run(s) ahead of you.")):
         for i, (label, cfg) in enumerate(configs):
-            net = common._load(model.arch, "random")[0] if name == "weights" and label == "random" else model
+            net = common.load_model(model.arch, "random")[0] if name == "weights" and label == "random" else model
             last = None
             for rec in run(content, [style], cfg, net):
                 last = rec

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +67,40 @@ def style_img():
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_with_declared_size(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose header is rewritten to claim another size: a decompression bomb."""
+    data = bytearray(encode(Image.new("L", (16, 16))))
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4:ihdr + 13]))
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def _truncated(fmt: str) -> bytes:
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = encode(img, fmt)
+    return data[: len(data) // 2]
+
+
+# Every kind of bad file the app and the CLI must refuse with one readable message:
+# name → (bytes, a regular expression the message matches).
+BAD_IMAGES = {
+    "empty": (b"", "empty"),
+    "text_as_png": (b"hello, this is text pretending to be a png", "not an image"),
+    "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "not an image"),
+    "truncated_png": (_truncated("PNG"), "damaged|not an image"),
+    "truncated_jpeg": (_truncated("JPEG"), "damaged|not an image"),
+    "bomb_30000px": (png_with_declared_size(30000, 30000), "million pixels"),
+    "one_pixel": (encode(Image.new("RGB", (1, 1))), "at least"),
+    "4000x10": (encode(Image.new("RGB", (4000, 10))), "at least|aspect"),
+    "800x40": (encode(Image.new("RGB", (800, 40))), "aspect"),
+}

@@ -119,7 +119,7 @@ def test_every_figure_builds(vgg19_random):
     order = channel_order(block)
     limits = plots.scale_limits([block, block], "global", order, 16)
     history = [{"step": s, "elapsed": s * 0.1, "total": 10 / s, "content": 1 / s, "style": 9 / s, "tv": 0.0,
-                "size": [24, 32] if s < 3 else [48, 64], "style_conv1_1": 4 / s, "style_conv2_1": 5 / s}
+                "size": "32x24" if s < 3 else "64x48", "style_conv1_1": 4 / s, "style_conv2_1": 5 / s}
                for s in range(1, 6)]
     toy = toy_block()
     figs = [
@@ -139,3 +139,4 @@ def test_every_figure_builds(vgg19_random):
     for fig in figs:
         assert isinstance(fig, Figure) and fig.axes
         fig.canvas.draw()  # renders without error
+    assert " 64×48 px" in [t.get_text() for t in figs[6].axes[0].texts]  # the coarse-to-fine switch is marked

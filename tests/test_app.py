@@ -160,3 +160,21 @@ def test_every_cache_is_bounded():
                 if name == "st.cache_data":
                     assert "ttl" in keywords, f"{path.name}:{node.name} has no ttl"
     assert found >= 5
+
+
+@pytest.mark.parametrize("source", ["file:/etc/passwd", "/etc/passwd", "file:../shared/weights/x.pth"])
+def test_a_link_cannot_name_a_server_path_as_weights(monkeypatch, source):
+    from pages import common
+    asked = []
+    real = common.load_vgg
+    monkeypatch.setattr(common, "load_vgg", lambda arch, weights, **kw: asked.append(weights) or real(arch, weights, **kw))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    common.load_model.clear()
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"weights_source": source, "arch": "vgg16", "size": "128"})
+    at.run()
+    no_exception(at)
+    assert at.session_state["weights_source"] != source
+    assert all(w in ("random", "imagenet") for w in asked), asked
+    model, error = common.load_model("vgg16", source)  # even called directly, it refuses
+    assert model is None and "not one of this server's weight sources" in error

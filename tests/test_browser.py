@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import gradient_image
+from tests.conftest import BAD_IMAGES, gradient_image
 from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
 from tests.load_test import SHORT_RUN, load_test
 
@@ -104,16 +104,24 @@ def test_stylize_upload_run_download(server, page, tmp_path):
     page.screenshot(path=str(SHOTS / "stylize_after_run.png"), full_page=True)
 
 
-def test_bad_upload_shows_a_message(server, page, tmp_path):
+def test_every_bad_upload_gets_a_message_and_earlier_results_stay(server, page, tmp_path):
     page.goto(server + "/" + FAST)
     wait_idle(page)
-    choose(page, "Content image", "Upload your own…")
-    bad = tmp_path / "notes.png"
-    bad.write_text("this is not an image")
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(bad))
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text("Latest result").wait_for(timeout=120_000)
     wait_idle(page)
-    page.get_by_text("cannot be used").wait_for(timeout=30_000)
-    no_exceptions(page)
+    choose(page, "Content image", "Upload your own…")
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]').first
+    for name, (data, match) in BAD_IMAGES.items():
+        bad = tmp_path / f"{name}.png"
+        bad.write_bytes(data)
+        uploader.set_input_files(str(bad))
+        wait_idle(page)
+        message = page.locator('[data-testid="stAlert"]').filter(has_text="cannot be used")
+        message.first.wait_for(timeout=30_000)
+        assert re.search(match, message.first.inner_text()), (name, message.first.inner_text())
+        no_exceptions(page)
+        assert page.get_by_text("Latest result").count() == 1, f"the earlier result vanished after {name}"
     page.screenshot(path=str(SHOTS / "stylize_bad_upload.png"), full_page=True)
 
 

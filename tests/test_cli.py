@@ -1,6 +1,7 @@
 """The command line, end to end on small images with random weights."""
 
 import csv
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from nst_core.__main__ import main
-from tests.conftest import ROOT, gradient_image, stripes_image
+from tests.conftest import BAD_IMAGES, ROOT, gradient_image, stripes_image
 
 
 @pytest.fixture
@@ -132,3 +133,15 @@ def test_benchmark_quality_section_on_a_tiny_network(vgg16_random):
             assert r["speedup_at_equal_cost"] == pytest.approx(r["baseline_s_to_this_cost"] / r["seconds"], rel=0.05)
         else:  # the baseline never got down to this preset's cost
             assert r["final_cost"] < base["final_cost"]
+
+
+@pytest.mark.parametrize("name", list(BAD_IMAGES))
+def test_every_bad_image_exits_2_with_one_readable_line(pair, tmp_path, capsys, name):
+    data, match = BAD_IMAGES[name]
+    bad = tmp_path / f"{name}.png"
+    bad.write_bytes(data)
+    code = main(["stylize", str(bad), str(pair[1]), "-o", str(tmp_path / "x.png"), "--weights", "random",
+                 "--arch", "vgg16", "--size", "32", "--steps", "1"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:")
+    assert re.search(match, lines[0]), lines[0]

@@ -44,6 +44,8 @@ def test_records_carry_every_term_and_snapshots(vgg19_random, content_img, style
     assert final.image is not None and final.image.shape == (1, 3, 36, 48)
     assert final.best_total == min(r.total for r in recs)
     assert set(final.weights) == {"alpha", "beta", "lambdas"}
+    row = final.as_row()
+    assert row["size"] == "48x36" and row["total"] == final.total and row["style_conv2_1"] == final.style_layers["conv2_1"]
 
 
 def test_auto_balance_scales_alpha_and_lambdas(vgg19_random, content_img, style_img):
