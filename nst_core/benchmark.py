@@ -3,11 +3,11 @@
 Sections (each figure from this one run, on this machine):
 
 * overhead: the median step time of :func:`run` over a bare forward+backward (input gradient only)
-  through the same truncated network at the same size — what the costs, Gram matrices, optimizer
-  and bookkeeping add;
+  through the same truncated network at the same size, timed in alternation — what the costs, Gram
+  matrices, optimizer and bookkeeping add;
 * quality: how long each preset takes to reach the final cost of a plain baseline (single scale,
   Adam lr 0.02, init from content), judged by one fixed evaluator (the default layers, α = 1,
-  β = 5, balanced), as a fraction of the baseline's time;
+  β = 5, balanced), as a fraction of the baseline's time, and its speed-up at equal cost;
 * totals: seconds to the first preview and to the end of the app's default run, and peak memory
   (RSS, in a fresh process per size);
 * concurrency: three default runs in three threads of one process, against the same three in a row.
@@ -54,22 +54,26 @@ def _median(xs):
     return xs[len(xs) // 2]
 
 
-def _run_step_seconds(model, size, steps) -> float:
-    img = torch.rand(1, 3, *size)
-    cfg = TransferConfig(size=max(size), steps=steps + 1, snapshot_every=10)
-    stamps = [rec.elapsed for rec in run(img, img, cfg, model) if rec.status == "running"]
-    return _median([b - a for a, b in zip(stamps, stamps[1:])])
-
-
 def overhead(model, sizes, steps) -> list[dict]:
+    """Bare passes and ``run()`` steps alternate, so a machine that slows down or speeds up during
+    the measurement (a shared host does) moves both figures alike and the ratio stays honest."""
     layers = TransferConfig().layers
     rows = []
     for side in sizes:
         size = (side, side)
-        bare = bare_step_seconds(model, layers, size, steps)
-        full = _run_step_seconds(model, size, steps)
-        rows.append({"size": side, "bare_fwd_bwd_s": round(bare, 4), "run_step_s": round(full, 4),
-                     "overhead_ratio": round(full / bare, 3),
+        img = torch.rand(1, 3, *size)
+        steps_of_run = run(img, img, TransferConfig(size=side, steps=steps + 1, snapshot_every=10), model)
+        next(steps_of_run)  # targets and a first step: warm-up, not timed
+        bare, full = [], []
+        for _ in range(steps):
+            bare.append(bare_step_seconds(model, layers, size))
+            t = time.perf_counter()
+            next(steps_of_run)
+            full.append(time.perf_counter() - t)
+        steps_of_run.close()
+        b, f = _median(bare), _median(full)
+        rows.append({"size": side, "bare_fwd_bwd_s": round(b, 4), "run_step_s": round(f, 4),
+                     "overhead_ratio": round(f / b, 3),
                      "gflop_per_step": round(step_gflop(model.arch, layers, size), 1)})
     return rows
 
