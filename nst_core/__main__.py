@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .experiments import RECONSTRUCTION, content_reconstruction, style_reconstruction
 from .images import ImageError, load_image, to_pil
-from .model import WEIGHTS_ENV, ModelError, load_vgg, resolve_device, resolve_layers
+from .model import WEIGHTS_ENV, ModelError, configure_threads, load_vgg, resolve_device, resolve_layers
 from .transfer import (DEFAULT_PRESET, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, PRESETS, TransferConfig,
                        preset_config, run)
 
@@ -178,6 +178,7 @@ def _run_command(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    configure_threads()
     try:
         if args.command == "benchmark":
             from .benchmark import main as benchmark_main

@@ -275,6 +275,35 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def cpu_quota(cgroup_root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs this container may use under its cgroup limit (v2 ``cpu.max`` or v1 CFS quota), or None
+    when unlimited. Hosted containers often see all of the host's cores but are allowed only a
+    couple; torch sizes its thread pool from the cores it sees."""
+    root = Path(cgroup_root)
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def configure_threads(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """Use no more compute threads than the CPUs this process may run on; more only thrash."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota(cgroup_root)
+    if quota is not None:
+        allowed = min(allowed, max(1, int(quota + 0.5)))
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+    return torch.get_num_threads()
+
+
 def step_gflop(arch: str, layers, size: tuple[int, int]) -> float:
     """Approximate GFLOP of one forward+backward (input gradient only) up to the deepest layer.
 

@@ -15,14 +15,14 @@ import streamlit as st
 from PIL import Image, PngImagePlugin
 
 from nst_core import NORMALIZATIONS, ImageError, ModelError, TransferConfig, load_image, load_vgg, run, to_pil
-from nst_core.model import WEIGHTS_ENV, resolve_device
+from nst_core.model import ARCHS, WEIGHTS_ENV, configure_threads, resolve_device
 from nst_core.slots import RunSlots
-from nst_core.model import ARCHS
 from nst_core.transfer import (BALANCES, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, PRESETS, estimate_seconds,
                                measure_speed)
 
 ROOT = Path(__file__).resolve().parents[1]
 _frame = threading.local()
+configure_threads()  # once per server process: a hosted container may see more cores than it gets
 
 
 @contextmanager

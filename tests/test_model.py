@@ -161,3 +161,28 @@ def test_imagenet_weights_load_from_the_cache(tmp_path, monkeypatch, vgg19_rando
 def test_step_gflop_matches_the_design_figure():
     # DESIGN.md: about 95 GFLOP per forward+backward up to conv5_1 at 256 px on VGG19.
     assert 85 < step_gflop("vgg19", ["conv5_1"], (256, 256)) < 105
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "200000 100000\n"}, 2.0),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_cpu_quota_reads_cgroup_limits(tmp_path, files, expected):
+    from nst_core.model import cpu_quota
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(str(tmp_path)) == expected
+
+
+def test_configure_threads_never_exceeds_the_quota(tmp_path):
+    from nst_core.model import configure_threads
+    before = torch.get_num_threads()
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    try:
+        assert configure_threads(str(tmp_path)) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
