@@ -61,10 +61,6 @@ def _check_normalization(normalization: str) -> None:
 def gram_matrix(a: torch.Tensor) -> torch.Tensor:
     """G_kk' = Σ_i Σ_j a_ijk · a_ijk' — the unnormalized channel cross-covariance, shape (C, C)."""
     a = _chw(a)
-    if a.dim() == 3 and a.stride(0) == 1 and a.shape[0] > 1:
-        # Channels-last memory already holds the (n_H·n_W, n_C) matrix: use it without a copy.
-        f = a.permute(1, 2, 0).reshape(-1, a.shape[0])
-        return f.T @ f
     f = a.reshape(a.shape[0], -1)
     return f @ f.T
 

@@ -95,8 +95,3 @@ def test_total_variation():
     checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2
     img = checker.float().expand(1, 3, 8, 8)
     assert total_variation(img).item() == pytest.approx(2.0)  # every neighbour differs by 1
-
-
-def test_gram_is_the_same_for_channels_last_memory():
-    a = torch.randn(1, 6, 5, 7)
-    assert torch.allclose(gram_matrix(a.to(memory_format=torch.channels_last)), gram_matrix(a), atol=1e-5)
