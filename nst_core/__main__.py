@@ -27,7 +27,6 @@ def _csv_list(text: str, cast=str) -> tuple:
 
 
 PRESET_NAMES = {name.split()[0].lower(): name for name in PRESETS}  # "paper" → "Paper (Gatys 2016)"
-PRESET_NAMES_DEFAULT = DEFAULT_PRESET.split()[0].lower()
 
 
 def _preset_list(text: str) -> tuple[str, ...]:
@@ -78,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=d.alpha)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    p.add_argument("--preset", choices=tuple(PRESET_NAMES), default=PRESET_NAMES_DEFAULT,
+    p.add_argument("--preset", choices=tuple(PRESET_NAMES), default=DEFAULT_PRESET.split()[0].lower(),
                    help="starting settings, as in the app; the options below override them")
     _add_run_options(p, "from --preset", TransferConfig().size)
 

@@ -27,8 +27,7 @@ import torch
 
 from .images import load_image, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import (PRESETS, TransferConfig, bare_step_seconds, cost_terms, preset_config, prepare_targets,
-                       run)
+from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
 ASSET_STYLE = "assets/styles/flow_brush.png"
@@ -88,8 +87,8 @@ def time_to_reach(curve: list[tuple[float, float]], value: float) -> float | Non
     """When a (seconds, cost) curve first gets down to ``value``, linear between its points."""
     prev = None
     for t, c in curve:
-        if c <= value:
-            if prev is None or prev[1] == c:
+        if c <= value:  # and prev's cost > value, so the two costs differ
+            if prev is None:
                 return t
             return prev[0] + (t - prev[0]) * (prev[1] - value) / (prev[1] - c)
         prev = (t, c)
@@ -112,10 +111,8 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
     judge_targets = prepare_targets(to_tensor(content), [to_tensor(style)], shape, judge, model)
 
     def curve(cfg):
-        snaps = _timed_snapshots(content, style, cfg, model, shape)
-        with torch.no_grad():
-            return [(t, float(cost_terms(img.to(model.mean.device), judge_targets, judge, model)["total"]))
-                    for t, img in snaps]
+        return [(t, evaluate(img, content, style, judge, model, judge_targets)["total"])
+                for t, img in _timed_snapshots(content, style, cfg, model, shape)]
 
     base_cfg = TransferConfig(size=size, steps=baseline_steps, optimizer="adam", lr=0.02, levels=1,
                               snapshot_every=max(1, baseline_steps // 30))

@@ -249,12 +249,15 @@ def cost_terms(image: torch.Tensor, targets: Targets, config: TransferConfig,
             "style_layers": per_layer}
 
 
-def evaluate(image, content, style, config: TransferConfig, model: VGGFeatures) -> dict[str, float]:
+def evaluate(image, content, style, config: TransferConfig, model: VGGFeatures,
+             targets: Targets | None = None) -> dict[str, float]:
     """The weighted cost terms of a finished image under ``config``: a fixed yardstick for
-    comparing images made by different runs (targets are computed at the image's own size)."""
+    comparing images made by different runs (targets are computed at the image's own size, unless
+    ``targets`` computed for that size are passed, as when judging many images of one size)."""
     x = _as_tensor(image).to(model.mean.device)
-    targets = prepare_targets(_as_tensor(content), [_as_tensor(s) for s in _style_list(style)],
-                              tuple(x.shape[-2:]), config, model)
+    if targets is None:
+        targets = prepare_targets(_as_tensor(content), [_as_tensor(s) for s in _style_list(style)],
+                                  tuple(x.shape[-2:]), config, model)
     with torch.no_grad():
         terms = cost_terms(x, targets, config, model)
     return {"total": float(terms["total"]), "content": float(terms["content"]), "style": float(terms["style"]),
