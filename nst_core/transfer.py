@@ -34,8 +34,8 @@ LBFGS_MAX_EVAL = 25  # cost evaluations one L-BFGS step may spend in its line se
 
 
 # Named starting points for the app and CLI. The size comes from the caller; these set the rest.
-# Chosen by `python -m nst_core benchmark --sections quality` style measurements at 384 px with the
-# trained VGG16 (README, "Speed and memory"): for a 40-step run, two levels at Adam lr 0.03 ended
+# Chosen by `python -m scripts.tune_presets` (the benchmark's judge and baseline) at 384 px with the
+# trained VGG16 (README, "Time to quality"): for a 40-step run, two levels at Adam lr 0.03 ended
 # lower (judged cost 2.40) than lr 0.02 (2.50) or 0.06 (2.92), and than L-BFGS from the photo
 # (20 steps, 3.34, in more time). For a long run the coarse level stopped paying: 200 steps on two
 # levels ended at a cost the single-scale loop reaches in 0.8× the time, so Fine is single-scale.
