@@ -29,6 +29,7 @@ PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "style")
 BALANCES = ("auto", "raw")
+PRECISIONS = ("auto", "fp32", "bf16")  # the network's arithmetic; "auto" is decided at model load
 MIN_STAGE_SIDE = 64
 LBFGS_MAX_EVAL = 25  # cost evaluations one L-BFGS step may spend in its line search
 
@@ -77,6 +78,7 @@ class TransferConfig:
     levels: int = 1  # coarse-to-fine: 1 runs at `size` only; 2 starts at size/2, and so on
     seed: int = 0
     pooling: str = "max"
+    precision: str = "auto"
     preserve_color: bool = False
     style_blend: tuple[float, ...] | None = None  # weights of several style images
     snapshot_every: int = 10
@@ -89,6 +91,7 @@ class TransferConfig:
             (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
             (self.normalization in costs.NORMALIZATIONS, f"normalization must be one of {costs.NORMALIZATIONS}"),
             (self.pooling in ("max", "avg"), "pooling must be 'max' or 'avg'"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.steps >= 0, "steps must be ≥ 0"),
             (self.size >= 16, "size must be at least 16 pixels"),
             (self.levels >= 1, "levels must be ≥ 1"),
