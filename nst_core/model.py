@@ -9,6 +9,7 @@ Layer names follow the Gatys et al. paper and Caffe: ``conv{b}_{i}``, ``relu{b}_
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,7 @@ class VGGFeatures(nn.Module):
         self.table = layer_table(arch)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self._auto_precision: str | None = None
         self.eval()
         self.requires_grad_(False)
 
@@ -129,14 +131,19 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True):  # noqa: D401 - a shared model never leaves eval mode
         return super().train(False)
 
-    def extract(self, image: torch.Tensor, layers, pooling: str = "max") -> dict[str, torch.Tensor]:
+    def extract(self, image: torch.Tensor, layers, pooling: str = "max",
+                precision: str = "fp32") -> dict[str, torch.Tensor]:
         """Activations of ``layers`` for an RGB image in [0, 1] shaped (B, 3, H, W).
 
         Applies ImageNet normalization, runs only as deep as the deepest layer asked for, and
         with ``pooling="avg"`` swaps every max pool for a 2×2 average pool, as Gatys et al. did.
+        With ``precision`` "bf16" (or "auto" where :meth:`auto_precision` chose it) the
+        convolutions run in bfloat16 under autocast; the activations come back as float32, so
+        Gram matrices and costs are always summed in float32.
         """
         if pooling not in ("max", "avg"):
             raise ModelError(f"Unknown pooling '{pooling}': use 'max' or 'avg'.")
+        dtype = self.compute_dtype(precision)
         infos = resolve_layers(self.arch, layers)
         wanted: dict[int, list[str]] = {}
         for info in infos:
@@ -144,14 +151,81 @@ class VGGFeatures(nn.Module):
         last = max(wanted)
         x = (image - self.mean) / self.std
         out: dict[str, torch.Tensor] = {}
-        for i, module in enumerate(self.features[: last + 1]):
-            if pooling == "avg" and isinstance(module, nn.MaxPool2d):
-                x = F.avg_pool2d(x, kernel_size=2, stride=2)
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            for i, module in enumerate(self.features[: last + 1]):
+                if pooling == "avg" and isinstance(module, nn.MaxPool2d):
+                    x = F.avg_pool2d(x, kernel_size=2, stride=2)
+                else:
+                    x = module(x)
+                for name in wanted.get(i, ()):
+                    out[name] = x
+        return {name: out[name].float() for name in layers}
+
+    def compute_dtype(self, precision: str = "fp32") -> torch.dtype:
+        """The dtype the convolutions run in for a precision setting ("auto", "fp32" or "bf16")."""
+        if precision == "auto":
+            precision = self.auto_precision()
+        if precision == "fp32":
+            return torch.float32
+        if precision == "bf16":
+            return _low_precision_dtype(self.mean.device)
+        raise ModelError(f"Unknown precision '{precision}': use auto, fp32 or bf16.")
+
+    def auto_precision(self) -> str:
+        """bf16 where this machine runs it faster than fp32, else fp32; decided once per model.
+
+        On a CPU, bf16 needs AVX512-BF16 or AMX to be fast (elsewhere it is emulated and slower), so
+        the CPU's flags are read first, then a one-off timing of both confirms it. Under CUDA,
+        autocast's bf16 (or fp16 on GPUs without bf16) is always the faster choice.
+        """
+        if self._auto_precision is None:
+            device = self.mean.device
+            if device.type == "cuda":
+                self._auto_precision = "bf16"
+            elif not cpu_has_fast_bf16():
+                self._auto_precision = "fp32"
             else:
-                x = module(x)
-            for name in wanted.get(i, ()):
-                out[name] = x
-        return {name: out[name] for name in layers}
+                t32, t16 = (_pass_seconds(self, p) for p in ("fp32", "bf16"))
+                self._auto_precision = "bf16" if t16 < 0.8 * t32 else "fp32"
+        return self._auto_precision
+
+    def precision_label(self, precision: str = "auto") -> str:
+        """Words for the app and the CLI, e.g. "bfloat16 (chosen automatically: faster on this CPU)"."""
+        dtype = self.compute_dtype(precision)
+        name = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
+        if precision != "auto":
+            return f"{name} (set by hand)"
+        why = "faster on this machine" if dtype != torch.float32 else "bfloat16 is not faster here"
+        return f"{name} (chosen automatically: {why})"
+
+
+def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _low_precision_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _pass_seconds(model: "VGGFeatures", precision: str, side: int = 96, repeats: int = 3) -> float:
+    """Best of a few forward+backward passes (input gradient only) to conv5_1 at ``side`` px."""
+    x = torch.rand(1, 3, side, side, device=model.mean.device, requires_grad=True)
+    best = float("inf")
+    with torch.enable_grad():  # the first caller may be inside no_grad (computing targets)
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            model.extract(x, ["conv5_1"], precision=precision)["conv5_1"].sum().backward()
+            best = min(best, time.perf_counter() - t)
+            x.grad = None
+    return best
 
 
 def _features_module(arch: str, init: bool = False) -> nn.Sequential:

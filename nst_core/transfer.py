@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from . import costs
-from .images import fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
-from .model import VGGFeatures, step_gflop
+from .images import MIN_SIDE, fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
+from .model import VGGFeatures, layer_table, step_gflop
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -164,15 +164,35 @@ class Step:
                 "tv": self.tv, **{f"style_{k}": v for k, v in self.style_layers.items()}}
 
 
+def min_input_side(layers) -> int:
+    """The shortest image side at which every layer in ``layers`` still has one position: VGG's
+    pools floor odd sizes, so a layer of stride s needs at least s input pixels."""
+    table = layer_table("vgg19")  # strides depend only on the name, the same in VGG16
+    return max([MIN_SIDE] + [table[n].stride for n in layers if n in table])
+
+
+def fit_size(shape: tuple[int, int], long_side: int, min_side: int) -> tuple[int, int]:
+    """``shape`` scaled to ``long_side``, or larger where the short side would fall below ``min_side``
+    (a narrow panorama keeps enough rows for the deepest layer)."""
+    h, w = fit_long_side(shape, long_side)
+    if min(h, w) >= min_side:
+        return h, w
+    scale = min_side / min(shape)
+    return max(min_side, round(shape[0] * scale)), max(min_side, round(shape[1] * scale))
+
+
 def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
     """Coarse-to-fine stages as ((H, W), steps): each level halves the size, and the coarser
-    levels, being 4× cheaper per step, get twice the steps of the next finer one."""
-    long_sides = [config.size // 2 ** k for k in reversed(range(config.levels))]
-    long_sides = [s for s in long_sides if s >= MIN_STAGE_SIDE] or [config.size]
-    shares = [2 ** (len(long_sides) - 1 - k) for k in range(len(long_sides))]
+    levels, being 4× cheaper per step, get twice the steps of the next finer one. A coarse level
+    too small for the deepest layer (or under ``MIN_STAGE_SIDE``) is skipped."""
+    min_side = min_input_side(config.layers)
+    sizes = [fit_long_side(shape, config.size // 2 ** k) for k in reversed(range(1, config.levels))]
+    sizes = [s for s in sizes if max(s) >= MIN_STAGE_SIDE and min(s) >= min_side]
+    sizes.append(fit_size(shape, config.size, min_side))
+    shares = [2 ** (len(sizes) - 1 - k) for k in range(len(sizes))]
     steps = [config.steps * s // sum(shares) for s in shares]
     steps[-1] += config.steps - sum(steps)
-    return [(fit_long_side(shape, side), n) for side, n in zip(long_sides, steps)]
+    return list(zip(sizes, steps))
 
 
 def _as_tensor(img) -> torch.Tensor:
@@ -200,13 +220,14 @@ def prepare_targets(content: torch.Tensor, styles: list[torch.Tensor], size: tup
         a_C = None
         if config.alpha > 0:
             c = resize_tensor(content, size).to(device)
-            a_C = model.extract(c, [config.content_layer], config.pooling)[config.content_layer]
+            a_C = model.extract(c, [config.content_layer], config.pooling, config.precision)[config.content_layer]
         grams: dict[str, torch.Tensor] = {}
         if lambdas:
             style_side = max(MIN_STAGE_SIDE // 2, round(max(size) * config.style_scale))
+            min_side = min_input_side(lambdas)
             for weight, s in zip(blend, styles):
-                s = resize_tensor(s, fit_long_side(tuple(s.shape[-2:]), style_side)).to(device)
-                acts = model.extract(s, list(lambdas), config.pooling)
+                s = resize_tensor(s, fit_size(tuple(s.shape[-2:]), style_side, min_side)).to(device)
+                acts = model.extract(s, list(lambdas), config.pooling, config.precision)
                 for name, a_S in acts.items():
                     h, w = positions(model, name, size)
                     g = weight * costs.scaled_gram(a_S, h * w)
@@ -238,7 +259,7 @@ def _zero_style_cost(gram: torch.Tensor, hw: tuple[int, int], normalization: str
 def cost_terms(image: torch.Tensor, targets: Targets, config: TransferConfig,
                model: VGGFeatures) -> dict:
     """Every weighted term of J(G) for the image, as tensors (differentiable if ``image`` is)."""
-    acts = model.extract(image, config.layers, config.pooling)
+    acts = model.extract(image, config.layers, config.pooling, config.precision)
     zero = image.new_zeros(())
     content = (targets.alpha * costs.content_cost(targets.content, acts[config.content_layer],
                                                   config.normalization)
@@ -302,7 +323,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     device = model.mean.device
     content_t = _as_tensor(content)
     styles_t = [_as_tensor(s) for s in _style_list(style)]
-    plan = stage_plan(config, fit_long_side(tuple(content_t.shape[-2:]), config.size))
+    plan = stage_plan(config, tuple(content_t.shape[-2:]))
     total_steps = sum(n for _, n in plan)
     work = [n * h * w for (h, w), n in plan]  # pixel-steps, to estimate time left
     done_work, step = 0.0, 0

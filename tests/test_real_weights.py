@@ -5,7 +5,7 @@ import torch
 
 from nst_core import TransferConfig, load_image, run
 from nst_core.images import resize_tensor, to_tensor
-from nst_core.transfer import evaluate
+from nst_core.transfer import cost_terms, evaluate, prepare_targets
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.real_weights
@@ -30,3 +30,25 @@ def test_default_settings_stylize_and_keep_the_content(vgg16_trained):
     # ...while the content stayed far closer to the photo than the style image itself is.
     assert c["content"] < 0.6 * style_as_g["content"], (c, style_as_g)
     assert torch.isfinite(result.best_image).all()
+
+
+def _cost_and_gradient(model, precision: str):
+    content = load_image(ROOT / "assets/content/chelsea_cat.jpg")
+    style = load_image(ROOT / "assets/styles/flow_brush.png")
+    cfg = TransferConfig(size=128, alpha=1.0, beta=1000.0, balance="raw", precision=precision)
+    c, s = to_tensor(content), to_tensor(style)
+    size = tuple(resize_tensor(c, (96, 128)).shape[-2:])
+    targets = prepare_targets(c, [s], size, cfg, model)
+    # A half-stylized image, so both terms and their gradients are far from zero.
+    x = (0.6 * resize_tensor(c, size) + 0.4 * resize_tensor(s, size)).requires_grad_(True)
+    total = cost_terms(x, targets, cfg, model)["total"]
+    total.backward()
+    return float(total), x.grad.flatten()
+
+
+def test_bf16_network_gives_the_fp32_cost_and_gradient(vgg16_trained):
+    """The network may run in bfloat16; the costs it feeds must stay those of float32 arithmetic."""
+    cost32, grad32 = _cost_and_gradient(vgg16_trained, "fp32")
+    cost16, grad16 = _cost_and_gradient(vgg16_trained, "bf16")
+    assert cost16 == pytest.approx(cost32, rel=0.01)
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) >= 0.99

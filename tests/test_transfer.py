@@ -70,7 +70,7 @@ def test_auto_balance_makes_runs_independent_of_activation_scale(content_img, st
     scaled = load_vgg("vgg16", "random", seed=1)
     with torch.no_grad():
         scaled.features[0].weight.mul_(10.0)
-    cfg = TransferConfig(**{**SMALL, "steps": 4})
+    cfg = TransferConfig(**{**SMALL, "steps": 4}, precision="fp32")  # an exact identity: no bf16 rounding
     a = run_all(content_img, style_img, cfg, base)
     b = run_all(content_img, style_img, cfg, scaled)
     for ra, rb in zip(a, b):
@@ -207,3 +207,18 @@ def test_lbfgs_keeps_descending_from_noise(vgg19_random, style_img):
     totals = [r.total for r in run_all(style_img, style_img, cfg, vgg19_random) if r.status == "running"]
     assert totals[-1] < 0.5 * totals[1], totals
     assert len(set(round(t, 12) for t in totals[2:])) > 5, "the cost stopped changing"
+
+
+@pytest.mark.parametrize("shape", [(100, 800), (800, 100), (16, 128)])
+@pytest.mark.parametrize("size, levels", [(128, 2), (192, 3)])
+def test_extreme_aspect_ratios_run_at_every_app_size(vgg16_random, shape, size, levels):
+    """The loader accepts up to 8:1; every such image must run as content and as style, with
+    coarse levels and the deepest layers (pool5 needs 32 rows), never 'Output size is too small'."""
+    h, w = shape
+    img = torch.rand(1, 3, h, w)
+    cfg = TransferConfig(size=size, levels=levels, steps=levels, style_layers=("conv1_1", "conv5_1", "pool5"))
+    recs = run_all(img, img, cfg, vgg16_random)
+    assert recs[-1].status == "done"
+    final = recs[-1].best_image.shape[-2:]
+    assert min(final) >= 32 and max(final) >= size
+    assert abs(final[1] / final[0] - w / h) < 0.1 * w / h  # the aspect ratio is kept
