@@ -6,8 +6,9 @@ function accepts it shaped (1, C, H, W) or (C, H, W).
 * ``content_cost``      J_content(C, G)   = 1/2 · Σ (a(C) − a(G))²
 * ``gram_matrix``       G_kk'             = Σ_i Σ_j a_ijk · a_ijk'          (unnormalized)
 * ``style_layer_cost``  J_style[l](S, G)  = 1/(2·n_H·n_W·n_C)² · Σ_k Σ_k' (G(S) − G(G))²_kk'
-* ``style_cost``        J_style(S, G)     = Σ_l λ[l] · J_style[l](S, G)
-* ``total_cost``        J(G)              = α · J_content + β · J_style
+
+The loop (``transfer.cost_terms``) sums them as J(G) = α · J_content + β · Σ_l λ[l] · J_style[l](S, G),
+keeping every weighted term apart so a student can see which one is being paid.
 
 A second, named normalization (``"mse"``) is offered for comparison: the mean-squared costs of the
 PyTorch neural-transfer tutorial, whose Gram matrix is divided by n_C·n_H·n_W. It differs from the
@@ -105,18 +106,6 @@ def style_layer_cost(a_S: torch.Tensor, a_G: torch.Tensor, normalization: str = 
         return sq / (2 * n_H * n_W * n_C) ** 2
     # mse: both Grams divided by n_C·n_H·n_W, then the mean over the n_C² entries.
     return sq / ((n_C * n_H * n_W) ** 2 * n_C ** 2)
-
-
-def style_cost(style_targets: dict[str, torch.Tensor], acts_G: dict[str, torch.Tensor],
-               lambdas: dict[str, float], normalization: str = "seed") -> torch.Tensor:
-    """J_style(S, G) = Σ_l λ[l] · J_style[l](S, G) over the layers named in ``lambdas``."""
-    return sum(lam * style_layer_cost(style_targets[name], acts_G[name], normalization)
-               for name, lam in lambdas.items())
-
-
-def total_cost(j_content: torch.Tensor, j_style: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
-    """J(G) = α · J_content(C, G) + β · J_style(S, G)."""
-    return alpha * j_content + beta * j_style
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

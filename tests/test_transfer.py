@@ -222,3 +222,36 @@ def test_extreme_aspect_ratios_run_at_every_app_size(vgg16_random, shape, size, 
     final = recs[-1].best_image.shape[-2:]
     assert min(final) >= 32 and max(final) >= size
     assert abs(final[1] / final[0] - w / h) < 0.1 * w / h  # the aspect ratio is kept
+
+
+def test_cost_terms_are_the_seed_total(vgg19_random, content_img, style_img):
+    """With raw weights the loop's J is exactly α·J_content + β·Σ_l λ[l]·J_style[l], term by term."""
+    from nst_core import gram_matrix, style_layer_cost
+    cfg = TransferConfig(**SMALL, alpha=2.0, beta=300.0, balance="raw", style_weights=(0.5, 0.3, 0.2),
+                         precision="fp32")
+    size = (36, 48)
+    c, s = to_tensor(content_img), to_tensor(style_img)
+    t = prepare_targets(c, [s], size, cfg, vgg19_random)
+    g = torch.rand(1, 3, *size)
+    terms = cost_terms(g, t, cfg, vgg19_random)
+    a_C = vgg19_random.extract(resize_tensor(c, size), ["conv3_2"])["conv3_2"]
+    acts = vgg19_random.extract(g, ["conv3_2", *cfg.style_layers])
+    s48 = resize_tensor(s, size)  # the style image is 64×64: resized to G's long side, 48×48
+    expected_style = sum(lam * style_layer_cost(vgg19_random.extract(s48, [n])[n], acts[n])
+                         for n, lam in zip(cfg.style_layers, cfg.style_weights))
+    expected = 2.0 * content_cost(a_C, acts["conv3_2"]) + 300.0 * expected_style
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert gram_matrix(acts["conv1_1"]).shape == (64, 64)
+
+
+def test_finer_level_keeps_the_photo_detail_and_the_coarse_change(content_img, style_img):
+    """A coarse level's result enters the finer level as a change to the photo, so the photo's
+    fine detail is not blurred away at the switch (that made J jump up)."""
+    cfg = TransferConfig(size=64, levels=2)
+    c = to_tensor(content_img)
+    coarse = resize_tensor(c, (24, 32)) + 0.1
+    start = transfer._stage_start(cfg, c, [to_tensor(style_img)], (48, 64), coarse)
+    expected = (resize_tensor(c, (48, 64)) + 0.1).clamp(0, 1)
+    assert torch.allclose(start, expected, atol=1e-5)
+    blurred = torch.nn.functional.interpolate(coarse, size=(48, 64), mode="bilinear").clamp(0, 1)
+    assert (start - blurred).abs().max() > 0.1  # plain enlarging would have lost detail
