@@ -38,12 +38,12 @@ from PIL import Image
 from . import memory
 from .images import to_pil
 from .slots import FairQueue, QueueStatus, Ticket, server_limit
-from .transfer import Step, TransferConfig
+from .transfer import Step, TransferConfig, run
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SIDE = 160  # long side of the thumbnails kept of a run's progress
-FINISHED = ("done", "diverged", "capped", "stopped", "failed", "withdrawn")
+FINISHED = ("done", "diverged", "capped", "stopped", "failed", "withdrawn", "refused")
 # Finished states worth serving to the next student who asks: the same request would end the same
 # way. A stopped or failed run is only shown to someone rejoining it (see RunRegistry.peek).
 SERVED = ("done", "diverged", "capped")
@@ -298,7 +298,7 @@ class RunView:
     worker. ``latest`` keeps the costs of the last record (its image fields are dropped)."""
 
     key: str
-    state: str  # queued | running | done | diverged | capped | stopped | failed | withdrawn
+    state: str  # queued | running | done | diverged | capped | stopped | failed | withdrawn | refused
     version: int
     message: str = ""
     queue: QueueStatus | None = None
@@ -345,7 +345,7 @@ class SharedRun:
         """A new subscriber's id, or None when the run is already ending unwatched or withdrawn
         (then the caller starts a fresh one)."""
         with self._cond:
-            if self._ending or self.final is not None or self.ticket.state == "withdrawn":
+            if self._ending or self.final is not None or self.ticket.state in ("withdrawn", "refused"):
                 return None
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock())
@@ -403,7 +403,12 @@ class SharedRun:
             log.exception("queue failure")
             admitted, self.message = False, f"The run could not be queued: {exc}"
         if not admitted:
-            self._finish("withdrawn", self.message or "Nobody was waiting for this run any more.")
+            if self.ticket.state == "refused":
+                self._finish("refused", f"This server has no room for this run: it needs about "
+                                        f"{self.ticket.memory_mb:.0f} MB, and even with nothing else running the "
+                                        f"budget of {reg.memory_mb:.0f} MB does not allow it. Choose a smaller size.")
+            else:
+                self._finish("withdrawn", self.message or "Nobody was waiting for this run any more.")
             return
         gen, state, message = None, "failed", ""
         started = reg.clock()
@@ -673,5 +678,24 @@ class RunRegistry:
         with self._lock:
             if self._live.get(run.key) is run:
                 del self._live[run.key]
-            if run.final is not None and run.final.best is not None and run.state != "withdrawn":
+            if run.final is not None and run.final.best is not None:
                 self.results.put(run.key, run.final)
+
+
+def start_transfer(registry: RunRegistry, content, styles, config: TransferConfig, model, *, session,
+                   estimate_s: float | None = None) -> Subscription:
+    """The one call a run panel makes: join the identical run in flight, get its finished result,
+    or queue a new ``transfer.run`` — after refusing (:class:`RunRefused`) one over the limits.
+
+    ``content`` and ``styles`` are what the loop gets (PIL images or tensors); ``estimate_s`` is
+    the caller's estimate of the run's seconds on this server.
+    """
+    styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    key = run_key(content, styles, config, network_identity(model))
+    known = registry.peek(key)
+    need = 0.0
+    if known is None or (known.finished and known.state not in SERVED):  # joining costs nothing
+        shape = (content.height, content.width) if isinstance(content, Image.Image) else tuple(content.shape[-2:])
+        need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb())
+    return registry.start_or_join(key, lambda: run(content, styles, config, model), session=session,
+                                  estimate_s=estimate_s or 0.0, memory_mb=need)

@@ -45,7 +45,7 @@ class Ticket:
     sessions: set = field(default_factory=set)
     estimate_s: float = 0.0
     memory_mb: float = 0.0
-    state: str = "new"  # new | queued | running | released | withdrawn
+    state: str = "new"  # new | queued | running | released | withdrawn | refused
     admitted_at: float | None = None
     remaining_s: float | None = None
     number: int = 0
@@ -66,7 +66,8 @@ class FairQueue:
     ``fits(memory_mb, reserved_mb)`` says whether a run needing ``memory_mb`` fits beside work
     already admitted, which was promised ``reserved_mb``; the default always says yes. The head of
     the queue is never overtaken: a small run behind a large one waits for it, which keeps the
-    order honest.
+    order honest. A head that does not fit while nothing runs is refused (state ``refused``)
+    rather than left to block the queue.
     """
 
     def __init__(self, slots: int, fits: Callable[[float, float], bool] | None = None,
@@ -138,6 +139,11 @@ class FairQueue:
             if ticket.state != "queued" or self._queued[0] is not ticket or len(self._running) >= self.slots:
                 return False
             if not self._fits(ticket.memory_mb, sum(t.memory_mb for t in self._running)):
+                if not self._running:
+                    # Nothing will end and free memory: waiting would stall everyone behind it.
+                    self._queued.pop(0)
+                    ticket.state = "refused"
+                    self._cond.notify_all()
                 return False
             self._queued.pop(0)
             self._running.append(ticket)
@@ -158,12 +164,12 @@ class FairQueue:
 
     def acquire(self, ticket: Ticket, on_wait: Callable[[QueueStatus], None] | None = None,
                 poll: float = 0.5, cancelled: Callable[[], bool] | None = None) -> bool:
-        """Wait until ``ticket`` is admitted (True), or until it is withdrawn or ``cancelled()``
-        says to give up (False, and the ticket leaves the queue). ``on_wait`` hears the status
-        about every ``poll`` seconds; if it raises, the ticket leaves the queue too."""
+        """Wait until ``ticket`` is admitted (True), or until it is withdrawn, refused for memory or
+        ``cancelled()`` says to give up (False, and the ticket leaves the queue). ``on_wait`` hears
+        the status about every ``poll`` seconds; if it raises, the ticket leaves the queue too."""
         try:
             while not self.try_admit(ticket):
-                if ticket.state == "withdrawn" or (cancelled is not None and cancelled()):
+                if ticket.state in ("withdrawn", "refused") or (cancelled is not None and cancelled()):
                     self.withdraw(ticket)
                     return False
                 if on_wait is not None:
@@ -215,14 +221,17 @@ class FairQueue:
         try:
             report = None if on_wait is None else (lambda status: on_wait(status.ahead))
             if not self.acquire(ticket, on_wait=report, poll=poll):
-                raise Withdrawn("A newer run from the same session replaced this one in the queue.")
+                raise Withdrawn("This server has no memory for this run even with nothing else running."
+                                if ticket.state == "refused" else
+                                "A newer run from the same session replaced this one in the queue.")
             yield ticket
         finally:
             self.release(ticket)
 
 
 class Withdrawn(RuntimeError):
-    """A queued run was replaced by a newer one from the same session."""
+    """A queued run left the queue without running: replaced by a newer one from the same
+    session, or refused because it cannot fit in memory."""
 
 
 # The name pages/common.py imports.

@@ -142,12 +142,27 @@ class CloudGroup:
 def run(command: list[str], memory_mb: float, cpus: float) -> dict:
     with CloudGroup(memory_mb, cpus) as group:
         proc = subprocess.Popen(command, preexec_fn=group.enter)
-        try:
-            returncode = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            returncode = proc.wait()
-        return group.report(returncode)
+        # Stopping the stand-in stops the command first, so the groups can be reported and removed.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: proc.send_signal(signum))
+        peak_rss = 0.0
+        while proc.poll() is None:
+            peak_rss = max(peak_rss, _peak_rss_mb(proc.pid))
+            time.sleep(0.5)
+        return {**group.report(proc.returncode), "command_peak_rss_mb": round(peak_rss, 1)}
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The command's own peak resident size (VmHWM). The group's figure counts only pages charged
+    to it: shared libraries another process already loaded are charged elsewhere, so the group
+    may report less than the process really maps, as a fresh container would not."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"cloud-standin: SKIP: {exc}", file=sys.stderr)
         return SKIP
-    print(f"cloud-standin: peak {report['peak_mb']:.0f} MB of {report['limit_mb']:.0f} MB, "
+    print(f"cloud-standin: peak {report['peak_mb']:.0f} MB of {report['limit_mb']:.0f} MB in the group "
+          f"(the command's own peak RSS {report['command_peak_rss_mb']:.0f} MB), "
           f"{report['cpus']:g} CPUs, OOM killer {'FIRED' if report['oom_killed'] else 'did not fire'} "
           f"(oom_kill {report['oom_kills']}, failcnt {report['failcnt']}), exit status {report['returncode']}")
     if args.json:

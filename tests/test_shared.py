@@ -13,9 +13,9 @@ from PIL import Image
 from nst_core import load_vgg
 from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
 from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, nbytes, network_identity,
-                             run_key)
+                             run_key, start_transfer)
 from nst_core.slots import FairQueue
-from nst_core.transfer import Step, TransferConfig, run
+from nst_core.transfer import Step, TransferConfig
 
 from tests.conftest import gradient_image, stripes_image
 
@@ -378,21 +378,39 @@ def test_headroom_gives_back_what_running_runs_hold():
 
 # ---------------------------------------------------------------- the real loop through the registry
 
-def test_the_real_loop_runs_once_for_two_subscribers(vgg19_random):
+def test_the_real_loop_runs_once_for_two_students(vgg19_random):
     content, style = gradient_image(48, 40), stripes_image(40, 40)
     cfg = TransferConfig(size=40, steps=3, snapshot_every=2)
-    key = run_key(content, [style], cfg, network_identity(vgg19_random))
-    starts = []
-
-    def make():
-        starts.append(1)
-        return run(content, [style], cfg, vgg19_random)
-
     reg = registry()
-    a = reg.start_or_join(key, make, session="A")
-    b = reg.start_or_join(key, make, session="B")
+    a = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1.0)
+    b = start_transfer(reg, content.copy(), [style.copy()], cfg, vgg19_random, session="B", estimate_s=1.0)
+    assert not a.joined and b.joined and a.key == b.key
     va, vb = until(a.view, lambda v: v.finished), until(b.view, lambda v: v.finished)
-    assert len(starts) == 1 and va.state == "done" == vb.state
+    assert va.state == "done" == vb.state
     assert va.best.size == (40, 33) and va.best.tobytes() == vb.best.tobytes()
     assert [row["step"] for row in va.history] == [1, 2, 3, 3]
     assert math.isfinite(va.latest.total)
+    other = start_transfer(reg, content, [style], TransferConfig(size=40, steps=2), vgg19_random, session="A")
+    assert not other.joined and other.key != a.key
+    until(other.view, lambda v: v.finished)
+
+
+def test_start_transfer_refuses_over_the_limits_but_serves_what_is_done(vgg19_random):
+    content, style = gradient_image(48, 40), stripes_image(40, 40)
+    cfg = TransferConfig(size=40, steps=2)
+    reg = registry(max_run_s=5)
+    with pytest.raises(RunRefused):
+        start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=50)
+    sub = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1)
+    until(sub.view, lambda v: v.finished)
+    again = start_transfer(reg, content, [style], cfg, vgg19_random, session="B", estimate_s=50)
+    assert again.joined and again.view().state == "done", "a finished result costs nothing to serve"
+
+
+def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
+    reg = registry(max_runs=1, rss_mb=lambda: 2000.0, memory_mb=2200)
+    big = reg.start_or_join("big", Script(n=2), session="A", memory_mb=500)
+    small = reg.start_or_join("small", Script(n=2), session="B", memory_mb=50)
+    view = until(big.view, lambda v: v.finished)
+    assert view.state == "refused" and "smaller size" in view.message and "500 MB" in view.message
+    assert until(small.view, lambda v: v.finished).state == "done"

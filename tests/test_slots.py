@@ -123,23 +123,27 @@ def test_withdrawal_moves_the_queue_up_and_ends_the_wait():
 
 
 def test_memory_holds_the_head_and_everyone_behind_it():
-    room = {"fits": False}
+    room = {"fits": True}
     seen = []
 
     def fits(need, reserved):
         seen.append((need, reserved))
         return room["fits"]
 
-    q = FairQueue(2, fits=fits)
+    q = FairQueue(3, fits=fits)
+    running = ticket("r", memory=300)
+    q.enqueue(running)
+    assert q.try_admit(running)
+    room["fits"] = False
     big, small = ticket("a", memory=900), ticket("b", memory=10)
     q.enqueue(big)
     q.enqueue(small)
     assert not q.try_admit(big)
-    assert q.status(big) == QueueStatus(0, 0.0, memory_bound=True)
+    assert q.status(big) == QueueStatus(1, 0.0, memory_bound=True)
     assert not q.try_admit(small), "a small run does not overtake the one waiting for memory"
     room["fits"] = True
     assert q.try_admit(big) and q.try_admit(small)
-    assert seen[-1] == (10, 900), "the second admission counts the first one's estimate as reserved"
+    assert seen[-1] == (10, 1200), "admission counts the estimates of the runs already admitted"
 
 
 def test_acquire_blocks_until_a_slot_frees_and_reports_runs_ahead():
@@ -237,3 +241,12 @@ def test_server_limits_fall_back_to_their_defaults(monkeypatch):
         assert server_limit("NST_MAX_RUN_S") == 120
     monkeypatch.delenv("NST_MEMORY_MB", raising=False)
     assert server_limit("NST_MEMORY_MB") == 2200
+
+
+def test_a_head_that_cannot_fit_with_nothing_running_is_refused_not_left_blocking():
+    q = FairQueue(2, fits=lambda need, reserved: need < 100)
+    big, small = ticket("a", memory=500), ticket("b", memory=10)
+    q.enqueue(big)
+    q.enqueue(small)
+    assert q.acquire(big, poll=0.01) is False and big.state == "refused"
+    assert q.try_admit(small)
