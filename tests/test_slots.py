@@ -22,6 +22,16 @@ def ticket(session=None, estimate=0.0, memory=0.0):
     return Ticket(sessions={session} if session is not None else set(), estimate_s=estimate, memory_mb=memory)
 
 
+def busy_queue(slots: int = 1, **kw) -> tuple[FairQueue, Ticket]:
+    """A queue whose slots are all taken by running tickets; returns the queue and the first."""
+    q = FairQueue(slots, **kw)
+    running = [ticket(f"busy{i}", estimate=5) for i in range(slots)]
+    for t in running:
+        q.enqueue(t)
+        assert q.try_admit(t)
+    return q, running[0]
+
+
 def test_first_come_first_served_and_no_overtaking():
     q = FairQueue(1)
     a, b, c = ticket("a"), ticket("b"), ticket("c")
@@ -72,10 +82,7 @@ def test_wait_is_remaining_seconds_of_runs_ahead_over_slots():
 
 
 def test_a_new_run_from_the_same_session_replaces_its_queued_one():
-    q = FairQueue(1)
-    busy = ticket("x")
-    q.enqueue(busy)
-    q.try_admit(busy)
+    q, busy = busy_queue()
     old, other = ticket("s"), ticket("t")
     q.enqueue(old)
     q.enqueue(other)
@@ -87,10 +94,7 @@ def test_a_new_run_from_the_same_session_replaces_its_queued_one():
 
 
 def test_a_shared_queued_run_survives_one_of_its_sessions_moving_on():
-    q = FairQueue(1)
-    busy = ticket("x")
-    q.enqueue(busy)
-    q.try_admit(busy)
+    q, busy = busy_queue()
     shared = ticket("s")
     q.enqueue(shared)
     assert q.join(shared, "t") == []
@@ -147,10 +151,7 @@ def test_memory_holds_the_head_and_everyone_behind_it():
 
 
 def test_acquire_blocks_until_a_slot_frees_and_reports_runs_ahead():
-    q = FairQueue(1)
-    holder = ticket("x", estimate=5)
-    q.enqueue(holder)
-    q.try_admit(holder)
+    q, holder = busy_queue()
     waiter = ticket("y")
     q.enqueue(waiter)
     reports, admitted = [], threading.Event()
@@ -169,10 +170,7 @@ def test_acquire_blocks_until_a_slot_frees_and_reports_runs_ahead():
 
 
 def test_acquire_gives_up_when_cancelled_or_when_on_wait_raises():
-    q = FairQueue(1)
-    holder = ticket("x")
-    q.enqueue(holder)
-    q.try_admit(holder)
+    q, holder = busy_queue()
     a = ticket("a")
     q.enqueue(a)
     assert q.acquire(a, poll=0.01, cancelled=lambda: True) is False
