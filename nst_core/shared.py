@@ -682,6 +682,12 @@ class RunRegistry:
                 self.results.put(run.key, run.final)
 
 
+def transfer_key(content, styles, config: TransferConfig, model) -> str:
+    """The identity of ``transfer.run(content, styles, config, model)``: what a reloaded page
+    passes to ``RunRegistry.peek`` or ``rejoin`` to find its run again."""
+    return run_key(content, styles, config, network_identity(model))
+
+
 def start_transfer(registry: RunRegistry, content, styles, config: TransferConfig, model, *, session,
                    estimate_s: float | None = None) -> Subscription:
     """The one call a run panel makes: join the identical run in flight, get its finished result,
@@ -691,7 +697,7 @@ def start_transfer(registry: RunRegistry, content, styles, config: TransferConfi
     the caller's estimate of the run's seconds on this server.
     """
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
-    key = run_key(content, styles, config, network_identity(model))
+    key = transfer_key(content, styles, config, model)
     known = registry.peek(key)
     need = 0.0
     if known is None or (known.finished and known.state not in SERVED):  # joining costs nothing

@@ -13,7 +13,7 @@ from PIL import Image
 from nst_core import load_vgg
 from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
 from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, nbytes, network_identity,
-                             run_key, start_transfer)
+                             run_key, start_transfer, transfer_key)
 from nst_core.slots import FairQueue
 from nst_core.transfer import Step, TransferConfig
 
@@ -384,7 +384,7 @@ def test_the_real_loop_runs_once_for_two_students(vgg19_random):
     reg = registry()
     a = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1.0)
     b = start_transfer(reg, content.copy(), [style.copy()], cfg, vgg19_random, session="B", estimate_s=1.0)
-    assert not a.joined and b.joined and a.key == b.key
+    assert not a.joined and b.joined and a.key == b.key == transfer_key(content, style, cfg, vgg19_random)
     va, vb = until(a.view, lambda v: v.finished), until(b.view, lambda v: v.finished)
     assert va.state == "done" == vb.state
     assert va.best.size == (40, 33) and va.best.tobytes() == vb.best.tobytes()
