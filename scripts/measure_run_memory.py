@@ -61,9 +61,11 @@ def main() -> None:
         print(f"{size} px ({mpx:.3f} MP): RSS before {r['before']:.0f} MB, peak {r['peak']:.0f} MB, "
               f"added {added:.0f} MB; RSS between steps {', '.join(f'{b:.0f}' for b in r['between'])} MB")
     n = len(points)
+    if n < 2:
+        return
     mx = sum(p[0] for p in points) / n
     my = sum(p[1] for p in points) / n
-    slope = (sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)) if n > 1 else my / mx
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
     print(f"fit: {slope:.0f} MB per megapixel + {my - slope * mx:.0f} MB ({args.optimizer}, {args.arch})")
 
 
