@@ -5,9 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+quiet() { grep -v "^WARNING: Location" || true; }
+log=$(mktemp)
+trap 'rm -f "$log" "$log.req" "$log.dev"' EXIT
+# requirements.txt asks for the CPU-only torch from PyTorch's wheel index (what Community Cloud
+# installs). Where only PyPI is reachable that fails within seconds; then install the same versions
+# without the "+cpu" label from PyPI, every other pin unchanged.
+if ! .venv/bin/python -m pip install --quiet -r requirements-dev.txt >"$log" 2>&1; then
+    grep -v '^--extra-index-url' requirements.txt | sed -E 's/^(torch|torchvision)==([^+ ]+)\+cpu/\1==\2/' >"$log.req"
+    grep -v '^-r ' requirements-dev.txt >"$log.dev"
+    echo "setup: no CPU-only torch from PyTorch's wheel index (unreachable here?); installing $(grep -E '^torch(vision)?==' "$log.req" | tr '\n' ' ')from PyPI instead"
+    .venv/bin/python -m pip install --quiet -r "$log.req" -r "$log.dev" 2>&1 | quiet
+else
+    quiet <"$log"
+fi
 .venv/bin/python -c "import torch, torchvision, streamlit, matplotlib, playwright, hypothesis" \
-    || { echo "setup: Python packages failed to install" >&2; exit 1; }
+    || { cat "$log" >&2; echo "setup: Python packages failed to install" >&2; exit 1; }
 if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null

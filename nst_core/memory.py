@@ -1,0 +1,99 @@
+"""The server's memory budget: what the process uses now, and what one more run would add.
+
+Community Cloud gives the whole app 2.7 GB; past it the kernel kills the server and every student
+loses their work. Work is therefore admitted against ``NST_MEMORY_MB`` (default 2200, leaving room
+for Streamlit's own spikes), measured from this process's resident size plus an estimate of the
+new run's activations.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+from collections.abc import Callable
+from dataclasses import replace
+
+from .images import fit_long_side
+from .slots import server_limit
+from .transfer import TransferConfig, stage_plan
+
+# One forward+backward through VGG19 to conv5_1 keeps every activation (and each ReLU's output,
+# since no ReLU runs in place) for the backward pass: memory grows with the image's pixels.
+# Measured with `scripts/measure_run_memory.py` (Adam, random VGG19 to conv5_1, fp32, torch 2.14.1,
+# 2026-11-24): the peak resident size a run added was 104 MB at 128 px, 246 MB at 256 px and 526 MB
+# at 384 px; the least-squares line through them is 3242 MB per megapixel + 44 MB.
+RUN_MB_PER_MEGAPIXEL = 3250.0
+RUN_MB_FIXED = 45.0
+
+
+def status_mb(field: str = "VmRSS", path: str = "/proc/self/status") -> float | None:
+    """A memory figure of this process from ``/proc/self/status`` in MB (VmRSS: resident now;
+    VmHWM: peak resident), or None where the file does not exist (not Linux)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_budget_mb() -> float:
+    return server_limit("NST_MEMORY_MB")
+
+
+def release_free_memory() -> None:
+    """Hand memory that Python and the C allocator hold but no longer use back to the system.
+
+    After a run, glibc keeps most of the freed activations in its arenas, so the resident size
+    overstates what is in use (measured: 986 MB after a 384 px run, 815 MB after this).
+    """
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+def run_memory_mb(config: TransferConfig, shape: tuple[int, int]) -> float:
+    """Estimated peak memory one run adds, in MB, for a content image of ``shape`` (H, W).
+
+    The largest stage sets the peak. L-BFGS adds its curvature history (two image-sized vectors
+    per remembered step) on top of the activations.
+    """
+    pixels = max(h * w for (h, w), _ in stage_plan(config, fit_long_side(shape, config.size)))
+    mb = RUN_MB_FIXED + RUN_MB_PER_MEGAPIXEL * pixels / 1e6
+    if config.optimizer == "lbfgs":
+        mb += 2 * config.lbfgs_history * 3 * 4 * pixels / 2**20
+    return mb
+
+
+def largest_size_within(config: TransferConfig, shape: tuple[int, int], mb: float, step: int = 32) -> int | None:
+    """The largest long side (a multiple of ``step``, at least 64) whose run fits in ``mb``, or None."""
+    side = (int(config.size) // step) * step
+    while side >= 64:
+        if run_memory_mb(replace(config, size=side), shape) <= mb:
+            return side
+        side -= step
+    return None
+
+
+def fits_budget(need_mb: float, reserved_mb: float = 0.0, budget_mb: float | None = None,
+                rss_mb: Callable[[], float | None] = status_mb) -> bool:
+    """Whether ``need_mb`` more fits: resident size now + the estimates of the runs already
+    admitted (``reserved_mb``: their activations come and go within each step, so the resident
+    size between steps misses them) + ``need_mb`` ≤ the budget. Where the first look says no,
+    freed memory is handed back and it looks again. Without /proc it always fits."""
+    budget = memory_budget_mb() if budget_mb is None else budget_mb
+    for attempt in range(2):
+        rss = rss_mb()
+        if rss is None or rss + reserved_mb + need_mb <= budget:
+            return True
+        if attempt == 0:
+            release_free_memory()
+    return False

@@ -1,0 +1,51 @@
+"""The Community Cloud stand-in: limits applied, the OOM killer seen, the groups removed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from scripts.cloud_standin import CloudGroup, Unavailable, _mount, main
+
+try:
+    CloudGroup().check()
+    REASON = None
+except (Unavailable, OSError) as exc:
+    REASON = f"the cgroup v1 stand-in cannot run here: {exc}"
+
+needs_cgroups = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+ALLOCATE = [sys.executable, "-c", "b = bytearray(200_000_000); b[::4096] = b'x' * len(b[::4096])"]
+
+
+@needs_cgroups
+def test_a_command_within_the_limit_runs_and_the_groups_are_removed(tmp_path):
+    out = tmp_path / "report.json"
+    assert main(["--memory-mb", "600", "--json", str(out), "--", *ALLOCATE]) == 0
+    report = json.loads(out.read_text())
+    assert report["oom_killed"] is False and report["returncode"] == 0
+    assert 200 <= report["peak_mb"] <= 600 and report["cpus"] == 2
+
+
+@needs_cgroups
+def test_a_command_over_the_limit_is_reported_as_killed_for_memory(tmp_path):
+    out = tmp_path / "report.json"
+    assert main(["--memory-mb", "100", "--json", str(out), "--", *ALLOCATE]) == 1
+    report = json.loads(out.read_text())
+    assert report["oom_killed"] is True and report["returncode"] == -9
+
+
+@needs_cgroups
+def test_the_groups_are_gone_afterwards():
+    with CloudGroup(memory_mb=300, cpus=1.5, name="nst-cloud-standin-test") as group:
+        made = [group.memory_dir, group.cpu_dir]
+        assert (group.memory_dir / "memory.limit_in_bytes").read_text().strip() == str(300 * 10**6 // 4096 * 4096)
+        assert int((group.cpu_dir / "cpu.cfs_quota_us").read_text()) == 150_000
+    assert not any(p.exists() for p in made)
+
+
+def test_without_cgroup_v1_it_says_why(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("memory cpu")  # a cgroup v2 mount
+    with pytest.raises(Unavailable, match="cgroup v2 only"):
+        _mount("memory", tmp_path)

@@ -1,0 +1,416 @@
+"""Shared work: run identity, the byte-bounded cache, shared runs and their limits, memory estimates."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from nst_core import load_vgg
+from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
+from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, nbytes, network_identity,
+                             run_key, start_transfer, transfer_key)
+from nst_core.slots import FairQueue
+from nst_core.transfer import Step, TransferConfig
+
+from tests.conftest import gradient_image, stripes_image
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+# ---------------------------------------------------------------- ByteCache
+
+def test_cache_is_bounded_in_bytes_least_recently_used_first():
+    cache = ByteCache(max_bytes=100, max_entries=10)
+    cache.put("a", b"x" * 40)
+    cache.put("b", b"x" * 40)
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("c", b"x" * 40)
+    assert "b" not in cache and "a" in cache and "c" in cache
+    assert cache.bytes == 80
+
+
+def test_cache_is_bounded_in_entries():
+    cache = ByteCache(max_bytes=10**6, max_entries=2)
+    for k in "abc":
+        cache.put(k, b"x")
+    assert len(cache) == 2 and "a" not in cache
+
+
+def test_cache_entries_expire():
+    clock = Clock()
+    cache = ByteCache(max_bytes=1000, ttl_s=60, clock=clock)
+    cache.put("a", b"x" * 10)
+    clock.now = 59
+    assert cache.get("a") == b"x" * 10
+    clock.now = 61
+    assert cache.get("a") is None and cache.bytes == 0
+
+
+def test_a_value_larger_than_the_cache_is_not_kept_and_evicts_nothing():
+    cache = ByteCache(max_bytes=100)
+    cache.put("small", b"x" * 50)
+    assert cache.put("huge", b"x" * 101) is False
+    assert "huge" not in cache and "small" in cache
+
+
+def test_get_or_compute_computes_once_for_many_threads():
+    cache = ByteCache(max_bytes=10**6)
+    calls, start = [], threading.Barrier(6)
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.1)
+        return torch.zeros(10)
+
+    results = []
+
+    def ask():
+        start.wait()
+        results.append(cache.get_or_compute("k", compute))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert all(r is results[0] for r in results)
+
+
+def test_get_or_compute_retries_after_a_failure():
+    cache = ByteCache(max_bytes=10**6)
+
+    def boom():
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        cache.get_or_compute("k", boom)
+    assert cache.get_or_compute("k", lambda: 7) == 7
+
+
+def test_nbytes_counts_buffers():
+    assert nbytes(torch.zeros(2, 3, dtype=torch.float32)) == 24
+    assert nbytes(Image.new("RGB", (10, 5))) == 150
+    t = torch.zeros(100)
+    assert nbytes([t, t]) < 2 * 400, "a shared tensor is counted once"
+
+
+# ---------------------------------------------------------------- identity
+
+def test_run_key_follows_every_image_byte_setting_and_network(vgg19_random, vgg16_random):
+    content, style = gradient_image(), stripes_image()
+    net = network_identity(vgg19_random)
+    cfg = TransferConfig(size=64, steps=3)
+    key = run_key(content, [style], cfg, net)
+    assert key == run_key(content.copy(), [style.copy()], cfg, net), "same bytes, same run"
+    touched = content.copy()
+    touched.putpixel((0, 0), (0, 0, 0))
+    assert run_key(touched, [style], cfg, net) != key
+    assert run_key(content, [style, style], cfg, net) != key, "every style counts"
+    assert run_key(content, [style], TransferConfig(size=64, steps=4), net) != key
+    assert run_key(content, [style], cfg, network_identity(vgg16_random)) != key
+    other_seed = load_vgg("vgg19", "random", seed=1)
+    assert network_identity(other_seed) != net, "different weights of one architecture differ"
+
+
+def test_digest_tells_tensors_and_images_apart_and_refuses_other_things():
+    img = gradient_image(8, 8)
+    assert digest(img) != digest(torch.zeros(1, 3, 8, 8))
+    assert digest(img) == digest(img.copy())
+    with pytest.raises(TypeError):
+        digest(object())
+
+
+# ---------------------------------------------------------------- limits up front
+
+def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
+    cfg = TransferConfig(size=512, steps=1000, optimizer="lbfgs", lr=1.0)
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (512, 512), estimate_s=12013, max_run_s=120)
+    exc = err.value
+    assert exc.max_steps == 9 and "at most 9 steps" in exc.message
+    assert "12013 s" in exc.message and "120 s" in exc.message and "Adam" in exc.message
+    assert exc.max_size is None, "even 64 px would not fit 100× less time"
+    with pytest.raises(RunRefused) as err:
+        check_run(TransferConfig(size=512, steps=100), (512, 512), estimate_s=240, max_run_s=120)
+    assert err.value.max_size == 352 and "352 px" in err.value.message
+
+
+def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
+    cfg = TransferConfig(size=512, steps=10)
+    need = check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=10_000)
+    assert need == pytest.approx(run_memory_mb(cfg, (512, 512)))
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=300)
+    size = err.value.max_size
+    assert size is not None and size < 512 and f"{size} px" in err.value.message
+    assert run_memory_mb(TransferConfig(size=size, steps=10), (512, 512)) <= 300
+    assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
+
+
+def test_run_memory_grows_with_pixels_and_lbfgs_history():
+    small, big = TransferConfig(size=128), TransferConfig(size=256)
+    assert run_memory_mb(big, (256, 256)) > 3 * run_memory_mb(small, (256, 256)) - 100
+    lbfgs = TransferConfig(size=256, optimizer="lbfgs", lr=1.0)
+    assert run_memory_mb(lbfgs, (256, 256)) > run_memory_mb(big, (256, 256))
+    assert largest_size_within(big, (256, 256), 1.0) is None
+
+
+def test_budget_reads_this_process_and_counts_reserved_work():
+    rss = status_mb()
+    assert rss is not None and rss > 10
+    assert status_mb("VmHWM") >= rss
+    assert fits_budget(100, 0, budget_mb=1000, rss_mb=lambda: 500)
+    assert not fits_budget(100, 450, budget_mb=1000, rss_mb=lambda: 500)
+    assert fits_budget(10**9, rss_mb=lambda: None), "without /proc nothing is refused"
+
+
+# ---------------------------------------------------------------- shared runs (scripted generators)
+
+def fake_step(i, n, status="running", value=None):
+    img = torch.full((1, 3, 8, 8), (i if value is None else value) / max(n, 1))
+    return Step(step=i, total_steps=n, stage=0, size=(8, 8), elapsed=0.01 * i, eta=0.01 * (n - i),
+                content=1.0, style=1.0, tv=0.0, total=2.0 / i, style_layers={}, best_image=img,
+                best_total=2.0 / i, image=img if i % 2 == 1 else None, status=status,
+                message="Finished." if status == "done" else "")
+
+
+class Script:
+    """A stand-in for transfer.run: ``n`` steps, each after ``delay`` seconds; counts its starts."""
+
+    def __init__(self, n=4, delay=0.0, fail_at=None):
+        self.n, self.delay, self.fail_at = n, delay, fail_at
+        self.starts, self.closed = 0, 0
+
+    def __call__(self):
+        self.starts += 1
+        return self._gen()
+
+    def _gen(self):
+        try:
+            for i in range(1, self.n + 1):
+                time.sleep(self.delay)
+                if i == self.fail_at:
+                    raise RuntimeError("out of cheese")
+                yield fake_step(i, self.n, "done" if i == self.n else "running")
+        finally:
+            self.closed += 1
+
+
+def until(view_fn, predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    view = view_fn()
+    while not predicate(view):
+        assert time.monotonic() < deadline, f"timed out in state {view.state}"
+        time.sleep(0.01)
+        view = view_fn()
+    return view
+
+
+def registry(**kw):
+    kw.setdefault("max_runs", 2)
+    kw.setdefault("max_run_s", 60)
+    kw.setdefault("grace_s", 0.2)
+    kw.setdefault("poll_s", 0.02)
+    kw.setdefault("rss_mb", lambda: 100.0)
+    kw.setdefault("memory_mb", 10_000)
+    return RunRegistry(**kw)
+
+
+def test_two_students_asking_for_one_run_share_one_computation():
+    reg, work = registry(), Script(n=6, delay=0.05)
+    a = reg.start_or_join("k", work, session="A")
+    b = reg.start_or_join("k", work, session="B")
+    assert not a.joined and b.joined
+    va = until(a.view, lambda v: v.finished)
+    vb = until(b.view, lambda v: v.finished)
+    assert work.starts == 1 and work.closed == 1
+    assert va.state == vb.state == "done"
+    assert va.best.tobytes() == vb.best.tobytes()
+    assert len(va.history) == 6 and [s for s, _ in va.snapshots] == [1, 3, 5]
+    assert va.latest.best_image is None, "views carry PIL images, not the worker's tensors"
+
+
+def test_a_finished_run_is_served_at_once_from_the_cache():
+    reg, work = registry(), Script(n=3)
+    with reg.start_or_join("k", work, session="A") as sub:
+        until(sub.view, lambda v: v.finished)
+    again = reg.start_or_join("k", work, session="B")
+    assert again.joined and again.view().state == "done" and work.starts == 1
+    assert reg.results.bytes > 0
+    assert reg.peek("k").state == "done" and reg.peek("other") is None
+
+
+def test_live_progress_is_seen_while_running():
+    reg, work = registry(), Script(n=50, delay=0.02)
+    sub = reg.start_or_join("k", work, session="A")
+    view = until(lambda: sub.wait(-1, 0.1), lambda v: v.state == "running" and v.preview is not None)
+    later = sub.wait(view.version, timeout=5)
+    assert later.version > view.version and len(later.history) >= len(view.history)
+    sub.leave(stop=True)
+
+
+def test_when_everyone_leaves_the_run_stops_and_keeps_its_best_image():
+    reg, work = registry(grace_s=0.2), Script(n=10_000, delay=0.01)
+    sub = reg.start_or_join("k", work, session="A")
+    until(sub.view, lambda v: len(v.history) >= 3)
+    left = time.monotonic()
+    sub.leave()
+    view = until(lambda: reg.peek("k"), lambda v: v is not None and v.finished)
+    assert time.monotonic() - left < 3
+    assert view.state == "stopped" and view.best is not None and "best image" in view.message
+    assert work.closed == 1
+    # A stopped run is shown to whoever rejoins it, but a new request computes afresh.
+    assert reg.rejoin("k", "A").view().state == "stopped"
+    fresh = reg.start_or_join("k", Script(n=2), session="B")
+    assert not fresh.joined
+    until(fresh.view, lambda v: v.state == "done")
+
+
+def test_a_reload_within_the_grace_period_rejoins_the_live_run():
+    reg, work = registry(grace_s=1.0), Script(n=10_000, delay=0.01)
+    sub = reg.start_or_join("k", work, session="A")
+    until(sub.view, lambda v: len(v.history) >= 2)
+    sub.leave()
+    back = reg.rejoin("k", "A-reloaded")
+    time.sleep(1.3)
+    view = back.view()
+    assert view.state == "running" and work.starts == 1
+    back.leave(stop=True)
+    assert until(back.view, lambda v: v.finished).state == "stopped"
+
+
+def test_stop_ends_a_run_only_when_nobody_else_watches():
+    reg, work = registry(grace_s=30), Script(n=10_000, delay=0.01)
+    a = reg.start_or_join("k", work, session="A")
+    b = reg.start_or_join("k", work, session="B")
+    a.leave(stop=True)
+    time.sleep(0.2)
+    assert b.view().state == "running"
+    b.leave(stop=True)
+    assert until(b.view, lambda v: v.finished).state == "stopped"
+
+
+def test_a_subscriber_that_stops_polling_times_out():
+    reg, work = registry(grace_s=0.1, lease_s=0.3), Script(n=10_000, delay=0.01)
+    reg.start_or_join("k", work, session="A")  # never polled again, never left
+    assert until(lambda: reg.peek("k"), lambda v: v.finished, timeout=5).state == "stopped"
+
+
+def test_the_wall_time_cap_stops_a_run_and_keeps_its_best_image():
+    reg, work = registry(max_run_s=0.3), Script(n=10_000, delay=0.02)
+    sub = reg.start_or_join("k", work, session="A")
+    view = until(lambda: sub.wait(-1, 0.1), lambda v: v.finished)
+    assert view.state == "capped" and view.best is not None and "at most 0.3 s" in view.message
+    assert 3 <= len(view.history) < 10_000
+    assert reg.start_or_join("k", work, session="B").view().state == "capped", "a capped run would cap again"
+
+
+def test_a_failing_run_reports_its_error_and_frees_its_slot():
+    reg = registry(max_runs=1)
+    sub = reg.start_or_join("bad", Script(n=5, fail_at=3), session="A")
+    view = until(sub.view, lambda v: v.finished)
+    assert view.state == "failed" and "out of cheese" in view.message and view.best is not None
+    ok = reg.start_or_join("good", Script(n=2), session="A")
+    assert until(ok.view, lambda v: v.finished).state == "done"
+    assert reg.counts() == (0, 0)
+
+
+def test_queued_students_see_runs_ahead_and_a_new_run_replaces_the_queued_one():
+    reg = registry(max_runs=1)
+    hog = reg.start_or_join("hog", Script(n=10_000, delay=0.01), session="H")
+    until(hog.view, lambda v: v.state == "running")
+    first = reg.start_or_join("k1", Script(n=2), session="S")
+    other = reg.start_or_join("k2", Script(n=2), session="T")
+    v1 = until(first.view, lambda v: v.queue is not None)
+    assert v1.state == "queued" and v1.queue.ahead == 1
+    assert until(other.view, lambda v: v.queue is not None).queue.ahead == 2
+    replacement = reg.start_or_join("k3", Script(n=2), session="S")
+    assert until(first.view, lambda v: v.finished).state == "withdrawn"
+    assert until(replacement.view, lambda v: v.queue is not None).queue.ahead == 2
+    hog.leave(stop=True)
+    assert until(other.view, lambda v: v.finished).state == "done"
+    assert until(replacement.view, lambda v: v.finished).state == "done"
+
+
+def test_a_queued_run_nobody_waits_for_is_withdrawn():
+    reg = registry(max_runs=1, grace_s=0.1)
+    hog = reg.start_or_join("hog", Script(n=10_000, delay=0.01), session="H")
+    sub = reg.start_or_join("k", Script(n=2), session="S")
+    sub.leave()
+    assert until(lambda: sub.run.view(), lambda v: v.finished).state == "withdrawn"
+    assert reg.peek("k") is None, "nothing was computed, so nothing is kept"
+    hog.leave(stop=True)
+
+
+def test_memory_budget_holds_a_run_until_there_is_room():
+    rss = {"mb": 2000.0}
+    reg = registry(max_runs=2, rss_mb=lambda: rss["mb"], memory_mb=2200)
+    first = reg.start_or_join("a", Script(n=10_000, delay=0.01), session="A", memory_mb=150)
+    until(first.view, lambda v: v.state == "running")
+    second = reg.start_or_join("b", Script(n=2), session="B", memory_mb=150)
+    view = until(second.view, lambda v: v.queue is not None)
+    assert view.state == "queued" and view.queue.memory_bound and view.queue.ahead == 1
+    rss["mb"] = 1500.0
+    assert until(second.view, lambda v: v.finished).state == "done"
+    first.leave(stop=True)
+
+
+def test_headroom_gives_back_what_running_runs_hold():
+    reg = registry(rss_mb=lambda: 1000.0, memory_mb=2200)
+    assert reg.headroom_mb() == 1200
+    sub = reg.start_or_join("a", Script(n=10_000, delay=0.01), session="A", memory_mb=300)
+    until(sub.view, lambda v: v.state == "running")
+    assert reg.headroom_mb() == 1500
+    sub.leave(stop=True)
+
+
+# ---------------------------------------------------------------- the real loop through the registry
+
+def test_the_real_loop_runs_once_for_two_students(vgg19_random):
+    content, style = gradient_image(48, 40), stripes_image(40, 40)
+    cfg = TransferConfig(size=40, steps=3, snapshot_every=2)
+    reg = registry()
+    a = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1.0)
+    b = start_transfer(reg, content.copy(), [style.copy()], cfg, vgg19_random, session="B", estimate_s=1.0)
+    assert not a.joined and b.joined and a.key == b.key == transfer_key(content, style, cfg, vgg19_random)
+    va, vb = until(a.view, lambda v: v.finished), until(b.view, lambda v: v.finished)
+    assert va.state == "done" == vb.state
+    assert va.best.size == (40, 33) and va.best.tobytes() == vb.best.tobytes()
+    assert [row["step"] for row in va.history] == [1, 2, 3, 3]
+    assert math.isfinite(va.latest.total)
+    other = start_transfer(reg, content, [style], TransferConfig(size=40, steps=2), vgg19_random, session="A")
+    assert not other.joined and other.key != a.key
+    until(other.view, lambda v: v.finished)
+
+
+def test_start_transfer_refuses_over_the_limits_but_serves_what_is_done(vgg19_random):
+    content, style = gradient_image(48, 40), stripes_image(40, 40)
+    cfg = TransferConfig(size=40, steps=2)
+    reg = registry(max_run_s=5)
+    with pytest.raises(RunRefused):
+        start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=50)
+    sub = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1)
+    until(sub.view, lambda v: v.finished)
+    again = start_transfer(reg, content, [style], cfg, vgg19_random, session="B", estimate_s=50)
+    assert again.joined and again.view().state == "done", "a finished result costs nothing to serve"
+
+
+def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
+    reg = registry(max_runs=1, rss_mb=lambda: 2000.0, memory_mb=2200)
+    big = reg.start_or_join("big", Script(n=2), session="A", memory_mb=500)
+    small = reg.start_or_join("small", Script(n=2), session="B", memory_mb=50)
+    view = until(big.view, lambda v: v.finished)
+    assert view.state == "refused" and "smaller size" in view.message and "500 MB" in view.message
+    assert until(small.view, lambda v: v.finished).state == "done"
