@@ -6,8 +6,9 @@ Sections (each figure from this one run, on this machine):
   through the same truncated network at the same size, timed in alternation — what the costs, Gram
   matrices, optimizer and bookkeeping add;
 * quality: how long each preset takes to reach the final cost of a plain baseline (single scale,
-  Adam lr 0.02, init from content), judged by one fixed evaluator (the default layers, α = 1,
-  β = 5, balanced), as a fraction of the baseline's time, and its speed-up at equal cost;
+  Adam lr 0.02, init from content, float32), all minimizing and judged by one fixed objective
+  (``JUDGE``), as a fraction of the baseline's time, and its speed-up at equal cost;
+* precision: float32 against bfloat16 step times, and the judged cost each reaches;
 * totals: seconds to the first preview and to the end of the app's default run, and peak memory
   (RSS, in a fresh process per size);
 * concurrency: three default runs in three threads of one process, against the same three in a row.
@@ -22,12 +23,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import torch
 
 from .images import load_image, to_tensor
 from .model import load_vgg, resolve_device, step_gflop
-from .transfer import PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
+from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
 ASSET_STYLE = "assets/styles/flow_brush.png"
@@ -95,35 +97,53 @@ def time_to_reach(curve: list[tuple[float, float]], value: float) -> float | Non
     return None
 
 
+# The fixed objective every contender of the quality section minimizes and is judged by: the seed
+# costs with raw weights (content conv4_2; style conv1_1 … conv5_1, λ = 0.2 each; α = 1, β = 1000).
+# Raw weights keep the judge independent of the balancing the presets may use.
+JUDGE = dict(content_layer="conv4_2", style_layers=PAPER_STYLE_LAYERS, style_weights=(0.2,) * 5, alpha=1.0,
+             beta=1000.0, balance="raw", normalization="seed", pooling="max")
+
+
+def judged_curves(model, size: int):
+    """A function that runs a configuration on the benchmark's pair and returns its (seconds, judged
+    cost) at every snapshot of the final size; the judge's targets are computed once, here."""
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    judge = TransferConfig(size=size, precision="fp32", **JUDGE)
+    shape = tuple(to_tensor(content, size).shape[-2:])
+    judge_targets = prepare_targets(to_tensor(content), [to_tensor(style)], shape, judge, model)
+
+    def curve(cfg: TransferConfig) -> list[tuple[float, float]]:
+        return [(t, evaluate(img, content, style, judge, model, judge_targets)["total"])
+                for t, img in _timed_snapshots(content, style, cfg, model, shape)]
+    return curve
+
+
 def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> list[dict]:
-    """Time to quality, two ways, for every preset against the plain baseline:
+    """Time to quality, two ways, for every preset against the plain baseline (Adam at lr 0.02, one
+    scale, from the photo, in float32, as the loop ran before it had presets):
 
     * time to reach the baseline's final cost, as a fraction of the baseline's time;
     * speed-up at equal cost: how long the baseline needed to get down to the preset's final cost,
       over the preset's time.
 
-    Every snapshot at the final size is judged after its run, so judging costs no contender time.
+    Every contender minimizes the judge's objective (``JUDGE``) with its own optimizer, schedule,
+    levels and precision. A second baseline in bfloat16 separates what the arithmetic gains from
+    what the optimizer gains. Every snapshot at the final size is judged in float32 after its run,
+    so judging costs no contender time.
     """
-    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
-    judge = TransferConfig(size=size, alpha=1.0, beta=5.0)
-    shape = tuple(to_tensor(content, size).shape[-2:])
-
-    judge_targets = prepare_targets(to_tensor(content), [to_tensor(style)], shape, judge, model)
-
-    def curve(cfg):
-        return [(t, evaluate(img, content, style, judge, model, judge_targets)["total"])
-                for t, img in _timed_snapshots(content, style, cfg, model, shape)]
-
+    curve = judged_curves(model, size)
     base_cfg = TransferConfig(size=size, steps=baseline_steps, optimizer="adam", lr=0.02, levels=1,
-                              snapshot_every=max(1, baseline_steps // 30))
+                              precision="fp32", snapshot_every=max(1, baseline_steps // 30), **JUDGE)
     base = curve(base_cfg)
     base_time, target = base[-1]
     rows = [{"contender": "baseline", "seconds": round(base_time, 3), "final_cost": target,
              "reached_baseline_s": round(base_time, 3), "fraction_of_baseline": 1.0,
              "baseline_s_to_this_cost": round(base_time, 3), "speedup_at_equal_cost": 1.0}]
-    for name in presets:
-        steps = PRESETS[name]["steps"]
-        points = curve(preset_config(name, size=size, snapshot_every=max(1, steps // 50)))
+    contenders = [("baseline in bf16", replace(base_cfg, precision="auto"))]
+    contenders += [(name, preset_config(name, size=size, snapshot_every=max(1, PRESETS[name]["steps"] // 50),
+                                        **JUDGE)) for name in presets]
+    for name, cfg in contenders:
+        points = curve(cfg)
         seconds, final = points[-1]
         reached = time_to_reach(points, target)
         base_same = time_to_reach(base, final)
@@ -132,6 +152,37 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
                      "fraction_of_baseline": None if reached is None else round(reached / base_time, 3),
                      "baseline_s_to_this_cost": None if base_same is None else round(base_same, 3),
                      "speedup_at_equal_cost": None if base_same is None else round(base_same / seconds, 2)})
+    return rows
+
+
+def precision(model, sizes, steps: int = 5, run_steps: int = 40) -> list[dict]:
+    """float32 against bfloat16 on this machine: a bare forward+backward to conv5_1, the two timed in
+    alternation (a shared host's drift moves both alike), and the judged cost after ``run_steps``
+    steps of the default preset in each, from the same start."""
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    layers = TransferConfig().layers
+    rows = []
+    for side in sizes:
+        shape = tuple(to_tensor(content, side).shape[-2:])
+        times = {"fp32": [], "bf16": []}
+        x = torch.rand(1, 3, *shape, device=model.mean.device, requires_grad=True)
+        for _ in range(steps + 1):
+            for p in times:
+                t = time.perf_counter()
+                sum(a.sum() for a in model.extract(x, layers, precision=p).values()).backward()
+                x.grad = None
+                times[p].append(time.perf_counter() - t)
+        judge = TransferConfig(size=side, precision="fp32", **JUDGE)
+        finals = {}
+        for p in times:
+            cfg = preset_config(size=side, steps=run_steps, precision=p, **JUDGE)
+            image = [rec for rec in run(content, style, cfg, model)][-1].best_image
+            finals[p] = evaluate(image, content, style, judge, model)["total"]
+        f32, b16 = _median(times["fp32"][1:]), _median(times["bf16"][1:])
+        rows.append({"size": side, "fp32_step_s": round(f32, 4), "bf16_step_s": round(b16, 4),
+                     "speedup": round(f32 / b16, 2), "fp32_final_cost": finals["fp32"],
+                     "bf16_final_cost": finals["bf16"],
+                     "cost_difference": round(finals["bf16"] / finals["fp32"] - 1, 4)})
     return rows
 
 
@@ -209,8 +260,8 @@ def main(args) -> int:
             print(f"{r['size']:>6} {r['first_preview_s']:>16.1f} {r['default_run_s']:>14.1f} {r['peak_rss_mb']:>12}")
     if "quality" in sections:
         result["quality"] = quality(model, args.quality_size, args.baseline_steps, args.presets)
-        print(f"\nTime to quality at {args.quality_size} px (baseline: Adam lr 0.02, {args.baseline_steps} steps, "
-              "single scale, from the content image)")
+        print(f"\nTime to quality at {args.quality_size} px on the fixed objective (seed costs, raw α 1, β 1000, "
+              f"λ 0.2); baseline: Adam lr 0.02, {args.baseline_steps} steps, one scale, from the photo, float32")
         print(f"{'contender':<20} {'seconds':>8} {'final cost':>11} {'reached baseline':>17} "
               f"{'baseline s to same cost':>24} {'speed-up':>9}")
         for r in result["quality"]:
@@ -220,6 +271,15 @@ def main(args) -> int:
             print(f"{r['contender']:<20} {r['seconds']:>8.1f} {r['final_cost']:>11.4g} {reached:>17} "
                   f"{'never' if same is None else f'{same:.1f}':>24} "
                   f"{gain:>9}")
+    if "precision" in sections:
+        result["precision"] = precision(model, args.sizes, args.steps)
+        print(f"\nPrecision: the network in float32 or bfloat16 (auto picks "
+              f"{model.precision_label('auto')}); {40} default steps each, judged in float32")
+        print(f"{'size':>6} {'fp32 step s':>12} {'bf16 step s':>12} {'speed-up':>9} {'fp32 cost':>11} "
+              f"{'bf16 cost':>11} {'difference':>11}")
+        for r in result["precision"]:
+            print(f"{r['size']:>6} {r['fp32_step_s']:>12.3f} {r['bf16_step_s']:>12.3f} {r['speedup']:>8.2f}× "
+                  f"{r['fp32_final_cost']:>11.4g} {r['bf16_final_cost']:>11.4g} {r['cost_difference']:>+11.1%}")
     if "concurrency" in sections:
         result["concurrency"] = concurrency(model, args.concurrency_size)
         c = result["concurrency"]

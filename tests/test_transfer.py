@@ -8,7 +8,8 @@ import torch
 
 import nst_core.transfer as transfer
 from nst_core import TransferConfig, content_cost, cost_terms, load_vgg, prepare_targets, run, to_tensor
-from nst_core.experiments import content_reconstruction, growing_style_sets, style_reconstruction, sweep
+from nst_core.experiments import (NO_PRIOR, PRIOR, content_reconstruction, growing_style_sets, series,
+                                  style_reconstruction, sweep)
 from nst_core.images import resize_tensor
 from nst_core.transfer import stage_plan
 
@@ -169,7 +170,7 @@ def test_preserve_color_output(vgg19_random, content_img, style_img):
 
 
 def test_content_reconstruction_moves_toward_the_content(vgg19_random, content_img, style_img):
-    cfg = content_reconstruction("conv1_2", TransferConfig(size=48, steps=25, optimizer="lbfgs", lr=1.0))
+    cfg = content_reconstruction("conv1_2", TransferConfig(size=48, steps=25, optimizer="lbfgs", lr=1.0, **NO_PRIOR))
     assert cfg.beta == 0 and cfg.init == "noise" and cfg.layers == ["conv1_2"]
     recs = run_all(content_img, style_img, cfg, vgg19_random)
     c = resize_tensor(to_tensor(content_img), (36, 48))
@@ -179,7 +180,7 @@ def test_content_reconstruction_moves_toward_the_content(vgg19_random, content_i
 
 def test_style_reconstruction_config_and_helpers():
     cfg = style_reconstruction(("conv1_1", "conv2_1"))
-    assert cfg.alpha == 0 and cfg.init == "noise" and cfg.layers == ["conv1_1", "conv2_1"]
+    assert cfg.alpha == 0 and cfg.init == PRIOR["init"] and cfg.layers == ["conv1_1", "conv2_1"]
     assert growing_style_sets(["a", "b", "c"]) == [("a",), ("a", "b"), ("a", "b", "c")]
     configs = sweep(TransferConfig(), "beta", [1, 10])
     assert [c.beta for c in configs] == [1, 10] and configs[0].seed == configs[1].seed
@@ -203,7 +204,8 @@ def test_config_validation(bad, match):
 def test_lbfgs_keeps_descending_from_noise(vgg19_random, style_img):
     """Regression: with torch's default max_eval (1 for max_iter=1) the line search gave up after one
     trial, returned t = 0, and the run froze after its first step."""
-    cfg = style_reconstruction(("conv1_1", "conv2_1"), TransferConfig(size=48, steps=12, optimizer="lbfgs", lr=1.0))
+    cfg = style_reconstruction(("conv1_1", "conv2_1"),
+                               TransferConfig(size=48, steps=12, optimizer="lbfgs", lr=1.0, **NO_PRIOR))
     totals = [r.total for r in run_all(style_img, style_img, cfg, vgg19_random) if r.status == "running"]
     assert totals[-1] < 0.5 * totals[1], totals
     assert len(set(round(t, 12) for t in totals[2:])) > 5, "the cost stopped changing"
@@ -255,3 +257,26 @@ def test_finer_level_keeps_the_photo_detail_and_the_coarse_change(content_img, s
     assert torch.allclose(start, expected, atol=1e-5)
     blurred = torch.nn.functional.interpolate(coarse, size=(48, 64), mode="bilinear").clamp(0, 1)
     assert (start - blurred).abs().max() > 0.1  # plain enlarging would have lost detail
+
+
+def test_reconstructions_use_the_prior_unless_switched_off():
+    """The prior (smooth start, total variation) is on by default and can be switched off, so a
+    student can see why it is there; stylizations never get it."""
+    for name in ("content", "style"):
+        with_prior = [cfg for _, cfg in series(name)]
+        without = [cfg for _, cfg in series(name, prior=False)]
+        assert all(c.init == "smooth" and c.tv_weight > 0 for c in with_prior)
+        assert all(c.init == "noise" and c.tv_weight == 0 for c in without)
+    assert all(cfg.init == "content" for _, cfg in series("beta"))
+
+
+def test_smooth_start_has_no_fine_grain(content_img):
+    """The smooth start holds colour blobs, not pixel noise: a deep layer blind to fine grain
+    cannot leave any behind."""
+    size = (96, 128)
+    smooth = transfer._initial_image(TransferConfig(init="smooth"), None, [], size)
+    noise = transfer._initial_image(TransferConfig(init="noise"), None, [], size)
+    assert smooth.shape == noise.shape == (1, 3, *size)
+    tv = transfer.costs.total_variation
+    assert tv(smooth) < 0.01 * tv(noise)
+    assert smooth.std() > 0.02  # not a flat grey either: its blobs break the symmetry
