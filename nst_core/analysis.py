@@ -85,22 +85,48 @@ def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, chan
     return chosen
 
 
-def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4, seed: int = 0) -> torch.Tensor:
-    """A small non-negative activation block (n_C, n_H, n_W) like the lecture's five-channel picture.
+TOY_KINDS = {"correlated": "fire together", "random": "independent", "anticorrelated": "never fire together"}
 
-    ``correlated``: channels 0 and 1 fire at the same places (a texture and its tint go together);
-    ``anticorrelated``: channel 1 fires exactly where channel 0 does not; ``random``: independent.
+
+def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4, seed: int = 0) -> torch.Tensor:
+    """A small activation block (n_C, n_H, n_W) like the lecture's five-channel picture.
+
+    Every channel behaves like a unit after a ReLU: it fires (0.6–1.0) at half of the positions and
+    is 0 elsewhere. Channel 1's firing places are set against channel 0's:
+
+    * ``correlated`` ("fire together"): the same places as channel 0;
+    * ``random`` ("independent"): half of channel 0's places and half of its silent ones, so knowing
+      channel 0 says nothing about channel 1 (their correlation is near 0);
+    * ``anticorrelated`` ("never fire together"): exactly channel 0's silent places.
+
+    So G[0, 1] is largest for ``correlated``, about half as large for ``random``, and 0 for
+    ``anticorrelated``. Channels 2… fire at random places.
+
+    Why sparse: with dense, all-positive values (the earlier toy drew every entry uniformly from
+    [0, 1]) the uncentred sum Σ a_k·a_k′ is dominated by the channels' means — about n_H·n_W/4 even
+    for independent channels — and 16 positions of noise could then put "independent" above "fire
+    together". Real ReLU units are sparse, and sparsity is what makes co-firing visible in G.
     """
+    if kind not in TOY_KINDS:
+        raise ValueError(f"unknown toy block '{kind}': use one of {', '.join(TOY_KINDS)}")
     g = torch.Generator().manual_seed(seed)
-    block = torch.rand(n_C, n_H, n_W, generator=g).round(decimals=1)
-    if kind == "correlated":
-        block[1] = (block[0] * 0.9 + 0.1 * torch.rand(n_H, n_W, generator=g)).round(decimals=1)
-    elif kind == "anticorrelated":
-        block[0] = (torch.rand(n_H, n_W, generator=g) > 0.5).float()
-        block[1] = 1.0 - block[0]
-    elif kind != "random":
-        raise ValueError(f"unknown toy block '{kind}'")
-    return block
+    n = n_H * n_W
+    half = n // 2
+
+    def fire(places: torch.Tensor) -> torch.Tensor:
+        strength = (0.6 + 0.4 * torch.rand(n, generator=g)).round(decimals=1)
+        channel = torch.zeros(n)
+        channel[places] = strength[places]
+        return channel
+
+    order = torch.randperm(n, generator=g)
+    on, off = order[:half], order[half:]
+    block = torch.stack([fire(torch.randperm(n, generator=g)[:half]) for _ in range(n_C)])
+    block[0] = fire(on)
+    if n_C > 1:
+        block[1] = fire({"correlated": on, "anticorrelated": off,
+                         "random": torch.cat([on[: half // 2], off[: half - half // 2]])}[kind])
+    return block.reshape(n_C, n_H, n_W)
 
 
 def channel_correlation(a: torch.Tensor) -> torch.Tensor:
@@ -111,6 +137,31 @@ def channel_correlation(a: torch.Tensor) -> torch.Tensor:
     norm = f.norm(dim=1, keepdim=True).clamp_min(1e-12)
     f = f / norm
     return f @ f.T
+
+
+def channel_covariance(a: torch.Tensor) -> torch.Tensor:
+    """Cross-covariance of the channels across the n_H·n_W positions (means removed, averaged).
+
+    The lecture calls the Gram matrix an *unnormalized cross-covariance*: G is the same product
+    without removing the means and summed instead of averaged, so G = n·(cov + μ·μᵀ) with n the
+    number of positions and μ the channel means (:func:`gram_parts`)."""
+    f = a.reshape(a.shape[0], -1)
+    f = f - f.mean(1, keepdim=True)
+    return f @ f.T / f.shape[1]
+
+
+def gram_parts(a: torch.Tensor, k: int, k2: int) -> dict[str, float]:
+    """One Gram entry taken apart: G[k, k′] = n·(cov[k, k′] + μ_k·μ_k′).
+
+    ``covariance`` is the part that says whether the two channels fire *together*; ``means`` is the
+    part that is there merely because both fire at all. ``correlation`` is the covariance scaled to
+    [−1, 1]."""
+    f = a.reshape(a.shape[0], -1)
+    n = f.shape[1]
+    mu = f.mean(1)
+    return {"gram": float(f[k] @ f[k2]), "positions": n, "mean_k": float(mu[k]), "mean_k2": float(mu[k2]),
+            "covariance": float(channel_covariance(a)[k, k2]), "means": n * float(mu[k] * mu[k2]),
+            "correlation": float(channel_correlation(a)[k, k2])}
 
 
 def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
