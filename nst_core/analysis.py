@@ -14,8 +14,31 @@ from .images import resize_tensor, to_pil, to_tensor
 from .model import LayerInfo, VGGFeatures
 
 
+def analysis_size(model: VGGFeatures, layer: str, size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) at which ``layer`` can be computed for an image meant to be ``size``.
+
+    A layer of stride s needs at least s pixels on each side (pool5 needs 32): below that its grid
+    has no rows, and torch refuses to pool. A long, thin image — the loader accepts 8:1 — at a small
+    app size can fall short, so the whole image is scaled up, keeping its shape, until its short
+    side reaches s. Sizes that are already big enough come back unchanged."""
+    need = model.table[layer].stride
+    h, w = int(size[0]), int(size[1])
+    if min(h, w) >= need:
+        return h, w
+    scale = need / min(h, w)
+    return max(need, math.ceil(h * scale)), max(need, math.ceil(w * scale))
+
+
+def _deepest(model: VGGFeatures) -> str:
+    return max(model.table.values(), key=lambda info: info.output_index).name
+
+
 def layer_shapes(model: VGGFeatures, size: tuple[int, int]) -> list[dict]:
-    """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field."""
+    """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field.
+
+    ``size`` is first passed through :func:`analysis_size` for the deepest layer, so the table
+    matches what :func:`activations` computes for any image the loader accepts."""
+    size = analysis_size(model, _deepest(model), size)
     rows = []
     for info in model.table.values():
         if info.kind == "relu":
@@ -62,6 +85,7 @@ def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, chan
     taken in the same image, so the grid shows nine different places.
     """
     info = model.table[layer]
+    images = [fit_image(model, layer, img) for img in images]
     candidates = []
     with torch.no_grad():
         for n, img in enumerate(images):
@@ -215,11 +239,20 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
     return rows
 
 
+def fit_image(model: VGGFeatures, layer: str, image: torch.Tensor) -> torch.Tensor:
+    """The image, scaled up (shape kept) if it is too small for ``layer``: see :func:`analysis_size`."""
+    return resize_tensor(image, analysis_size(model, layer, tuple(image.shape[-2:])))
+
+
 def activations(model: VGGFeatures, images: list[torch.Tensor], layer: str,
                 size: tuple[int, int] | None = None) -> list[torch.Tensor]:
-    """One layer's activation block (C, H, W) for each image, resized to ``size`` first if given."""
+    """One layer's activation block (C, H, W) for each image, resized to ``size`` first if given.
+
+    Any image the loader accepts works at any size: one too small for the layer is computed at
+    :func:`analysis_size` instead (a page should draw it at that size too)."""
     with torch.no_grad():
-        return [model.extract(img if size is None else resize_tensor(img, size), [layer])[layer][0] for img in images]
+        return [model.extract(fit_image(model, layer, img if size is None else resize_tensor(img, size)),
+                              [layer])[layer][0] for img in images]
 
 
 def channel_order(a: torch.Tensor) -> torch.Tensor:

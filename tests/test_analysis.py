@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 
 from nst_core import gram_matrix, layer_table, to_tensor
 from nst_core import plots
-from nst_core.analysis import (TOY_KINDS, activations, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
+from nst_core.analysis import (TOY_KINDS, activations, analysis_size, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
 from tests.conftest import gradient_image, stripes_image
@@ -159,3 +159,27 @@ def test_every_figure_builds(vgg19_random):
         assert isinstance(fig, Figure) and fig.axes
         fig.canvas.draw()  # renders without error
     assert " 64×48 px" in [t.get_text() for t in figs[6].axes[0].texts]  # the coarse-to-fine switch is marked
+
+
+@pytest.mark.parametrize("wh", [(800, 100), (100, 800), (16, 128)])
+@pytest.mark.parametrize("side", [64, 128])
+def test_every_layer_works_on_extreme_aspect_ratios(vgg16_random, wh, side):
+    """What the loader accepts (up to 8:1, 16 px short side) must work at every layer and app size:
+    an 800×100 photo at 128 px is 16 px tall, too short for pool5's stride of 32."""
+    from nst_core import load_image
+    from tests.conftest import encode
+    img = load_image(encode(gradient_image(*wh)))
+    x = to_tensor(img, side)
+    size = tuple(x.shape[-2:])
+    rows = {r["layer"]: r for r in layer_shapes(vgg16_random, size)}
+    for layer in ("conv1_1", "conv3_1", "conv5_3", "pool5"):
+        need = analysis_size(vgg16_random, layer, size)
+        assert min(need) >= vgg16_random.table[layer].stride
+        assert abs(need[0] / need[1] - size[0] / size[1]) < 0.1 * size[0] / size[1]  # shape kept
+        block = activations(vgg16_random, [x], layer, size)[0]
+        assert min(block.shape[-2:]) >= 1
+        assert block.shape[-2:] == (need[0] // vgg16_random.table[layer].stride,
+                                    need[1] // vgg16_random.table[layer].stride)
+    assert rows["pool5"]["n_H"] >= 1 and rows["pool5"]["n_W"] >= 1
+    assert len(top_patches(vgg16_random, [x], "pool5", channel=0, k=1)) == 1
+    assert analysis_size(vgg16_random, "pool5", (256, 192)) == (256, 192)  # big enough: unchanged
