@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-FONT = 13
+FONT = 14
 CMAP = "magma"
 
 
@@ -158,77 +158,204 @@ def _xs(history):
     return [h["step"] for h in history]
 
 
-def cost_curves(history: list[dict], title: str = "") -> Figure:
-    """α·J_content, β·J_style and the total over the steps, on a log scale."""
-    fig = _fig(8, 4.5)
-    ax = fig.add_subplot()
-    x = _xs(history)
-    for key, label, color in [("total", "J(G) total", "black"), ("content", "α·J_content", "#1f77b4"),
-                              ("style", "β·J_style", "#d62728"), ("tv", "TV", "#7f7f7f")]:
-        y = [max(h[key], 1e-12) for h in history]
-        if key == "tv" and not any(h[key] > 0 for h in history):
+TERMS = [("content", "α·J_content", "#1f77b4"), ("style", "β·J_style", "#d62728"), ("tv", "TV", "#7f7f7f")]
+
+
+def stage_spans(history: list[dict]) -> list[tuple[int, int]]:
+    """(first, last + 1) row indices of each coarse-to-fine level in a cost history."""
+    spans, first = [], 0
+    for n in range(1, len(history) + 1):
+        if n == len(history) or history[n].get("size") != history[first].get("size"):
+            spans.append((first, n))
+            first = n
+    return spans
+
+
+def _cost_scale(history: list[dict], keys=("total",)) -> str:
+    """Log when the cost falls over more than a factor 20 (a linear axis would flatten the end),
+    linear otherwise (a log axis would flatten the whole run)."""
+    values = [h[k] for h in history for k in keys if h.get(k) is not None and h[k] > 0]
+    return "log" if values and max(values) / min(values) > 20 else "linear"
+
+
+def _mark_stages(ax, history, spans=None, explain: bool = True):
+    """A dashed line where the run moves to a finer level, labelled with the new size: from there
+    the cost is measured on a new, larger image, so its value may jump up although no step raised it."""
+    for n, (first, _) in enumerate(spans or stage_spans(history)):
+        if n == 0:
             continue
-        ax.plot(x, y, label=label, color=color, lw=2.5 if key == "total" else 2)
-    _mark_stages(ax, history)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cost (weighted)")
+        x = history[first]["step"] - 0.5
+        ax.axvline(x, color="#555", ls="--", lw=1.5)
+        words = "\nlarger image" if explain else ""
+        ax.annotate(f"{history[first]['size'].replace('x', '×')} px{words}", (x, 1), xycoords=("data", "axes fraction"),
+                    xytext=(4, -4), textcoords="offset points", va="top", ha="left", fontsize=FONT - 2, color="#222",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
+
+
+def _limit_log(ax, arrays):
+    """Start a log axis at the first nonzero values, not at the 0 of an untouched term."""
+    positive = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays] or [np.array([1.0])])
+    if positive.size:
+        ax.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
+
+
+def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Figure:
+    """J(G) and its weighted parts over the steps.
+
+    Linear scale: the parts stacked, so the top edge is J(G) and the colours show what it is paying
+    for. Log scale (chosen by ``"auto"`` when the cost falls over more than a factor 20): one line
+    per term, with zeros (a content cost starting from the content photo) left out instead of drawn
+    at 10⁻¹²; the axis starts at the smallest nonzero value. Each coarse-to-fine level is drawn
+    as its own piece, with the switch marked: there the cost is measured on a new, larger image.
+    """
+    fig = _fig(5.2, 4.2)
+    ax = fig.add_subplot()
+    if not history:
+        ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", fontsize=FONT, transform=ax.transAxes)
+        ax.axis("off")
+        return fig
+    scale = _cost_scale(history) if scale == "auto" else scale
+    terms = [t for t in TERMS if any((h.get(t[0]) or 0) > 0 for h in history)]
+    spans = stage_spans(history)
+    arrays = []
+    for n, (first, last) in enumerate(spans):
+        part = history[first:last]
+        x = _xs(part)
+        if scale == "linear":
+            ax.stackplot(x, *[[max(h[k], 0.0) for h in part] for k, _, _ in terms], colors=[c for *_, c in terms],
+                         alpha=0.8, labels=[label for _, label, _ in terms] if n == 0 else ())
+            ax.plot(x, [h["total"] for h in part], color="black", lw=2.5, label="J(G) total" if n == 0 else None)
+            continue
+        for key, label, color in [("total", "J(G) total", "black"), *terms]:
+            y = np.array([h[key] if h[key] > 0 else np.nan for h in part], dtype=float)
+            arrays.append(y)
+            ax.plot(x, y, color=color, lw=2.8 if key == "total" else 2, label=label if n == 0 else None)
+    if scale == "log":
+        ax.set_yscale("log")
+        _limit_log(ax, arrays)
+    else:
+        ax.set_ylim(0, None)
+    _mark_stages(ax, history, spans)
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("weighted cost" + (" (log scale)" if scale == "log" else ""), fontsize=FONT)
+    ax.tick_params(labelsize=FONT - 2)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=FONT - 1)
-    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(fontsize=FONT - 2, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(terms) + 1, frameon=False,
+              handlelength=1.2, columnspacing=1.0)
+    if title:
+        ax.set_title(title, fontsize=FONT + 1)
     return fig
 
 
-def _mark_stages(ax, history):
-    for prev, h in zip(history, history[1:]):
-        if prev.get("size") != h.get("size"):
-            ax.axvline(h["step"], color="#999", ls="--", lw=1)
-            ax.text(h["step"], ax.get_ylim()[1], f" {h['size'].replace('x', '×')} px", va="top",
-                    fontsize=FONT - 3, color="#555")
+def _layer_rows(history: list[dict]) -> tuple[list[str], np.ndarray]:
+    layers = [k[len("style_"):] for k in (history[0] if history else {}) if k.startswith("style_")]
+    ys = np.array([[max(h.get(f"style_{name}", 0.0), 0.0) for h in history] for name in layers], dtype=float)
+    return layers, ys.reshape(len(layers), len(history))
+
+
+def layer_shares(history: list[dict], title: str = "", total_steps: int | None = None) -> Figure:
+    """Each style layer's share of β·J_style over the steps, stacked to 100%.
+
+    Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
+    the x axis so the picture grows to the right instead of stretching."""
+    fig = _fig(5.2, 4.4)
+    ax = fig.add_subplot()
+    layers, ys = _layer_rows(history)
+    if not layers or not history:
+        ax.text(0.5, 0.5, "no style layers yet" if history else "no steps yet", ha="center", va="center",
+                fontsize=FONT, transform=ax.transAxes)
+        ax.axis("off")
+        return fig
+    sums = ys.sum(0, keepdims=True)
+    shares = np.divide(ys, sums, out=np.zeros_like(ys), where=sums > 0)
+    x = _xs(history)
+    if len(x) == 1:  # one record: a bar, since an area needs two points
+        x, shares = [x[0] - 0.5, x[0] + 0.5], np.repeat(shares, 2, axis=1)
+    ax.stackplot(x, 100 * shares, labels=layers, alpha=0.9, colors=[f"C{i}" for i in range(len(layers))])
+    for i, name in enumerate(layers):  # name each band where it ends, readable without a legend
+        mid = 100 * (shares[:i, -1].sum() + shares[i, -1] / 2)
+        if shares[i, -1] > 0.06:
+            ax.text(x[-1], mid, f" {name} {shares[i, -1]:.0%}", va="center", ha="left", fontsize=FONT - 2)
+    _mark_stages(ax, history, explain=False)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(x[0], max(x[-1], total_steps or 0))
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("% of β·J_style", fontsize=FONT)
+    ax.tick_params(labelsize=FONT - 2)
+    ax.legend(fontsize=FONT - 3, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(layers), 3),
+              frameon=False)
+    ax.set_title(title or "Which style layer carries the cost", fontsize=FONT + 1)
+    return fig
 
 
 def layer_costs(history: list[dict], title: str = "") -> Figure:
-    """Each style layer's weighted cost β·λ·J_style[l]: as lines (log scale) and as its share of J_style."""
-    layers = [k[len("style_"):] for k in history[0] if k.startswith("style_")]
-    fig = _fig(14, 4.8)
+    """Each style layer's weighted cost β·λ[l]·J_style[l] over the steps (log scale, from the
+    smallest nonzero value), beside its share of β·J_style (:func:`layer_shares`' picture)."""
+    fig = _fig(13, 4.8)
     ax1, ax2 = fig.subplots(1, 2)
+    layers, ys = _layer_rows(history)
     x = _xs(history)
-    ys = np.array([[max(h[f"style_{name}"], 1e-12) for h in history] for name in layers])
-    for name, y in zip(layers, ys):
-        ax1.plot(x, y, label=name, lw=2)
+    arrays = []
+    for first, last in stage_spans(history):
+        for i, (name, y) in enumerate(zip(layers, ys)):
+            seg = np.where(y[first:last] > 0, y[first:last], np.nan)
+            arrays.append(seg)
+            ax1.plot(x[first:last], seg, color=f"C{i}", lw=2, label=name if first == 0 else None)
     ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("β·λ[l]·J_style[l]")
+    _limit_log(ax1, arrays)
+    _mark_stages(ax1, history, explain=False)
+    ax1.set_xlabel("step", fontsize=FONT)
+    ax1.set_ylabel("β·λ[l]·J_style[l]", fontsize=FONT)
     ax1.grid(alpha=0.3, which="both")
     ax1.legend(fontsize=FONT - 2)
     ax1.set_title("Per-layer style cost", fontsize=FONT + 1)
-    shares = ys / ys.sum(0, keepdims=True)
-    ax2.stackplot(x, shares, labels=layers, alpha=0.85)
-    ax2.set_ylim(0, 1)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("share of J_style")
+    sums = ys.sum(0, keepdims=True)
+    shares = np.divide(ys, sums, out=np.zeros_like(ys), where=sums > 0)
+    ax2.stackplot(x, 100 * shares, labels=layers, alpha=0.85)
+    ax2.set_ylim(0, 100)
+    ax2.set_xlabel("step", fontsize=FONT)
+    ax2.set_ylabel("% of β·J_style", fontsize=FONT)
     ax2.set_title("Which layer dominates", fontsize=FONT + 1)
-    ax2.legend(fontsize=FONT - 2, loc="upper right")
-    fig.suptitle(title, fontsize=FONT + 1)
+    if title:
+        fig.suptitle(title, fontsize=FONT + 1)
     return fig
 
 
-def compare_runs(histories: dict[str, list[dict]]) -> Figure:
-    """Runs overlaid: the total cost, and its content and style parts, against time in seconds."""
-    fig = _fig(14, 4.8)
-    ax1, ax2 = fig.subplots(1, 2)
+def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figure:
+    """Runs overlaid against time in seconds: the total cost J(G) (top) and its content (solid) and
+    style (dashed) parts (bottom). Label the runs with ``describe.differing_labels`` so each legend
+    entry says what differs. Stacked, not side by side, so it stays readable in a narrow column."""
+    fig = _fig(5.2, 7.6)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    if scale == "auto":
+        everything = [h for hist in histories.values() for h in hist]
+        scale = _cost_scale(everything, ("total", "content", "style"))
+    top, bottom = [], []
     for i, (label, hist) in enumerate(histories.items()):
         color = f"C{i}"
-        t = [h["elapsed"] for h in hist]
-        ax1.plot(t, [max(h["total"], 1e-12) for h in hist], color=color, lw=2.5, label=label)
-        ax2.plot(t, [max(h["content"], 1e-12) for h in hist], color=color, lw=2, ls="-", label=f"{label}: α·J_content")
-        ax2.plot(t, [max(h["style"], 1e-12) for h in hist], color=color, lw=2, ls="--", label=f"{label}: β·J_style")
-    for ax, t in [(ax1, "Total cost J(G)"), (ax2, "Content (solid) and style (dashed)")]:
-        ax.set_yscale("log")
-        ax.set_xlabel("seconds")
+        for first, last in stage_spans(hist):
+            part = hist[first:last]
+            t = [h["elapsed"] for h in part]
+            y = lambda key: np.array([h[key] if h[key] > 0 else np.nan for h in part], dtype=float)  # noqa: E731
+            top.append(y("total"))
+            bottom += [y("content"), y("style")]
+            first_piece = first == 0
+            ax1.plot(t, top[-1], color=color, lw=2.5, label=label if first_piece else None)
+            ax2.plot(t, bottom[-2], color=color, lw=2, ls="-")
+            ax2.plot(t, bottom[-1], color=color, lw=2, ls="--")
+            if not first_piece:
+                ax1.axvline(t[0], color=color, ls=":", lw=1.2)
+    for ax, arrays, t in [(ax1, top, "Total cost J(G)"), (ax2, bottom, "α·J_content (solid), β·J_style (dashed)")]:
+        if scale == "log":
+            ax.set_yscale("log")
+            _limit_log(ax, arrays)
+        else:
+            ax.set_ylim(0, None)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=FONT - 3)
+        ax.tick_params(labelsize=FONT - 2)
         ax.set_title(t, fontsize=FONT + 1)
+    ax2.set_xlabel("seconds (dotted: a run moves to a larger image)", fontsize=FONT - 1)
+    ax1.legend(fontsize=FONT - 2, loc="upper right")
     return fig
 
 

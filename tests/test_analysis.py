@@ -158,7 +158,7 @@ def test_every_figure_builds(vgg19_random):
     for fig in figs:
         assert isinstance(fig, Figure) and fig.axes
         fig.canvas.draw()  # renders without error
-    assert " 64×48 px" in [t.get_text() for t in figs[6].axes[0].texts]  # the coarse-to-fine switch is marked
+    assert "64×48 px\nlarger image" in [t.get_text() for t in figs[6].axes[0].texts]  # the level switch is marked
 
 
 @pytest.mark.parametrize("wh", [(800, 100), (100, 800), (16, 128)])
@@ -183,3 +183,57 @@ def test_every_layer_works_on_extreme_aspect_ratios(vgg16_random, wh, side):
     assert rows["pool5"]["n_H"] >= 1 and rows["pool5"]["n_W"] >= 1
     assert len(top_patches(vgg16_random, [x], "pool5", channel=0, k=1)) == 1
     assert analysis_size(vgg16_random, "pool5", (256, 192)) == (256, 192)  # big enough: unchanged
+
+
+def _history(n=30, switch=20, content_from_zero=True):
+    rows = []
+    for s in range(1, n + 1):
+        fine = s > switch
+        style = (40.0 if not fine else 20.0) / s
+        content = 0.0 if (content_from_zero and s == 1) else 0.5
+        rows.append({"step": s, "elapsed": 0.1 * s, "size": "64x48" if fine else "32x24", "total": content + style,
+                     "content": content, "style": style, "tv": 0.0, "style_conv1_1": 0.7 * style,
+                     "style_conv2_1": 0.3 * style})
+    return rows
+
+
+def test_stage_spans_split_the_history_at_each_level():
+    assert plots.stage_spans(_history(30, 20)) == [(0, 20), (20, 30)]
+    assert plots.stage_spans(_history(5, 99)) == [(0, 5)]
+    assert plots.stage_spans([]) == []
+
+
+def test_cost_curves_axis_shows_the_decrease_not_the_zero():
+    """The content cost starts at exactly 0 from the content photo; the log axis must start near the
+    smallest nonzero cost, not at 10⁻¹², and each level must be its own piece of line."""
+    hist = _history()
+    ax = plots.cost_curves(hist, scale="log").axes[0]
+    lo, hi = ax.get_ylim()
+    positives = [h[k] for h in hist for k in ("total", "content", "style") if h[k] > 0]
+    assert lo > min(positives) / 2 and hi < 2 * max(positives)
+    total_lines = [line for line in ax.get_lines() if line.get_color() == "black"]
+    assert len(total_lines) == 2  # one per level: no line drawn across the switch
+    # A run whose cost falls by less than 20× reads best on a linear, stacked axis from 0.
+    flat = [{**h, "total": 2.0 - 0.01 * h["step"], "style": 1.5 - 0.01 * h["step"]} for h in _history(10, 99)]
+    assert plots.cost_curves(flat).axes[0].get_yscale() == "linear"
+    assert plots.cost_curves(hist).axes[0].get_yscale() == "log"
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 25])
+def test_layer_shares_draws_any_history_so_far(n):
+    fig = plots.layer_shares(_history()[:n], total_steps=30)
+    fig.canvas.draw()
+    if n >= 1:
+        ax = fig.axes[0]
+        assert ax.get_xlim()[1] >= 30  # room for the rest of the run
+        labels = [t.get_text() for t in ax.texts]
+        assert any(t.startswith(" conv1_1 70%") for t in labels), labels
+
+
+def test_compare_runs_legend_uses_the_labels_given():
+    from nst_core.describe import differing_labels
+    from nst_core.transfer import TransferConfig
+    labels = differing_labels([TransferConfig(), TransferConfig(beta=20.0)])
+    fig = plots.compare_runs(dict(zip(labels, [_history(), _history(20, 10)])))
+    fig.canvas.draw()
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["β 5", "β 20"]
