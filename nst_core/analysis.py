@@ -124,7 +124,8 @@ def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4
     * ``anticorrelated`` ("never fire together"): exactly channel 0's silent places.
 
     So G[0, 1] is largest for ``correlated``, about half as large for ``random``, and 0 for
-    ``anticorrelated``. Channels 2… fire at random places.
+    ``anticorrelated``. Channels 2… are quieter bystanders (a quarter of the places, half of them
+    where channel 0 fires), so their entries in channel 0's row stay below the "independent" G[0, 1].
 
     Why sparse: with dense, all-positive values (the earlier toy drew every entry uniformly from
     [0, 1]) the uncentred sum Σ a_k·a_k′ is dominated by the channels' means — about n_H·n_W/4 even
@@ -145,7 +146,15 @@ def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4
 
     order = torch.randperm(n, generator=g)
     on, off = order[:half], order[half:]
-    block = torch.stack([fire(torch.randperm(n, generator=g)[:half]) for _ in range(n_C)])
+
+    def background() -> torch.Tensor:
+        # Quieter bystanders: a quarter of the places, half of them where channel 0 fires, so no
+        # bystander looks more tied to channel 0 than channel 1 does.
+        q = max(1, n // 8)
+        return fire(torch.cat([on[torch.randperm(len(on), generator=g)[:q]],
+                               off[torch.randperm(len(off), generator=g)[:q]]]))
+
+    block = torch.stack([background() for _ in range(n_C)])
     block[0] = fire(on)
     if n_C > 1:
         block[1] = fire({"correlated": on, "anticorrelated": off,
@@ -264,3 +273,41 @@ def gram_order(gram: torch.Tensor) -> torch.Tensor:
     """Channels sorted by the Gram's diagonal (each channel's energy), strongest first, so the
     matrix's structure gathers in its top-left corner."""
     return gram.diagonal().argsort(descending=True)
+
+
+BORDER_PX = 16  # how far in from the image's edge the zero padding's frame is felt, in input pixels
+
+
+def border_margin(info: LayerInfo, grid: tuple[int, int], border_px: int = BORDER_PX) -> int:
+    """Rows and columns to drop at each edge of a layer's grid so the frame does not count:
+    ``border_px`` input pixels in grid steps, at least 1, and never more than a quarter of the
+    shorter side (a small map keeps its middle half)."""
+    return max(0, min(max(1, math.ceil(border_px / info.stride)), min(grid) // 4))
+
+
+def interior(a: torch.Tensor, margin: int) -> torch.Tensor:
+    """The activation block (C, H, W) without ``margin`` rows and columns at each edge."""
+    return a[..., margin:a.shape[-2] - margin, margin:a.shape[-1] - margin] if margin > 0 else a
+
+
+def style_channel_order(a: torch.Tensor, info: LayerInfo, border_px: int = BORDER_PX) -> torch.Tensor:
+    """Channels sorted by their energy away from the image's border, strongest first.
+
+    Every VGG convolution pads with zeros, so at the edge a unit sees a black frame, and some
+    channels are edge-of-image detectors: in the trained VGG16 (HED) conv3_1 channel 2 and conv4_1
+    channel 461 top the plain ranking on most styles with 3–8× more energy per position on the
+    border than inside. Ranking on the interior picks channels that respond to the texture. The
+    Gram matrix itself is unchanged: the cost sums over every position."""
+    inner = interior(a, border_margin(info, tuple(a.shape[-2:]), border_px))
+    f = inner.reshape(inner.shape[-3], -1)
+    return (f * f).sum(1).argsort(descending=True)
+
+
+def border_ratio(a: torch.Tensor, channel: int, margin: int = 2) -> float:
+    """Energy per position in the outer ``margin`` rows/columns over energy per position inside:
+    about 1 for a texture channel, well above 1 for a channel that responds to the frame."""
+    m = a[channel]
+    inner = interior(m, margin)
+    e_in, e_all = float((inner ** 2).sum()), float((m ** 2).sum())
+    n_in, n_all = inner.numel(), m.numel()
+    return ((e_all - e_in) / max(n_all - n_in, 1)) / max(e_in / max(n_in, 1), 1e-12)

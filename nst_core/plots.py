@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.colors import FuncNorm, PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -87,56 +89,121 @@ def _norm(m: np.ndarray) -> np.ndarray:
 def _annotated(ax, m: np.ndarray, title: str, cmap="Blues", vmax=None):
     ax.imshow(m, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(m.max()), 1e-9))
     for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=FONT - 2,
+        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=FONT - 1,
                 color="white" if vmax is not None and v > 0.6 * vmax else "black")
     ax.set_title(title, fontsize=FONT)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def toy_walkthrough(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> Figure:
-    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed."""
+def _toy_specs(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int):
     a, b = block[k].numpy(), block[k2].numpy()
-    prod = a * b
+    vmax = max(float(block.max()), 1e-9)
+    g = gram.numpy()
+    return [(a, f"channel {k}", "Blues", vmax), (b, f"channel {k2}", "Blues", vmax),
+            (a * b, f"product: sum = {float((a * b).sum()):.3g}", "Greens", vmax * vmax),
+            (g, "Gram matrix G", "Oranges", float(g.max()))]
+
+
+def _toy_gram_marks(ax, g: np.ndarray, k: int, k2: int):
+    ax.set_xticks(range(g.shape[1]))
+    ax.set_yticks(range(g.shape[0]))
+    ax.tick_params(labelsize=FONT - 2)
+    ax.set_xlabel("channel k′", fontsize=FONT - 1)
+    ax.set_ylabel("channel k", fontsize=FONT - 1)
+    ax.add_patch(Rectangle((k2 - 0.5, k - 0.5), 1, 1, fill=False, lw=3, ec="#d62728"))
+    if k != k2:
+        ax.add_patch(Rectangle((k - 0.5, k2 - 0.5), 1, 1, fill=False, lw=2, ec="#d62728", ls="--"))
+
+
+def toy_panels(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> list[Figure]:
+    """:func:`toy_walkthrough`'s four panels as separate figures, each readable at 390 px wide, for
+    a page to lay out in columns that stack on a phone."""
+    figs = []
+    for n, (m, title, cmap, vmax) in enumerate(_toy_specs(block, gram, k, k2)):
+        fig = _fig(3.6, 3.9 if n == 3 else 3.7)
+        ax = fig.add_subplot()
+        _annotated(ax, m, title, cmap=cmap, vmax=vmax)
+        if n == 3:
+            _toy_gram_marks(ax, m, k, k2)
+        figs.append(fig)
+    return figs
+
+
+def toy_walkthrough(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> Figure:
+    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed
+    (G is the channels' unnormalized cross-covariance: products summed, means not removed)."""
     fig = _fig(15, 3.9)
     axes = fig.subplots(1, 4, width_ratios=[1, 1, 1, 1.25])
-    vmax = max(float(block.max()), 1e-9)
-    _annotated(axes[0], a, f"channel {k}", vmax=vmax)
-    _annotated(axes[1], b, f"channel {k2}", vmax=vmax)
-    _annotated(axes[2], prod, f"product: sum = {prod.sum():.3g}", cmap="Greens", vmax=vmax * vmax)
-    g = gram.numpy()
-    _annotated(axes[3], g, "Gram matrix G", cmap="Oranges", vmax=float(g.max()))
-    axes[3].set_xticks(range(g.shape[1]))
-    axes[3].set_yticks(range(g.shape[0]))
-    axes[3].add_patch(Rectangle((k2 - 0.5, k - 0.5), 1, 1, fill=False, lw=3, ec="#d62728"))
-    if k != k2:
-        axes[3].add_patch(Rectangle((k - 0.5, k2 - 0.5), 1, 1, fill=False, lw=2, ec="#d62728", ls="--"))
+    specs = _toy_specs(block, gram, k, k2)
+    for ax, (m, title, cmap, vmax) in zip(axes, specs):
+        _annotated(ax, m, title, cmap=cmap, vmax=vmax)
+    _toy_gram_marks(axes[3], specs[3][0], k, k2)
     return fig
+
+
+def _signed_sqrt_norm(lim: float) -> FuncNorm:
+    """A colour scale symmetric about 0 that spreads small values out: colour follows sign·√|x|.
+    A Gram matrix's diagonal (channel energies) is far larger than most cross terms, and on a
+    linear scale everything but a few cells would be one dark colour."""
+    return FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)), lambda y: np.sign(y) * y * y), vmin=-lim, vmax=lim)
+
+
+def _gram_panel(fig, ax, m: np.ndarray, title: str, n: int, signed: bool, cell=None):
+    """One Gram (or Gram difference) heatmap on its own colour scale, with its own colour bar."""
+    if signed:
+        lim = max(float(np.abs(m).max()), 1e-12)
+        im = ax.imshow(m, cmap="RdBu_r", norm=_signed_sqrt_norm(lim), interpolation="nearest")
+    else:
+        im = ax.imshow(m, cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=max(float(m.max()), 1e-12)),
+                       interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+    bar.ax.tick_params(labelsize=FONT - 3)
+    bar.formatter = ScalarFormatter(useMathText=True)
+    bar.formatter.set_powerlimits((-2, 3))
+    bar.update_ticks()
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.set_xlabel(f"channel k′ (rank 0–{n - 1})", fontsize=FONT - 1)
+    ax.set_ylabel("channel k (rank)", fontsize=FONT - 1)
+    ax.tick_params(labelsize=FONT - 3)
+    if cell is not None:
+        ax.add_patch(Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, lw=2.5, ec="#ff2d2d"))
+
+
+def _gram_mats(g_style, g_gen, order, n):
+    idx = order[:n]
+    s = g_style[idx][:, idx].cpu().numpy()
+    g = g_gen[idx][:, idx].cpu().numpy()
+    return s, g, g - s
+
+
+def gram_panels(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int,
+                labels=("style S", "generated G"), cell=None) -> list[Figure]:
+    """G(S), G(other) and their difference as three separate figures, for the first ``n``
+    channels in ``order`` (from ``analysis.style_channel_order``).
+
+    Each panel has its own colour scale (square-root, so cross terms are not lost beside the
+    diagonal) and its own colour bar. Separate figures let a page put them in columns that stack
+    on a phone; each is sized to read at 390 px wide."""
+    figs = []
+    for m, title, signed in zip(_gram_mats(g_style, g_gen, order, n),
+                                [f"G of {labels[0]}", f"G of {labels[1]}",
+                                 f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
+        fig = _fig(4.6, 4.0)
+        _gram_panel(fig, fig.add_subplot(), m, title, n, signed, cell)
+        figs.append(fig)
+    return figs
 
 
 def gram_heatmaps(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int, labels=("style S", "generated G"),
                   cell=None) -> Figure:
-    """G(S), G(G) on one colour scale, and their difference, for the first ``n`` channels in ``order``."""
-    idx = order[:n]
-    s = g_style[idx][:, idx].cpu().numpy()
-    g = g_gen[idx][:, idx].cpu().numpy()
-    d = g - s
-    fig = _fig(15, 5.2)
+    """:func:`gram_panels` side by side in one figure (for a wide screen)."""
+    fig = _fig(14, 4.4)
     axes = fig.subplots(1, 3)
-    vmax = max(float(s.max()), float(g.max()), 1e-12)
-    for ax, m, t in [(axes[0], s, f"G of {labels[0]}"), (axes[1], g, f"G of {labels[1]}")]:
-        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_title(t, fontsize=FONT + 1)
-    fig.colorbar(im, ax=axes[:2], shrink=0.8)
-    lim = max(float(np.abs(d).max()), 1e-12)
-    im = axes[2].imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    axes[2].set_title(f"G({labels[1][0]}) − G({labels[0][0]})", fontsize=FONT + 1)
-    fig.colorbar(im, ax=axes[2], shrink=0.8)
-    for ax in axes:
-        ax.set_xlabel(f"channel k′ (top {n}, by style energy)")
-        ax.set_ylabel("channel k")
-        if cell is not None:
-            ax.add_patch(Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, lw=2.5, ec="#ff2d2d"))
+    for ax, m, title, signed in zip(axes, _gram_mats(g_style, g_gen, order, n),
+                                    [f"G of {labels[0]}", f"G of {labels[1]}",
+                                     f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
+        _gram_panel(fig, ax, m, title, n, signed, cell)
     return fig
 
 

@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 
 from nst_core import gram_matrix, layer_table, to_tensor
 from nst_core import plots
-from nst_core.analysis import (TOY_KINDS, activations, analysis_size, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
+from nst_core.analysis import (TOY_KINDS, activations, analysis_size, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
 from tests.conftest import gradient_image, stripes_image
@@ -37,6 +37,10 @@ def test_toy_gram_orders_together_above_independent_above_never(seed):
     assert g["correlated"] - g["random"] > gap and g["random"] - g["anticorrelated"] > gap, g
     assert g["anticorrelated"] == 0
     assert abs(float(channel_correlation(toy_block("random", seed=seed))[0, 1])) < 0.25
+    # The bystander channels 2… never look more tied to channel 0 than channel 1 does.
+    for kind in ("correlated", "random"):
+        gram = gram_matrix(toy_block(kind, seed=seed))
+        assert gram[0, 1] > gram[0, 2:].max(), (kind, gram[0])
 
 
 def test_gram_entry_is_n_times_covariance_plus_means():
@@ -237,3 +241,35 @@ def test_compare_runs_legend_uses_the_labels_given():
     fig = plots.compare_runs(dict(zip(labels, [_history(), _history(20, 10)])))
     fig.canvas.draw()
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["β 5", "β 20"]
+
+
+def test_style_channel_order_ignores_the_frame():
+    info = layer_table("vgg16")["conv3_1"]  # stride 4: 16 px of border is 4 grid steps
+    a = torch.zeros(3, 32, 32)
+    a[0, :2, :] = 50.0  # a frame detector: huge, but only along the top edge
+    a[1, 8:24, 8:24] = 1.0  # a texture unit inside the image
+    a[2, 10:20, 10:20] = 0.5
+    assert gram_order(gram_matrix(a))[0] == 0  # the plain ranking is fooled by the frame
+    assert style_channel_order(a, info).tolist() == [1, 2, 0]
+    assert border_ratio(a, 0) > 10 and border_ratio(a, 1) < 1
+    assert border_margin(info, (32, 32)) == 4 and border_margin(info, (8, 40)) == 2  # a small map keeps its middle
+
+
+def test_trained_top_style_channels_are_not_border_detectors(vgg16_trained):
+    """With the trained VGG16 (HED), the plain energy ranking of a painting's channels at conv3_1
+    and conv4_1 starts with units that fire at the image's frame; the interior ranking must not."""
+    from pathlib import Path
+    from nst_core import load_image
+    root = Path(__file__).resolve().parents[1] / "assets" / "styles"
+    for name in ("starry_night.jpg", "the_scream.jpg", "flow_brush.png"):
+        x = to_tensor(load_image(root / name), 256)
+        acts = vgg16_trained.extract(x, ["conv3_1", "conv4_1"])
+        for layer, a in acts.items():
+            a = a[0]
+            top = style_channel_order(a, vgg16_trained.table[layer])[:5].tolist()
+            ratios = [border_ratio(a, k) for k in top]
+            # Frame detectors carry 6 to 3000 times more energy per position on the border than inside;
+            # texture units about 1 (up to ~3 where the painting itself is dark at its edge).
+            assert max(ratios) < 4.0, (name, layer, list(zip(top, ratios)))
+            plain = gram_order(gram_matrix(a))[:3].tolist()
+            assert max(border_ratio(a, k) for k in plain) > 5.0, (name, layer, plain)  # the problem is real
