@@ -4,13 +4,15 @@ experiment, and how the costs scale. Pure torch; the pages only draw what these 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from . import costs
-from .images import resize_tensor, to_pil, to_tensor
+from .images import fit_long_side, resize_tensor, to_tensor
 from .model import LayerInfo, VGGFeatures
 
 
@@ -67,46 +69,160 @@ def receptive_field_box(info: LayerInfo, i: int, j: int, size: tuple[int, int]) 
 
 @dataclass
 class Patch:
+    """One place that excites a unit: the receptive-field crop, and a wider view with the field
+    at ``context_box`` inside it (so a page can draw the field on its surroundings)."""
+
     image: int  # index into the list of images searched
     i: int
     j: int
     value: float
-    box: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]  # the receptive field in the searched picture (top, left, bottom, right)
     crop: Image.Image
+    source: str = ""  # the image's name
+    scale: int = 0  # long side, in pixels, at which the image was searched
+    context: Image.Image | None = None
+    context_box: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class PatchIndex:
+    """Where every channel of one layer fires most in a collection of images at several scales.
+
+    Built once per (model, layer) by :func:`patch_index`, with every channel at once; then
+    :func:`index_patches` answers any channel without running the network. Small: a few candidate
+    places per channel and picture, plus the pictures as 8-bit arrays."""
+
+    info: LayerInfo
+    names: list[str] = field(default_factory=list)  # the source image's name, per picture
+    origin: list[int] = field(default_factory=list)  # the source image's index, per picture
+    scales: list[int] = field(default_factory=list)  # long side of each picture
+    zoom: list[float] = field(default_factory=list)  # source-image pixels per picture pixel
+    pictures: list[torch.Tensor] = field(default_factory=list)  # (3, H, W) uint8
+    grids: list[tuple[int, int]] = field(default_factory=list)  # the layer's (n_H, n_W) per picture
+    values: torch.Tensor | None = None  # (C, pictures, M) activations at candidate places, −inf where none
+    places: torch.Tensor | None = None  # (C, pictures, M) flat grid positions
+
+
+def _min_distance(info: LayerInfo) -> float:
+    """Two patches closer than this (input pixels) show the same place."""
+    return max(info.receptive_field / 2, info.stride)
+
+
+def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
+                pooling: str = "max") -> PatchIndex:
+    """Search ``images`` (``(name, PIL image or (1, 3, H, W) tensor)`` pairs, or bare images) at
+    each long side in ``scales`` (``None``: as given) for the places each channel of ``layer``
+    responds to most.
+
+    Per picture and channel it keeps the ``per_picture`` strongest *local maxima* of the map (in
+    a window about half a receptive field wide), so the candidates already lie at different
+    places. Several scales let a unit find its pattern at the size it responds to: a deep unit
+    that likes a face needs the face small enough to fit in its field.
+    """
+    info = model.table[layer]
+    radius = max(1, int(_min_distance(info) // info.stride))
+    named = [item if isinstance(item, tuple) else (f"image {n + 1}", item) for n, item in enumerate(images)]
+    index = PatchIndex(info)
+    values, places = [], []
+    with torch.no_grad():
+        for n, (name, img) in enumerate(named):
+            base = img if isinstance(img, torch.Tensor) else to_tensor(img)
+            long_side = max(base.shape[-2:])
+            for side in (scales or (None,)):
+                x = base if side is None else resize_tensor(base, fit_long_side(tuple(base.shape[-2:]), side))
+                x = fit_image(model, layer, x).to(model.mean.device)
+                a = model.extract(x, [layer], pooling)[layer][0].float()
+                peaks = F.max_pool2d(a[None], 2 * radius + 1, stride=1, padding=radius)[0]
+                grid = tuple(a.shape[-2:])
+                a = torch.where(a >= peaks, a, torch.full_like(a, -math.inf)).flatten(1)
+                m = min(per_picture, a.shape[1])
+                v, f = a.topk(m, dim=1)
+                values.append(F.pad(v, (0, per_picture - m), value=-math.inf).cpu())
+                places.append(F.pad(f, (0, per_picture - m)).cpu())
+                index.names.append(name)
+                index.origin.append(n)
+                index.scales.append(max(x.shape[-2:]))
+                index.zoom.append(long_side / max(x.shape[-2:]))
+                index.pictures.append((x[0].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+                index.grids.append(grid)
+    index.values, index.places = torch.stack(values, 1), torch.stack(places, 1)
+    return index
+
+
+def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerInfo):
+    """A view around a receptive field (twice its size, at least 32 px) and the field inside it."""
+    top, left, bottom, right = box
+    h, w = picture.shape[-2:]
+    side = max(2 * info.receptive_field, 32)
+    t = max(0, min(h - side, round((top + bottom - side) / 2)))
+    lft = max(0, min(w - side, round((left + right - side) / 2)))
+    b, r = min(h, t + side), min(w, lft + side)
+    view = Image.fromarray(picture[:, t:b, lft:r].permute(1, 2, 0).numpy())
+    return view, (top - t, left - lft, bottom - t, right - lft)
+
+
+def index_patches(index: PatchIndex, channel: int, k: int = 9, max_per_image: int | None = 3) -> list[Patch]:
+    """The ``k`` strongest places for one channel, from distinct places, strongest first.
+
+    As in Zeiler & Fergus (2013): each activation is the unit's response to the receptive-field
+    patch at that place. Places are taken greedily from the highest; one is skipped if its centre,
+    in the source image's pixels, lies within half a receptive field of one already taken from the
+    same image (at any scale), or if its image already gave ``max_per_image`` patches, so the grid
+    shows what different images have in common."""
+    info = index.info
+    if not 0 <= channel < index.values.shape[0]:
+        raise ValueError(f"{info.name} has channels 0–{index.values.shape[0] - 1}, not {channel}.")
+    v = index.values[channel].flatten()
+    m = index.values.shape[2]
+    taken: list[tuple[int, tuple[float, float], float]] = []
+    per_image: dict[int, int] = {}
+    chosen: list[Patch] = []
+    for flat in v.argsort(descending=True).tolist():
+        value = float(v[flat])
+        if not math.isfinite(value) or len(chosen) == k:
+            break
+        p = flat // m
+        src, zoom = index.origin[p], index.zoom[p]
+        if max_per_image is not None and per_image.get(src, 0) >= max_per_image:
+            continue
+        place = int(index.places[channel, p, flat % m])
+        i, j = divmod(place, index.grids[p][1])
+        cy, cx = unit_center(info, i, j)
+        centre, reach = (cy * zoom, cx * zoom), _min_distance(info) * zoom
+        if any(s == src and math.dist(c, centre) < max(r, reach) for s, c, r in taken):
+            continue
+        picture = index.pictures[p]
+        box = receptive_field_box(info, i, j, tuple(picture.shape[-2:]))
+        crop = Image.fromarray(picture[:, box[0]:box[2], box[1]:box[3]].permute(1, 2, 0).numpy())
+        context, context_box = _context(picture, box, info)
+        chosen.append(Patch(src, i, j, value, box, crop, index.names[p], index.scales[p], context, context_box))
+        taken.append((src, centre, reach))
+        per_image[src] = per_image.get(src, 0) + 1
+    return chosen
 
 
 def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, channel: int, k: int = 9,
-                pooling: str = "max") -> list[Patch]:
-    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images.
+                pooling: str = "max", max_per_image: int | None = None) -> list[Patch]:
+    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images
+    searched as given: :func:`patch_index` at one scale, then :func:`index_patches`. A page that
+    changes channels often should build the index once per layer and keep it."""
+    index = patch_index(model, list(images), layer, scales=None, per_picture=4 * k, pooling=pooling)
+    return index_patches(index, channel, k, max_per_image)
 
-    As in Zeiler & Fergus (2013): for every position of the channel's map, the activation is the
-    unit's response to the receptive-field patch there. Positions are taken greedily from the
-    highest, skipping any whose receptive-field centre lies within half a field of one already
-    taken in the same image, so the grid shows nine different places.
-    """
-    info = model.table[layer]
-    images = [fit_image(model, layer, img) for img in images]
-    candidates = []
-    with torch.no_grad():
-        for n, img in enumerate(images):
-            a = model.extract(img, [layer], pooling)[layer][0, channel]
-            values, flat = a.flatten().sort(descending=True)
-            for v, f in zip(values[: 20 * k].tolist(), flat[: 20 * k].tolist()):
-                candidates.append((v, n, f // a.shape[1], f % a.shape[1]))
-    candidates.sort(key=lambda c: -c[0])
-    chosen: list[Patch] = []
-    min_dist = max(info.receptive_field / 2, info.stride)
-    for v, n, i, j in candidates:
-        cy, cx = unit_center(info, i, j)
-        if any(p.image == n and math.dist(unit_center(info, p.i, p.j), (cy, cx)) < min_dist for p in chosen):
-            continue
-        size = tuple(images[n].shape[-2:])
-        box = receptive_field_box(info, i, j, size)
-        crop = to_pil(images[n][..., box[0]:box[2], box[1]:box[3]])
-        chosen.append(Patch(n, i, j, v, box, crop))
-        if len(chosen) == k:
-            break
-    return chosen
+
+def bundled_collection(assets: Path, long_side: int = 512) -> list[tuple[str, Image.Image]]:
+    """The images to search for top patches, as (name, image) pairs: every bundled photo
+    (``content/``), every painting (``styles/*.jpg``; the synthetic styles are left out, they would
+    only show a unit's taste for our own generator) and the natural photos in ``photos/``."""
+    paths = [*sorted((assets / "content").glob("*.jpg")), *sorted((assets / "styles").glob("*.jpg")),
+             *sorted((assets / "photos").glob("*.jpg"))]
+    out = []
+    for p in paths:
+        with Image.open(p) as img:
+            img = img.convert("RGB")
+        img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+        out.append((p.stem.replace("_", " "), img))
+    return out
 
 
 TOY_KINDS = {"correlated": "fire together", "random": "independent", "anticorrelated": "never fire together"}

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from matplotlib.colors import FuncNorm, PowerNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import ScalarFormatter
 from PIL import Image
 
 FONT = 14
@@ -69,14 +69,27 @@ def channel_overlay(image: Image.Image, amap: torch.Tensor, box, title: str) -> 
 
 
 def patches_grid(patches, title: str) -> Figure:
-    """A 3×3 grid of the image patches that excite one unit most."""
-    fig = _fig(6, 6.6)
+    """A 3×3 grid of the places that excite one unit most, strongest first.
+
+    Each cell shows the place's surroundings with the unit's receptive field boxed (when the
+    patch carries a ``context``), the activation, and the image it came from."""
+    fig = _fig(5.4, 6.4)
     axes = fig.subplots(3, 3, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, p in zip(axes.flat, patches):
-        ax.imshow(p.crop.resize((96, 96), Image.Resampling.NEAREST if p.crop.width < 24 else Image.Resampling.BICUBIC))
-        ax.set_title(f"{p.value:.3g}", fontsize=FONT - 2)
+        view, box = (p.context, p.context_box) if getattr(p, "context", None) is not None else (p.crop, None)
+        small = view.width < 48
+        ax.imshow(view.resize((128, round(128 * view.height / view.width)),
+                              Image.Resampling.NEAREST if small else Image.Resampling.BICUBIC))
+        if box is not None:
+            z = 128 / view.width
+            top, left, bottom, right = box
+            ax.add_patch(Rectangle((left * z - 0.5, top * z - 0.5), (right - left) * z, (bottom - top) * z,
+                                   fill=False, lw=2, ec="#00e5ff"))
+        source = getattr(p, "source", "")
+        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:14]}" if source else ""), fontsize=FONT - 3, pad=2,
+                     linespacing=1.0)
     fig.suptitle(title, fontsize=FONT)
     return fig
 

@@ -1,12 +1,14 @@
 """The explainer computations and their figures."""
 
+import math
+
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from nst_core import gram_matrix, layer_table, to_tensor
 from nst_core import plots
-from nst_core.analysis import (TOY_KINDS, activations, analysis_size, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
+from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_collection, index_patches, patch_index, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
 from tests.conftest import gradient_image, stripes_image
@@ -273,3 +275,52 @@ def test_trained_top_style_channels_are_not_border_detectors(vgg16_trained):
             assert max(ratios) < 4.0, (name, layer, list(zip(top, ratios)))
             plain = gram_order(gram_matrix(a))[:3].tolist()
             assert max(border_ratio(a, k) for k in plain) > 5.0, (name, layer, plain)  # the problem is real
+
+
+def test_patch_index_answers_every_channel_without_the_network(vgg19_random, monkeypatch):
+    images = [(f"g{s}", gradient_image(64, 48, seed=s)) for s in range(3)] + [("stripes", stripes_image())]
+    index = patch_index(vgg19_random, images, "conv2_1", scales=(48, 64), per_picture=12)
+    assert index.values.shape[:2] == (128, 8) and len(index.pictures) == 8 and set(index.scales) == {48, 64}
+    monkeypatch.setattr(vgg19_random, "extract", lambda *a, **k: pytest.fail("the index must not rerun the network"))
+    for channel in (0, 5, 127):
+        patches = index_patches(index, channel, k=9, max_per_image=3)
+        assert 1 <= len(patches) <= 9
+        values = [p.value for p in patches]
+        assert values == sorted(values, reverse=True)
+        assert values[0] == pytest.approx(float(index.values[channel].max()))  # the strongest place comes first
+        counts = {}
+        for p in patches:
+            counts[p.source] = counts.get(p.source, 0) + 1
+            top, left, bottom, right = p.context_box
+            assert 0 <= top < bottom <= p.context.height and 0 <= left < right <= p.context.width
+            assert (right - left, bottom - top) == p.crop.size
+        assert max(counts.values()) <= 3
+        # Distinct places: no two patches from one image closer than half a receptive field
+        # (measured in that image's own pixels, whatever scale each was found at).
+        info = vgg19_random.table["conv2_1"]
+        reach = max(info.receptive_field / 2, info.stride)
+        for a in patches:
+            for b in patches:
+                if a is not b and a.source == b.source:
+                    za, zb = 64 / a.scale, 64 / b.scale
+                    ca, cb = unit_center(info, a.i, a.j), unit_center(info, b.i, b.j)
+                    d = math.dist((ca[0] * za, ca[1] * za), (cb[0] * zb, cb[1] * zb))
+                    assert d >= reach * min(za, zb) - 1e-6, (a, b)
+    with pytest.raises(ValueError, match="channels 0–127"):
+        index_patches(index, 128)
+
+
+def test_top_patches_agree_with_the_index(vgg19_random):
+    images = [to_tensor(gradient_image(64, 48, seed=s)) for s in range(2)]
+    direct = top_patches(vgg19_random, images, "conv1_1", channel=3, k=5)
+    via = index_patches(patch_index(vgg19_random, images, "conv1_1", scales=None, per_picture=20), 3, k=5,
+                        max_per_image=None)
+    assert [(p.image, p.i, p.j) for p in direct] == [(p.image, p.i, p.j) for p in via]
+
+
+def test_bundled_collection_is_photos_and_paintings():
+    from pathlib import Path
+    names = [n for n, _ in bundled_collection(Path(__file__).resolve().parents[1] / "assets")]
+    assert {"chelsea cat", "starry night", "the scream", "grass", "camera"} <= set(names)
+    assert "flow brush" not in names  # synthetic styles are not searched
+    assert len(names) >= 15
