@@ -30,7 +30,7 @@ def friendly_number(x: float, digits: int = 3) -> str:
         return "∞" if x > 0 else "−∞"
     if 1e-3 <= abs(x) < 1e5:
         text = f"{x:.{digits}g}"
-        return text if "e" not in text else f"{x:.0f}"
+        return (text if "e" not in text else f"{x:.0f}").replace("-", "−")
     exponent = math.floor(math.log10(abs(x)))
     mantissa = float(f"{x / 10 ** exponent:.{digits}g}")
     if abs(mantissa) >= 10:  # 9.9996 rounds up a decade
@@ -200,3 +200,38 @@ def run_note(settings, record=None) -> str:
     if record is not None:
         text += f". Final cost {friendly_number(_row(record).get('total', float('nan')))}: {share_text(record)}."
     return text
+
+
+def level_switches(history: list[dict]) -> list[dict]:
+    """Where a coarse-to-fine run moved to a larger image: step, sizes, and the cost just before
+    and just after (the cost is measured afresh on the new image, so it can jump up)."""
+    out = []
+    for prev, row in zip(history, history[1:]):
+        if prev.get("size") != row.get("size"):
+            out.append({"step": row["step"], "from": prev["size"], "to": row["size"],
+                        "before": prev["total"], "after": row["total"]})
+    return out
+
+
+def level_switch_note(history: list[dict]) -> str:
+    """One sentence per level switch, for under the cost curve: why J jumps although no step raised it."""
+    notes = []
+    for s in level_switches(history):
+        size_from, size_to = (x.replace("x", "×") for x in (s["from"], s["to"]))
+        change = "jumps" if s["after"] > s["before"] else "moves"
+        notes.append(f"At step {s['step']} the run moved from {size_from} px to a new, larger image of {size_to} px. "
+                     f"The cost is now measured on that image, so J {change} from {friendly_number(s['before'])} "
+                     f"to {friendly_number(s['after'])}; within each size, the steps lower it.")
+    return " ".join(notes)
+
+
+def gram_entry_text(parts: dict, k: int, k2: int) -> str:
+    """A Gram entry in words, from ``analysis.gram_parts``: the sum of products, and how much of it
+    is the channels firing together (their cross-covariance) versus merely both being active."""
+    n = parts["positions"]
+    together = n * parts["covariance"]
+    return (f"G[{k}, {k2}] = {friendly_number(parts['gram'])}: the sum of the products at all {n} positions. "
+            f"It splits into {n} × cross-covariance = {friendly_number(together)} (do they fire *together*?) "
+            f"plus {n} × mean·mean = {friendly_number(parts['means'])} (are both simply active?). "
+            f"That is why the course calls G an unnormalized cross-covariance: nothing is averaged and the "
+            f"means are not removed. Their correlation is {parts['correlation']:+.2f}.")

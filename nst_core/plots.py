@@ -279,7 +279,7 @@ def _limit_log(ax, arrays):
         ax.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
 
 
-def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Figure:
+def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total_steps: int | None = None) -> Figure:
     """J(G) and its weighted parts over the steps.
 
     Linear scale: the parts stacked, so the top edge is J(G) and the colours show what it is paying
@@ -287,6 +287,7 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Fi
     per term, with zeros (a content cost starting from the content photo) left out instead of drawn
     at 10⁻¹²; the axis starts at the smallest nonzero value. Each coarse-to-fine level is drawn
     as its own piece, with the switch marked: there the cost is measured on a new, larger image.
+    Draws any history so far; during a run, ``total_steps`` keeps the x axis still.
     """
     fig = _fig(5.2, 4.2)
     ax = fig.add_subplot()
@@ -302,12 +303,12 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Fi
         part = history[first:last]
         x = _xs(part)
         if scale == "linear":
-            ax.stackplot(x, *[[max(h[k], 0.0) for h in part] for k, _, _ in terms], colors=[c for *_, c in terms],
+            ax.stackplot(x, *[[_positive(h[k]) for h in part] for k, _, _ in terms], colors=[c for *_, c in terms],
                          alpha=0.8, labels=[label for _, label, _ in terms] if n == 0 else ())
             ax.plot(x, [h["total"] for h in part], color="black", lw=2.5, label="J(G) total" if n == 0 else None)
             continue
         for key, label, color in [("total", "J(G) total", "black"), *terms]:
-            y = np.array([h[key] if h[key] > 0 else np.nan for h in part], dtype=float)
+            y = np.array([h[key] if _positive(h[key]) else np.nan for h in part], dtype=float)
             arrays.append(y)
             ax.plot(x, y, color=color, lw=2.8 if key == "total" else 2, label=label if n == 0 else None)
     if scale == "log":
@@ -316,6 +317,8 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Fi
     else:
         ax.set_ylim(0, None)
     _mark_stages(ax, history, spans)
+    if total_steps:
+        ax.set_xlim(0, max(total_steps, history[-1]["step"]) + 0.5)
     ax.set_xlabel("step", fontsize=FONT)
     ax.set_ylabel("weighted cost" + (" (log scale)" if scale == "log" else ""), fontsize=FONT)
     ax.tick_params(labelsize=FONT - 2)
@@ -327,9 +330,14 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto") -> Fi
     return fig
 
 
+def _positive(v) -> float:
+    """A cost for stacking: NaN (a term a record did not measure), None and negatives count as 0."""
+    return float(v) if v is not None and v > 0 else 0.0
+
+
 def _layer_rows(history: list[dict]) -> tuple[list[str], np.ndarray]:
     layers = [k[len("style_"):] for k in (history[0] if history else {}) if k.startswith("style_")]
-    ys = np.array([[max(h.get(f"style_{name}", 0.0), 0.0) for h in history] for name in layers], dtype=float)
+    ys = np.array([[_positive(h.get(f"style_{name}")) for h in history] for name in layers], dtype=float)
     return layers, ys.reshape(len(layers), len(history))
 
 

@@ -11,7 +11,7 @@ from nst_core.transfer import TransferConfig, preset_config
 
 
 @pytest.mark.parametrize("x, text", [(2e-07, "2×10⁻⁷"), (1e-7, "10⁻⁷"), (-3.5e-9, "−3.5×10⁻⁹"), (0.25, "0.25"),
-                                     (1.634, "1.63"), (4200.0, "4200"), (0.0, "0"), (123456.0, "1.23×10⁵"),
+                                     (1.634, "1.63"), (-0.192, "−0.192"), (4200.0, "4200"), (0.0, "0"), (123456.0, "1.23×10⁵"),
                                      (9.9996e-8, "10⁻⁷"), (math.nan, "–")])
 def test_friendly_number(x, text):
     assert friendly_number(x) == text
@@ -66,3 +66,20 @@ def test_weights_and_offline_words_are_plain():
     assert "VGG19" in note and "offline VGG16" in note
     for bad in ("URLError", "--", "Errno", "Traceback", "NST_WEIGHTS"):
         assert bad not in note
+
+
+def test_level_switch_note_explains_the_jump():
+    from nst_core.describe import level_switch_note, level_switches
+    hist = [{"step": s, "size": "96x64" if s < 4 else "192x128", "total": 1.0 / s if s < 4 else 2.0 / s}
+            for s in range(1, 7)]
+    assert level_switches(hist) == [{"step": 4, "from": "96x64", "to": "192x128", "before": 1 / 3, "after": 0.5}]
+    note = level_switch_note(hist)
+    assert "step 4" in note and "192×128 px" in note and "jumps from 0.333 to 0.5" in note
+    assert level_switch_note(hist[:3]) == ""
+
+
+def test_gram_entry_text_names_the_cross_covariance():
+    from nst_core.analysis import gram_parts, toy_block
+    from nst_core.describe import gram_entry_text
+    text = gram_entry_text(gram_parts(toy_block("correlated"), 0, 1), 0, 1)
+    assert "cross-covariance" in text and "G[0, 1] = " in text and "16 positions" in text
