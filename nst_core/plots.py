@@ -17,6 +17,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import ScalarFormatter
 from PIL import Image
 
+from .describe import friendly_number
+
 FONT = 14
 CMAP = "magma"
 
@@ -114,7 +116,7 @@ def _toy_specs(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int):
     vmax = max(float(block.max()), 1e-9)
     g = gram.numpy()
     return [(a, f"channel {k}", "Blues", vmax), (b, f"channel {k2}", "Blues", vmax),
-            (a * b, f"product: sum = {float((a * b).sum()):.3g}", "Greens", vmax * vmax),
+            (a * b, f"product: sum = {friendly_number(float((a * b).sum()))}", "Greens", vmax * vmax),
             (g, "Gram matrix G", "Oranges", float(g.max()))]
 
 
@@ -220,18 +222,37 @@ def gram_heatmaps(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tenso
     return fig
 
 
+def _pair_specs(a: torch.Tensor, k: int, k2: int):
+    m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
+    total = float((m1 * m2).sum())
+    return [(m1, f"channel {k}"), (m2, f"channel {k2}"), (m1 * m2, f"product, sum {friendly_number(total)}")]
+
+
 def pair_maps(a: torch.Tensor, k: int, k2: int, title: str) -> Figure:
     """Two channels' maps and their product: where both fire together."""
     fig = _fig(12, 3.8)
     axes = fig.subplots(1, 3)
-    m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
-    for ax, m, t in [(axes[0], m1, f"channel {k}"), (axes[1], m2, f"channel {k2}"),
-                     (axes[2], m1 * m2, f"product: sum = {float((m1 * m2).sum()):.3g}")]:
+    for ax, (m, t) in zip(axes, _pair_specs(a, k, k2)):
         ax.imshow(m, cmap=CMAP)
         ax.set_title(t, fontsize=FONT)
         ax.axis("off")
     fig.suptitle(title, fontsize=FONT)
     return fig
+
+
+def pair_panels(a: torch.Tensor, k: int, k2: int) -> list[Figure]:
+    """:func:`pair_maps`' three maps as separate figures, each readable at 390 px wide, for a page
+    to lay out in columns that stack on a phone."""
+    figs = []
+    for m, t in _pair_specs(a, k, k2):
+        h, w = m.shape
+        fig = _fig(4.0, 4.0 * h / w + 0.5)
+        ax = fig.add_subplot()
+        ax.imshow(m, cmap=CMAP)
+        ax.set_title(t, fontsize=FONT + 1)
+        ax.axis("off")
+        figs.append(fig)
+    return figs
 
 
 def _xs(history):

@@ -154,6 +154,10 @@ def test_every_figure_builds(vgg19_random):
         plots.toy_walkthrough(toy, gram_matrix(toy), 0, 1),
         plots.gram_heatmaps(gram_matrix(block), gram_matrix(block * 2), order, 16, cell=(1, 2)),
         plots.pair_maps(block, 0, 1, "pair"),
+        *plots.pair_panels(block, 0, 1),
+        *plots.toy_panels(toy, gram_matrix(toy), 0, 1),
+        *plots.gram_panels(gram_matrix(block), gram_matrix(block * 2), order, 16, cell=(1, 2)),
+        plots.layer_shares(history, total_steps=8),
         plots.cost_curves(history),
         plots.layer_costs(history),
         plots.compare_runs({"a": history, "b": history}),
@@ -164,7 +168,8 @@ def test_every_figure_builds(vgg19_random):
     for fig in figs:
         assert isinstance(fig, Figure) and fig.axes
         fig.canvas.draw()  # renders without error
-    assert "64×48 px\nlarger image" in [t.get_text() for t in figs[6].axes[0].texts]  # the level switch is marked
+    curves = next(f for f in figs if f.axes[0].get_xlabel() == "step" and f.axes[0].get_ylabel().startswith("weighted"))
+    assert "64×48 px\nlarger image" in [t.get_text() for t in curves.axes[0].texts]  # the level switch is marked
 
 
 @pytest.mark.parametrize("wh", [(800, 100), (100, 800), (16, 128)])
@@ -324,3 +329,22 @@ def test_bundled_collection_is_photos_and_paintings():
     assert {"chelsea cat", "starry night", "the scream", "grass", "camera"} <= set(names)
     assert "flow brush" not in names  # synthetic styles are not searched
     assert len(names) >= 15
+
+
+def test_each_gram_panel_has_its_own_colour_scale():
+    """G(C) can be ten times smaller than G(S); on one shared scale its panel was uniformly dark."""
+    g = torch.Generator().manual_seed(0)
+    a_s = torch.rand(8, 10, 10, generator=g) * 10
+    a_c = torch.rand(8, 10, 10, generator=g)
+    g_s, g_c = gram_matrix(a_s), gram_matrix(a_c)
+    order = gram_order(g_s)
+    for figs in (plots.gram_panels(g_s, g_c, order, 8), [plots.gram_heatmaps(g_s, g_c, order, 8)]):
+        images = [im for f in figs for ax in f.axes for im in ax.get_images()]
+        assert len(images) == 3
+        norms = [im.norm for im in images]
+        assert norms[0].vmax == pytest.approx(float(g_s.max())) and norms[1].vmax == pytest.approx(float(g_c.max()))
+        assert norms[2].vmin == pytest.approx(-norms[2].vmax)  # the difference: symmetric about 0
+        # The middle of G(C)'s range gets a middle colour (a square-root scale lifts small entries).
+        assert 0.5 < float(norms[1](0.5 * float(g_c.max()))) < 0.8
+        n_bars = sum(1 for f in figs for ax in f.axes if ax.get_label() == "<colorbar>")
+        assert n_bars == 3
