@@ -108,45 +108,65 @@ def _min_distance(info: LayerInfo) -> float:
     return max(info.receptive_field / 2, info.stride)
 
 
-def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
-                pooling: str = "max") -> PatchIndex:
+def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 384), per_picture: int = 12,
+                  pooling: str = "max") -> dict[str, PatchIndex]:
     """Search ``images`` (``(name, PIL image or (1, 3, H, W) tensor)`` pairs, or bare images) at
-    each long side in ``scales`` (``None``: as given) for the places each channel of ``layer``
-    responds to most.
+    each long side in ``scales`` (``None``: as given) for the places each channel of each of
+    ``layers`` responds to most. One forward pass per picture serves every layer, so indexing all
+    layers costs about as much as indexing the deepest.
 
-    Per picture and channel it keeps the ``per_picture`` strongest *local maxima* of the map (in
-    a window about half a receptive field wide), so the candidates already lie at different
-    places. Several scales let a unit find its pattern at the size it responds to: a deep unit
-    that likes a face needs the face small enough to fit in its field.
+    Per picture and channel it keeps the ``per_picture`` strongest block maxima of the map (blocks
+    about half a receptive field wide), so the candidates already lie at different places.
+    Several scales let a unit find its pattern at the size it responds to: a deep unit that likes
+    a face needs the face small enough to fit in its field.
     """
-    info = model.table[layer]
-    radius = max(1, int(_min_distance(info) // info.stride))
+    layers = list(dict.fromkeys(layers))
+    deepest = max(layers, key=lambda name: model.table[name].output_index)
     named = [item if isinstance(item, tuple) else (f"image {n + 1}", item) for n, item in enumerate(images)]
-    index = PatchIndex(info)
-    values, places = [], []
+    indexes = {name: PatchIndex(model.table[name]) for name in layers}
+    found: dict[str, tuple[list, list]] = {name: ([], []) for name in layers}
+    names, origin, sizes, zoom, pictures = [], [], [], [], []
     with torch.no_grad():
         for n, (name, img) in enumerate(named):
             base = img if isinstance(img, torch.Tensor) else to_tensor(img)
             long_side = max(base.shape[-2:])
             for side in (scales or (None,)):
                 x = base if side is None else resize_tensor(base, fit_long_side(tuple(base.shape[-2:]), side))
-                x = fit_image(model, layer, x).to(model.mean.device)
-                a = model.extract(x, [layer], pooling)[layer][0].float()
-                peaks = F.max_pool2d(a[None], 2 * radius + 1, stride=1, padding=radius)[0]
-                grid = tuple(a.shape[-2:])
-                a = torch.where(a >= peaks, a, torch.full_like(a, -math.inf)).flatten(1)
-                m = min(per_picture, a.shape[1])
-                v, f = a.topk(m, dim=1)
-                values.append(F.pad(v, (0, per_picture - m), value=-math.inf).cpu())
-                places.append(F.pad(f, (0, per_picture - m)).cpu())
-                index.names.append(name)
-                index.origin.append(n)
-                index.scales.append(max(x.shape[-2:]))
-                index.zoom.append(long_side / max(x.shape[-2:]))
-                index.pictures.append((x[0].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
-                index.grids.append(grid)
-    index.values, index.places = torch.stack(values, 1), torch.stack(places, 1)
-    return index
+                x = fit_image(model, deepest, x).to(model.mean.device)
+                acts = model.extract(x, layers, pooling)
+                for layer, a in acts.items():
+                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture)
+                    found[layer][0].append(v)
+                    found[layer][1].append(f)
+                    indexes[layer].grids.append(grid)
+                names.append(name)
+                origin.append(n)
+                sizes.append(max(x.shape[-2:]))
+                zoom.append(long_side / max(x.shape[-2:]))
+                pictures.append((x[0].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+    for layer, index in indexes.items():
+        # The picture lists are shared between the layers' indexes: one copy of the pixels.
+        index.names, index.origin, index.scales, index.zoom, index.pictures = names, origin, sizes, zoom, pictures
+        index.values, index.places = torch.stack(found[layer][0], 1), torch.stack(found[layer][1], 1)
+    return indexes
+
+
+def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
+    """Each channel's ``m`` strongest block maxima (values, flat positions, padded with −inf), and
+    the grid. A block is about half a receptive field, so the candidates are spread out."""
+    block = max(1, min(int(_min_distance(info) // info.stride), *a.shape[-2:]))
+    grid = tuple(a.shape[-2:])
+    v, where = F.max_pool2d(a[None], block, stride=block, ceil_mode=True, return_indices=True)
+    v, where = v[0].flatten(1), where[0].flatten(1)
+    k = min(m, v.shape[1])
+    top, pick = v.topk(k, dim=1)
+    return (F.pad(top, (0, m - k), value=-math.inf).cpu(), F.pad(where.gather(1, pick), (0, m - k)).cpu(), grid)
+
+
+def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
+                pooling: str = "max") -> PatchIndex:
+    """:func:`patch_indexes` for one layer."""
+    return patch_indexes(model, images, [layer], scales, per_picture, pooling)[layer]
 
 
 def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerInfo):

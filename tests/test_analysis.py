@@ -8,7 +8,8 @@ from matplotlib.figure import Figure
 
 from nst_core import gram_matrix, layer_table, to_tensor
 from nst_core import plots
-from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_collection, index_patches, patch_index, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
+from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_collection, index_patches, patch_index,
+                               patch_indexes, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
 from tests.conftest import gradient_image, stripes_image
@@ -348,3 +349,12 @@ def test_each_gram_panel_has_its_own_colour_scale():
         assert 0.5 < float(norms[1](0.5 * float(g_c.max()))) < 0.8
         n_bars = sum(1 for f in figs for ax in f.axes if ax.get_label() == "<colorbar>")
         assert n_bars == 3
+
+
+def test_one_pass_indexes_every_layer_like_one_at_a_time(vgg19_random):
+    images = [("a", gradient_image(64, 48, seed=1)), ("b", stripes_image(48, 48))]
+    both = patch_indexes(vgg19_random, images, ["conv1_1", "conv3_1"], scales=(48, 64))
+    for layer in ("conv1_1", "conv3_1"):
+        alone = patch_index(vgg19_random, images, layer, scales=(48, 64))
+        assert torch.equal(both[layer].values, alone.values) and torch.equal(both[layer].places, alone.places)
+    assert both["conv1_1"].pictures is both["conv3_1"].pictures  # the pixels are stored once
