@@ -235,3 +235,21 @@ def gram_entry_text(parts: dict, k: int, k2: int) -> str:
             f"plus {n} × mean·mean = {friendly_number(parts['means'])} (are both simply active?). "
             f"That is why the course calls G an unnormalized cross-covariance: nothing is averaged and the "
             f"means are not removed. Their correlation is {parts['correlation']:+.2f}.")
+
+
+def describe_model(model) -> str:
+    """:func:`describe_weights` for a loaded ``VGGFeatures``."""
+    name = model.description.split("weights from ", 1)[1] if "weights from " in model.description else None
+    return describe_weights(model.source, model.arch, name)
+
+
+def used_weights_text(weights: dict) -> str:
+    """The α, β and λ a run actually used (``Step.weights``), in readable numbers. With the
+    automatic balance they are tiny or huge, because each absorbs the scale of its own term."""
+    if not weights:
+        return ""
+    lambdas = weights.get("lambdas") or {}
+    text = f"α = {friendly_number(weights.get('alpha', 0.0))}, β = {friendly_number(weights.get('beta', 0.0))}"
+    if lambdas:
+        text += "; λ: " + ", ".join(f"{name} {friendly_number(v)}" for name, v in lambdas.items())
+    return text

@@ -83,3 +83,16 @@ def test_gram_entry_text_names_the_cross_covariance():
     from nst_core.describe import gram_entry_text
     text = gram_entry_text(gram_parts(toy_block("correlated"), 0, 1), 0, 1)
     assert "cross-covariance" in text and "G[0, 1] = " in text and "16 positions" in text
+
+
+def test_model_and_used_weights_in_words(vgg16_random):
+    from nst_core.describe import describe_model, used_weights_text
+    assert "random" in describe_model(vgg16_random) and "VGG16" in describe_model(vgg16_random)
+    text = used_weights_text({"alpha": 2e-07, "beta": 5.0, "lambdas": {"conv1_1": 3.2e-05}})
+    assert text == "α = 2×10⁻⁷, β = 5; λ: conv1_1 3.2×10⁻⁵"
+    assert used_weights_text({}) == ""
+
+
+def test_offline_vgg16_is_described_as_an_edge_detector(vgg16_trained):
+    from nst_core.describe import describe_model
+    assert "fine-tuned to find edges" in describe_model(vgg16_trained)
