@@ -362,26 +362,21 @@ def _layer_rows(history: list[dict]) -> tuple[list[str], np.ndarray]:
     return layers, ys.reshape(len(layers), len(history))
 
 
-def layer_shares(history: list[dict], title: str = "", total_steps: int | None = None) -> Figure:
-    """Each style layer's share of β·J_style over the steps, stacked to 100%.
-
-    Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
-    the x axis so the picture grows to the right instead of stretching."""
-    fig = _fig(5.2, 4.4)
-    ax = fig.add_subplot()
+def _draw_shares(ax, history: list[dict], total_steps: int | None = None) -> None:
+    """Each style layer's share of β·J_style, stacked to 100%, each band named where it ends."""
     layers, ys = _layer_rows(history)
     if not layers or not history:
         ax.text(0.5, 0.5, "no style layers yet" if history else "no steps yet", ha="center", va="center",
                 fontsize=FONT, transform=ax.transAxes)
         ax.axis("off")
-        return fig
+        return
     sums = ys.sum(0, keepdims=True)
     shares = np.divide(ys, sums, out=np.zeros_like(ys), where=sums > 0)
     x = _xs(history)
     if len(x) == 1:  # one record: a bar, since an area needs two points
         x, shares = [x[0] - 0.5, x[0] + 0.5], np.repeat(shares, 2, axis=1)
     ax.stackplot(x, 100 * shares, labels=layers, alpha=0.9, colors=[f"C{i}" for i in range(len(layers))])
-    for i, name in enumerate(layers):  # name each band where it ends, readable without a legend
+    for i, name in enumerate(layers):  # readable without a legend, even on a phone
         mid = 100 * (shares[:i, -1].sum() + shares[i, -1] / 2)
         if shares[i, -1] > 0.06:
             ax.text(x[-1], mid, f" {name} {shares[i, -1]:.0%}", va="center", ha="left", fontsize=FONT - 2)
@@ -391,16 +386,27 @@ def layer_shares(history: list[dict], title: str = "", total_steps: int | None =
     ax.set_xlabel("step", fontsize=FONT)
     ax.set_ylabel("% of β·J_style", fontsize=FONT)
     ax.tick_params(labelsize=FONT - 2)
-    ax.legend(fontsize=FONT - 3, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(layers), 3),
-              frameon=False)
+
+
+def layer_shares(history: list[dict], title: str = "", total_steps: int | None = None) -> Figure:
+    """Each style layer's share of β·J_style over the steps, stacked to 100%.
+
+    Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
+    the x axis so the picture grows to the right instead of stretching."""
+    fig = _fig(5.2, 4.4)
+    ax = fig.add_subplot()
+    _draw_shares(ax, history, total_steps)
+    if ax.axison:
+        ax.legend(fontsize=FONT - 3, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     ax.set_title(title or "Which style layer carries the cost", fontsize=FONT + 1)
     return fig
 
 
 def layer_costs(history: list[dict], title: str = "") -> Figure:
     """Each style layer's weighted cost β·λ[l]·J_style[l] over the steps (log scale, from the
-    smallest nonzero value), beside its share of β·J_style (:func:`layer_shares`' picture)."""
-    fig = _fig(13, 4.8)
+    smallest nonzero value), beside its share of β·J_style (:func:`layer_shares`' picture). Wide:
+    for a phone, show :func:`layer_shares` alone."""
+    fig = _fig(13, 5.2)
     ax1, ax2 = fig.subplots(1, 2)
     layers, ys = _layer_rows(history)
     x = _xs(history)
@@ -416,14 +422,10 @@ def layer_costs(history: list[dict], title: str = "") -> Figure:
     ax1.set_xlabel("step", fontsize=FONT)
     ax1.set_ylabel("β·λ[l]·J_style[l]", fontsize=FONT)
     ax1.grid(alpha=0.3, which="both")
-    ax1.legend(fontsize=FONT - 2)
+    fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=max(len(layers), 1),
+               fontsize=FONT - 1, frameon=False)
     ax1.set_title("Per-layer style cost", fontsize=FONT + 1)
-    sums = ys.sum(0, keepdims=True)
-    shares = np.divide(ys, sums, out=np.zeros_like(ys), where=sums > 0)
-    ax2.stackplot(x, 100 * shares, labels=layers, alpha=0.85)
-    ax2.set_ylim(0, 100)
-    ax2.set_xlabel("step", fontsize=FONT)
-    ax2.set_ylabel("% of β·J_style", fontsize=FONT)
+    _draw_shares(ax2, history)
     ax2.set_title("Which layer dominates", fontsize=FONT + 1)
     if title:
         fig.suptitle(title, fontsize=FONT + 1)
