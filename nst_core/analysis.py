@@ -31,23 +31,19 @@ def analysis_size(model: VGGFeatures, layer: str, size: tuple[int, int]) -> tupl
     return max(need, math.ceil(h * scale)), max(need, math.ceil(w * scale))
 
 
-def _deepest(model: VGGFeatures) -> str:
-    return max(model.table.values(), key=lambda info: info.output_index).name
-
-
 def layer_shapes(model: VGGFeatures, size: tuple[int, int]) -> list[dict]:
     """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field.
 
-    ``size`` is first passed through :func:`analysis_size` for the deepest layer, so the table
-    matches what :func:`activations` computes for any image the loader accepts."""
-    size = analysis_size(model, _deepest(model), size)
+    Each row's grid is the one :func:`activations` computes for that layer, so for an image too
+    thin for the deep layers those rows count the scaled-up image (:func:`analysis_size`)."""
     rows = []
     for info in model.table.values():
         if info.kind == "relu":
             continue
-        h, w = size[0] // info.stride, size[1] // info.stride
-        rows.append({"layer": info.name, "n_H": h, "n_W": w, "n_C": info.channels, "stride": info.stride,
-                     "receptive field (px)": info.receptive_field, "features index": info.output_index})
+        h, w = analysis_size(model, info.name, size)
+        rows.append({"layer": info.name, "n_H": h // info.stride, "n_W": w // info.stride, "n_C": info.channels,
+                     "stride": info.stride, "receptive field (px)": info.receptive_field,
+                     "features index": info.output_index})
     return rows
 
 
@@ -121,7 +117,7 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
     a face needs the face small enough to fit in its field.
     """
     layers = list(dict.fromkeys(layers))
-    deepest = max(layers, key=lambda name: model.table[name].output_index)
+    deepest = _deepest_of(model, layers)
     named = [item if isinstance(item, tuple) else (f"image {n + 1}", item) for n, item in enumerate(images)]
     indexes = {name: PatchIndex(model.table[name]) for name in layers}
     found: dict[str, tuple[list, list]] = {name: ([], []) for name in layers}
@@ -351,9 +347,10 @@ def shuffle_experiment(model: VGGFeatures, image: torch.Tensor, style_layers, co
     Both are relative: ‖G(S) − G(S')‖ / ‖G(S)‖ per style layer, and J_content(S, S') / J_content(S, 0)
     at the content layer. Style should barely move; content should jump.
     """
+    layers = list(dict.fromkeys([*style_layers, content_layer]))
+    image = fit_image(model, _deepest_of(model, layers), image)
     shuffled = shuffle_tiles(image, tiles, seed)
     image = image[..., : shuffled.shape[-2], : shuffled.shape[-1]]
-    layers = list(dict.fromkeys([*style_layers, content_layer]))
     with torch.no_grad():
         a = model.extract(image, layers)
         b = model.extract(shuffled, layers)
@@ -373,7 +370,8 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
     rows = []
     with torch.no_grad():
         for side in sizes:
-            c, s = to_tensor(content, side), to_tensor(style, side)
+            deepest = _deepest_of(model, [content_layer, *style_layers])
+            c, s = (fit_image(model, deepest, to_tensor(img, side)) for img in (content, style))
             a_c = model.extract(c, [content_layer])[content_layer]
             a_s = model.extract(s, list(style_layers))
             row = {"size": side, "J_content(C,0)": float(costs.content_cost(a_c, torch.zeros_like(a_c)))}
@@ -382,6 +380,10 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
             row["mean activation, content layer"] = float(a_c.mean())
             rows.append(row)
     return rows
+
+
+def _deepest_of(model: VGGFeatures, layers) -> str:
+    return max(layers, key=lambda name: model.table[name].output_index)
 
 
 def fit_image(model: VGGFeatures, layer: str, image: torch.Tensor) -> torch.Tensor:

@@ -192,6 +192,7 @@ def test_every_layer_works_on_extreme_aspect_ratios(vgg16_random, wh, side):
         assert min(block.shape[-2:]) >= 1
         assert block.shape[-2:] == (need[0] // vgg16_random.table[layer].stride,
                                     need[1] // vgg16_random.table[layer].stride)
+        assert (rows[layer]["n_H"], rows[layer]["n_W"]) == tuple(block.shape[-2:])  # the table says what is computed
     assert rows["pool5"]["n_H"] >= 1 and rows["pool5"]["n_W"] >= 1
     assert len(top_patches(vgg16_random, [x], "pool5", channel=0, k=1)) == 1
     assert analysis_size(vgg16_random, "pool5", (256, 192)) == (256, 192)  # big enough: unchanged
@@ -358,3 +359,12 @@ def test_one_pass_indexes_every_layer_like_one_at_a_time(vgg19_random):
         alone = patch_index(vgg19_random, images, layer, scales=(48, 64))
         assert torch.equal(both[layer].values, alone.values) and torch.equal(both[layer].places, alone.places)
     assert both["conv1_1"].pictures is both["conv3_1"].pictures  # the pixels are stored once
+
+
+def test_shuffle_and_cost_scales_take_thin_images(vgg16_random):
+    thin = gradient_image(800, 100)
+    x = to_tensor(thin, 64)  # 8 px tall: below conv5_1's stride of 16
+    result = shuffle_experiment(vgg16_random, x, ["conv1_1", "conv5_1"], "conv4_2", tiles=4)
+    assert all(math.isfinite(v) for v in result["gram_change"].values())
+    rows = cost_scales(vgg16_random, thin, stripes_image(), "conv4_2", ["conv5_1"], sizes=(64,))
+    assert rows[0]["J_content(C,0)"] > 0
