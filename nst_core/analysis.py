@@ -4,25 +4,46 @@ experiment, and how the costs scale. Pure torch; the pages only draw what these 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from . import costs
-from .images import resize_tensor, to_pil, to_tensor
+from .images import fit_long_side, resize_tensor, to_tensor
 from .model import LayerInfo, VGGFeatures
 
 
+def analysis_size(model: VGGFeatures, layer: str, size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) at which ``layer`` can be computed for an image meant to be ``size``.
+
+    A layer of stride s needs at least s pixels on each side (pool5 needs 32): below that its grid
+    has no rows, and torch refuses to pool. A long, thin image — the loader accepts 8:1 — at a small
+    app size can fall short, so the whole image is scaled up, keeping its shape, until its short
+    side reaches s. Sizes that are already big enough come back unchanged."""
+    need = model.table[layer].stride
+    h, w = int(size[0]), int(size[1])
+    if min(h, w) >= need:
+        return h, w
+    scale = need / min(h, w)
+    return max(need, math.ceil(h * scale)), max(need, math.ceil(w * scale))
+
+
 def layer_shapes(model: VGGFeatures, size: tuple[int, int]) -> list[dict]:
-    """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field."""
+    """One row per named layer: (n_H, n_W, n_C) for an input of ``size``, stride and receptive field.
+
+    Each row's grid is the one :func:`activations` computes for that layer, so for an image too
+    thin for the deep layers those rows count the scaled-up image (:func:`analysis_size`)."""
     rows = []
     for info in model.table.values():
         if info.kind == "relu":
             continue
-        h, w = size[0] // info.stride, size[1] // info.stride
-        rows.append({"layer": info.name, "n_H": h, "n_W": w, "n_C": info.channels, "stride": info.stride,
-                     "receptive field (px)": info.receptive_field, "features index": info.output_index})
+        h, w = analysis_size(model, info.name, size)
+        rows.append({"layer": info.name, "n_H": h // info.stride, "n_W": w // info.stride, "n_C": info.channels,
+                     "stride": info.stride, "receptive field (px)": info.receptive_field,
+                     "features index": info.output_index})
     return rows
 
 
@@ -44,63 +65,233 @@ def receptive_field_box(info: LayerInfo, i: int, j: int, size: tuple[int, int]) 
 
 @dataclass
 class Patch:
+    """One place that excites a unit: the receptive-field crop, and a wider view with the field
+    at ``context_box`` inside it (so a page can draw the field on its surroundings)."""
+
     image: int  # index into the list of images searched
     i: int
     j: int
     value: float
-    box: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]  # the receptive field in the searched picture (top, left, bottom, right)
     crop: Image.Image
+    source: str = ""  # the image's name
+    scale: int = 0  # long side, in pixels, at which the image was searched
+    context: Image.Image | None = None
+    context_box: tuple[int, int, int, int] | None = None
 
 
-def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, channel: int, k: int = 9,
-                pooling: str = "max") -> list[Patch]:
-    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images.
+@dataclass
+class PatchIndex:
+    """Where every channel of one layer fires most in a collection of images at several scales.
 
-    As in Zeiler & Fergus (2013): for every position of the channel's map, the activation is the
-    unit's response to the receptive-field patch there. Positions are taken greedily from the
-    highest, skipping any whose receptive-field centre lies within half a field of one already
-    taken in the same image, so the grid shows nine different places.
+    Built once per (model, layer) by :func:`patch_index`, with every channel at once; then
+    :func:`index_patches` answers any channel without running the network. Small: a few candidate
+    places per channel and picture, plus the pictures as 8-bit arrays."""
+
+    info: LayerInfo
+    names: list[str] = field(default_factory=list)  # the source image's name, per picture
+    origin: list[int] = field(default_factory=list)  # the source image's index, per picture
+    scales: list[int] = field(default_factory=list)  # long side of each picture
+    zoom: list[float] = field(default_factory=list)  # source-image pixels per picture pixel
+    pictures: list[torch.Tensor] = field(default_factory=list)  # (3, H, W) uint8
+    grids: list[tuple[int, int]] = field(default_factory=list)  # the layer's (n_H, n_W) per picture
+    values: torch.Tensor | None = None  # (C, pictures, M) activations at candidate places, −inf where none
+    places: torch.Tensor | None = None  # (C, pictures, M) flat grid positions
+
+
+def _min_distance(info: LayerInfo) -> float:
+    """Two patches closer than this (input pixels) show the same place."""
+    return max(info.receptive_field / 2, info.stride)
+
+
+def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 384), per_picture: int = 12,
+                  pooling: str = "max") -> dict[str, PatchIndex]:
+    """Search ``images`` (``(name, PIL image or (1, 3, H, W) tensor)`` pairs, or bare images) at
+    each long side in ``scales`` (``None``: as given) for the places each channel of each of
+    ``layers`` responds to most. One forward pass per picture serves every layer, so indexing all
+    layers costs about as much as indexing the deepest.
+
+    Per picture and channel it keeps the ``per_picture`` strongest block maxima of the map (blocks
+    about half a receptive field wide), so the candidates already lie at different places.
+    Several scales let a unit find its pattern at the size it responds to: a deep unit that likes
+    a face needs the face small enough to fit in its field.
     """
-    info = model.table[layer]
-    candidates = []
+    layers = list(dict.fromkeys(layers))
+    deepest = _deepest_of(model, layers)
+    named = [item if isinstance(item, tuple) else (f"image {n + 1}", item) for n, item in enumerate(images)]
+    indexes = {name: PatchIndex(model.table[name]) for name in layers}
+    found: dict[str, tuple[list, list]] = {name: ([], []) for name in layers}
+    names, origin, sizes, zoom, pictures = [], [], [], [], []
     with torch.no_grad():
-        for n, img in enumerate(images):
-            a = model.extract(img, [layer], pooling)[layer][0, channel]
-            values, flat = a.flatten().sort(descending=True)
-            for v, f in zip(values[: 20 * k].tolist(), flat[: 20 * k].tolist()):
-                candidates.append((v, n, f // a.shape[1], f % a.shape[1]))
-    candidates.sort(key=lambda c: -c[0])
+        for n, (name, img) in enumerate(named):
+            base = img if isinstance(img, torch.Tensor) else to_tensor(img)
+            long_side = max(base.shape[-2:])
+            for side in (scales or (None,)):
+                x = base if side is None else resize_tensor(base, fit_long_side(tuple(base.shape[-2:]), side))
+                x = fit_image(model, deepest, x).to(model.mean.device)
+                acts = model.extract(x, layers, pooling)
+                for layer, a in acts.items():
+                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture)
+                    found[layer][0].append(v)
+                    found[layer][1].append(f)
+                    indexes[layer].grids.append(grid)
+                names.append(name)
+                origin.append(n)
+                sizes.append(max(x.shape[-2:]))
+                zoom.append(long_side / max(x.shape[-2:]))
+                pictures.append((x[0].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+    for layer, index in indexes.items():
+        # The picture lists are shared between the layers' indexes: one copy of the pixels.
+        index.names, index.origin, index.scales, index.zoom, index.pictures = names, origin, sizes, zoom, pictures
+        index.values, index.places = torch.stack(found[layer][0], 1), torch.stack(found[layer][1], 1)
+    return indexes
+
+
+def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
+    """Each channel's ``m`` strongest block maxima (values, flat positions, padded with −inf), and
+    the grid. A block is about half a receptive field, so the candidates are spread out."""
+    block = max(1, min(int(_min_distance(info) // info.stride), *a.shape[-2:]))
+    grid = tuple(a.shape[-2:])
+    v, where = F.max_pool2d(a[None], block, stride=block, ceil_mode=True, return_indices=True)
+    v, where = v[0].flatten(1), where[0].flatten(1)
+    k = min(m, v.shape[1])
+    top, pick = v.topk(k, dim=1)
+    return (F.pad(top, (0, m - k), value=-math.inf).cpu(), F.pad(where.gather(1, pick), (0, m - k)).cpu(), grid)
+
+
+def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
+                pooling: str = "max") -> PatchIndex:
+    """:func:`patch_indexes` for one layer."""
+    return patch_indexes(model, images, [layer], scales, per_picture, pooling)[layer]
+
+
+def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerInfo):
+    """A view around a receptive field (twice its size, at least 32 px) and the field inside it."""
+    top, left, bottom, right = box
+    h, w = picture.shape[-2:]
+    side = max(2 * info.receptive_field, 32)
+    t = max(0, min(h - side, round((top + bottom - side) / 2)))
+    lft = max(0, min(w - side, round((left + right - side) / 2)))
+    b, r = min(h, t + side), min(w, lft + side)
+    view = Image.fromarray(picture[:, t:b, lft:r].permute(1, 2, 0).numpy())
+    return view, (top - t, left - lft, bottom - t, right - lft)
+
+
+def index_patches(index: PatchIndex, channel: int, k: int = 9, max_per_image: int | None = 3) -> list[Patch]:
+    """The ``k`` strongest places for one channel, from distinct places, strongest first.
+
+    As in Zeiler & Fergus (2013): each activation is the unit's response to the receptive-field
+    patch at that place. Places are taken greedily from the highest; one is skipped if its centre,
+    in the source image's pixels, lies within half a receptive field of one already taken from the
+    same image (at any scale), or if its image already gave ``max_per_image`` patches, so the grid
+    shows what different images have in common."""
+    info = index.info
+    if not 0 <= channel < index.values.shape[0]:
+        raise ValueError(f"{info.name} has channels 0–{index.values.shape[0] - 1}, not {channel}.")
+    v = index.values[channel].flatten()
+    m = index.values.shape[2]
+    taken: list[tuple[int, tuple[float, float], float]] = []
+    per_image: dict[int, int] = {}
     chosen: list[Patch] = []
-    min_dist = max(info.receptive_field / 2, info.stride)
-    for v, n, i, j in candidates:
-        cy, cx = unit_center(info, i, j)
-        if any(p.image == n and math.dist(unit_center(info, p.i, p.j), (cy, cx)) < min_dist for p in chosen):
-            continue
-        size = tuple(images[n].shape[-2:])
-        box = receptive_field_box(info, i, j, size)
-        crop = to_pil(images[n][..., box[0]:box[2], box[1]:box[3]])
-        chosen.append(Patch(n, i, j, v, box, crop))
-        if len(chosen) == k:
+    for flat in v.argsort(descending=True).tolist():
+        value = float(v[flat])
+        if not math.isfinite(value) or len(chosen) == k:
             break
+        p = flat // m
+        src, zoom = index.origin[p], index.zoom[p]
+        if max_per_image is not None and per_image.get(src, 0) >= max_per_image:
+            continue
+        place = int(index.places[channel, p, flat % m])
+        i, j = divmod(place, index.grids[p][1])
+        cy, cx = unit_center(info, i, j)
+        centre, reach = (cy * zoom, cx * zoom), _min_distance(info) * zoom
+        if any(s == src and math.dist(c, centre) < max(r, reach) for s, c, r in taken):
+            continue
+        picture = index.pictures[p]
+        box = receptive_field_box(info, i, j, tuple(picture.shape[-2:]))
+        crop = Image.fromarray(picture[:, box[0]:box[2], box[1]:box[3]].permute(1, 2, 0).numpy())
+        context, context_box = _context(picture, box, info)
+        chosen.append(Patch(src, i, j, value, box, crop, index.names[p], index.scales[p], context, context_box))
+        taken.append((src, centre, reach))
+        per_image[src] = per_image.get(src, 0) + 1
     return chosen
 
 
-def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4, seed: int = 0) -> torch.Tensor:
-    """A small non-negative activation block (n_C, n_H, n_W) like the lecture's five-channel picture.
+def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, channel: int, k: int = 9,
+                pooling: str = "max", max_per_image: int | None = None) -> list[Patch]:
+    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images
+    searched as given: :func:`patch_index` at one scale, then :func:`index_patches`. A page that
+    changes channels often should build the index once per layer and keep it."""
+    index = patch_index(model, list(images), layer, scales=None, per_picture=4 * k, pooling=pooling)
+    return index_patches(index, channel, k, max_per_image)
 
-    ``correlated``: channels 0 and 1 fire at the same places (a texture and its tint go together);
-    ``anticorrelated``: channel 1 fires exactly where channel 0 does not; ``random``: independent.
+
+def bundled_collection(assets: Path, long_side: int = 512) -> list[tuple[str, Image.Image]]:
+    """The images to search for top patches, as (name, image) pairs: every bundled photo
+    (``content/``), every painting (``styles/*.jpg``; the synthetic styles are left out, they would
+    only show a unit's taste for our own generator) and the natural photos in ``photos/``."""
+    paths = [*sorted((assets / "content").glob("*.jpg")), *sorted((assets / "styles").glob("*.jpg")),
+             *sorted((assets / "photos").glob("*.jpg"))]
+    out = []
+    for p in paths:
+        with Image.open(p) as img:
+            img = img.convert("RGB")
+        img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+        out.append((p.stem.replace("_", " "), img))
+    return out
+
+
+TOY_KINDS = {"correlated": "fire together", "random": "independent", "anticorrelated": "never fire together"}
+
+
+def toy_block(kind: str = "correlated", n_C: int = 5, n_H: int = 4, n_W: int = 4, seed: int = 0) -> torch.Tensor:
+    """A small activation block (n_C, n_H, n_W) like the lecture's five-channel picture.
+
+    Every channel behaves like a unit after a ReLU: it fires (0.6–1.0) at half of the positions and
+    is 0 elsewhere. Channel 1's firing places are set against channel 0's:
+
+    * ``correlated`` ("fire together"): the same places as channel 0;
+    * ``random`` ("independent"): half of channel 0's places and half of its silent ones, so knowing
+      channel 0 says nothing about channel 1 (their correlation is near 0);
+    * ``anticorrelated`` ("never fire together"): exactly channel 0's silent places.
+
+    So G[0, 1] is largest for ``correlated``, about half as large for ``random``, and 0 for
+    ``anticorrelated``. Channels 2… are quieter bystanders (a quarter of the places, half of them
+    where channel 0 fires), so their entries in channel 0's row stay below the "independent" G[0, 1].
+
+    Why sparse: with dense, all-positive values (the earlier toy drew every entry uniformly from
+    [0, 1]) the uncentred sum Σ a_k·a_k′ is dominated by the channels' means — about n_H·n_W/4 even
+    for independent channels — and 16 positions of noise could then put "independent" above "fire
+    together". Real ReLU units are sparse, and sparsity is what makes co-firing visible in G.
     """
+    if kind not in TOY_KINDS:
+        raise ValueError(f"unknown toy block '{kind}': use one of {', '.join(TOY_KINDS)}")
     g = torch.Generator().manual_seed(seed)
-    block = torch.rand(n_C, n_H, n_W, generator=g).round(decimals=1)
-    if kind == "correlated":
-        block[1] = (block[0] * 0.9 + 0.1 * torch.rand(n_H, n_W, generator=g)).round(decimals=1)
-    elif kind == "anticorrelated":
-        block[0] = (torch.rand(n_H, n_W, generator=g) > 0.5).float()
-        block[1] = 1.0 - block[0]
-    elif kind != "random":
-        raise ValueError(f"unknown toy block '{kind}'")
-    return block
+    n = n_H * n_W
+    half = n // 2
+
+    def fire(places: torch.Tensor) -> torch.Tensor:
+        strength = (0.6 + 0.4 * torch.rand(n, generator=g)).round(decimals=1)
+        channel = torch.zeros(n)
+        channel[places] = strength[places]
+        return channel
+
+    order = torch.randperm(n, generator=g)
+    on, off = order[:half], order[half:]
+
+    def background() -> torch.Tensor:
+        # Quieter bystanders: a quarter of the places, half of them where channel 0 fires, so no
+        # bystander looks more tied to channel 0 than channel 1 does.
+        q = max(1, n // 8)
+        return fire(torch.cat([on[torch.randperm(len(on), generator=g)[:q]],
+                               off[torch.randperm(len(off), generator=g)[:q]]]))
+
+    block = torch.stack([background() for _ in range(n_C)])
+    block[0] = fire(on)
+    if n_C > 1:
+        block[1] = fire({"correlated": on, "anticorrelated": off,
+                         "random": torch.cat([on[: half // 2], off[: half - half // 2]])}[kind])
+    return block.reshape(n_C, n_H, n_W)
 
 
 def channel_correlation(a: torch.Tensor) -> torch.Tensor:
@@ -111,6 +302,31 @@ def channel_correlation(a: torch.Tensor) -> torch.Tensor:
     norm = f.norm(dim=1, keepdim=True).clamp_min(1e-12)
     f = f / norm
     return f @ f.T
+
+
+def channel_covariance(a: torch.Tensor) -> torch.Tensor:
+    """Cross-covariance of the channels across the n_H·n_W positions (means removed, averaged).
+
+    The lecture calls the Gram matrix an *unnormalized cross-covariance*: G is the same product
+    without removing the means and summed instead of averaged, so G = n·(cov + μ·μᵀ) with n the
+    number of positions and μ the channel means (:func:`gram_parts`)."""
+    f = a.reshape(a.shape[0], -1)
+    f = f - f.mean(1, keepdim=True)
+    return f @ f.T / f.shape[1]
+
+
+def gram_parts(a: torch.Tensor, k: int, k2: int) -> dict[str, float]:
+    """One Gram entry taken apart: G[k, k′] = n·(cov[k, k′] + μ_k·μ_k′).
+
+    ``covariance`` is the part that says whether the two channels fire *together*; ``means`` is the
+    part that is there merely because both fire at all. ``correlation`` is the covariance scaled to
+    [−1, 1]."""
+    f = a.reshape(a.shape[0], -1)
+    n = f.shape[1]
+    mu = f.mean(1)
+    return {"gram": float(f[k] @ f[k2]), "positions": n, "mean_k": float(mu[k]), "mean_k2": float(mu[k2]),
+            "covariance": float(channel_covariance(a)[k, k2]), "means": n * float(mu[k] * mu[k2]),
+            "correlation": float(channel_correlation(a)[k, k2])}
 
 
 def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
@@ -131,9 +347,10 @@ def shuffle_experiment(model: VGGFeatures, image: torch.Tensor, style_layers, co
     Both are relative: ‖G(S) − G(S')‖ / ‖G(S)‖ per style layer, and J_content(S, S') / J_content(S, 0)
     at the content layer. Style should barely move; content should jump.
     """
+    layers = list(dict.fromkeys([*style_layers, content_layer]))
+    image = fit_image(model, _deepest_of(model, layers), image)
     shuffled = shuffle_tiles(image, tiles, seed)
     image = image[..., : shuffled.shape[-2], : shuffled.shape[-1]]
-    layers = list(dict.fromkeys([*style_layers, content_layer]))
     with torch.no_grad():
         a = model.extract(image, layers)
         b = model.extract(shuffled, layers)
@@ -153,7 +370,8 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
     rows = []
     with torch.no_grad():
         for side in sizes:
-            c, s = to_tensor(content, side), to_tensor(style, side)
+            deepest = _deepest_of(model, [content_layer, *style_layers])
+            c, s = (fit_image(model, deepest, to_tensor(img, side)) for img in (content, style))
             a_c = model.extract(c, [content_layer])[content_layer]
             a_s = model.extract(s, list(style_layers))
             row = {"size": side, "J_content(C,0)": float(costs.content_cost(a_c, torch.zeros_like(a_c)))}
@@ -164,11 +382,24 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
     return rows
 
 
+def _deepest_of(model: VGGFeatures, layers) -> str:
+    return max(layers, key=lambda name: model.table[name].output_index)
+
+
+def fit_image(model: VGGFeatures, layer: str, image: torch.Tensor) -> torch.Tensor:
+    """The image, scaled up (shape kept) if it is too small for ``layer``: see :func:`analysis_size`."""
+    return resize_tensor(image, analysis_size(model, layer, tuple(image.shape[-2:])))
+
+
 def activations(model: VGGFeatures, images: list[torch.Tensor], layer: str,
                 size: tuple[int, int] | None = None) -> list[torch.Tensor]:
-    """One layer's activation block (C, H, W) for each image, resized to ``size`` first if given."""
+    """One layer's activation block (C, H, W) for each image, resized to ``size`` first if given.
+
+    Any image the loader accepts works at any size: one too small for the layer is computed at
+    :func:`analysis_size` instead (a page should draw it at that size too)."""
     with torch.no_grad():
-        return [model.extract(img if size is None else resize_tensor(img, size), [layer])[layer][0] for img in images]
+        return [model.extract(fit_image(model, layer, img if size is None else resize_tensor(img, size)),
+                              [layer])[layer][0] for img in images]
 
 
 def channel_order(a: torch.Tensor) -> torch.Tensor:
@@ -180,3 +411,41 @@ def gram_order(gram: torch.Tensor) -> torch.Tensor:
     """Channels sorted by the Gram's diagonal (each channel's energy), strongest first, so the
     matrix's structure gathers in its top-left corner."""
     return gram.diagonal().argsort(descending=True)
+
+
+BORDER_PX = 16  # how far in from the image's edge the zero padding's frame is felt, in input pixels
+
+
+def border_margin(info: LayerInfo, grid: tuple[int, int], border_px: int = BORDER_PX) -> int:
+    """Rows and columns to drop at each edge of a layer's grid so the frame does not count:
+    ``border_px`` input pixels in grid steps, at least 1, and never more than a quarter of the
+    shorter side (a small map keeps its middle half)."""
+    return max(0, min(max(1, math.ceil(border_px / info.stride)), min(grid) // 4))
+
+
+def interior(a: torch.Tensor, margin: int) -> torch.Tensor:
+    """The activation block (C, H, W) without ``margin`` rows and columns at each edge."""
+    return a[..., margin:a.shape[-2] - margin, margin:a.shape[-1] - margin] if margin > 0 else a
+
+
+def style_channel_order(a: torch.Tensor, info: LayerInfo, border_px: int = BORDER_PX) -> torch.Tensor:
+    """Channels sorted by their energy away from the image's border, strongest first.
+
+    Every VGG convolution pads with zeros, so at the edge a unit sees a black frame, and some
+    channels are edge-of-image detectors: in the trained VGG16 (HED) conv3_1 channel 2 and conv4_1
+    channel 461 top the plain ranking on most styles with 3–8× more energy per position on the
+    border than inside. Ranking on the interior picks channels that respond to the texture. The
+    Gram matrix itself is unchanged: the cost sums over every position."""
+    inner = interior(a, border_margin(info, tuple(a.shape[-2:]), border_px))
+    f = inner.reshape(inner.shape[-3], -1)
+    return (f * f).sum(1).argsort(descending=True)
+
+
+def border_ratio(a: torch.Tensor, channel: int, margin: int = 2) -> float:
+    """Energy per position in the outer ``margin`` rows/columns over energy per position inside:
+    about 1 for a texture channel, well above 1 for a channel that responds to the frame."""
+    m = a[channel]
+    inner = interior(m, margin)
+    e_in, e_all = float((inner ** 2).sum()), float((m ** 2).sum())
+    n_in, n_all = inner.numel(), m.numel()
+    return ((e_all - e_in) / max(n_all - n_in, 1)) / max(e_in / max(n_in, 1), 1e-12)

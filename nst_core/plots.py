@@ -11,11 +11,15 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.colors import FuncNorm, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import ScalarFormatter
 from PIL import Image
 
-FONT = 13
+from .describe import friendly_number
+
+FONT = 14
 CMAP = "magma"
 
 
@@ -67,14 +71,27 @@ def channel_overlay(image: Image.Image, amap: torch.Tensor, box, title: str) -> 
 
 
 def patches_grid(patches, title: str) -> Figure:
-    """A 3×3 grid of the image patches that excite one unit most."""
-    fig = _fig(6, 6.6)
+    """A 3×3 grid of the places that excite one unit most, strongest first.
+
+    Each cell shows the place's surroundings with the unit's receptive field boxed (when the
+    patch carries a ``context``), the activation, and the image it came from."""
+    fig = _fig(5.4, 6.4)
     axes = fig.subplots(3, 3, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, p in zip(axes.flat, patches):
-        ax.imshow(p.crop.resize((96, 96), Image.Resampling.NEAREST if p.crop.width < 24 else Image.Resampling.BICUBIC))
-        ax.set_title(f"{p.value:.3g}", fontsize=FONT - 2)
+        view, box = (p.context, p.context_box) if getattr(p, "context", None) is not None else (p.crop, None)
+        small = view.width < 48
+        ax.imshow(view.resize((128, round(128 * view.height / view.width)),
+                              Image.Resampling.NEAREST if small else Image.Resampling.BICUBIC))
+        if box is not None:
+            z = 128 / view.width
+            top, left, bottom, right = box
+            ax.add_patch(Rectangle((left * z - 0.5, top * z - 0.5), (right - left) * z, (bottom - top) * z,
+                                   fill=False, lw=2, ec="#00e5ff"))
+        source = getattr(p, "source", "")
+        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:14]}" if source else ""), fontsize=FONT - 3, pad=2,
+                     linespacing=1.0)
     fig.suptitle(title, fontsize=FONT)
     return fig
 
@@ -87,66 +104,135 @@ def _norm(m: np.ndarray) -> np.ndarray:
 def _annotated(ax, m: np.ndarray, title: str, cmap="Blues", vmax=None):
     ax.imshow(m, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(m.max()), 1e-9))
     for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=FONT - 2,
+        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=FONT - 1,
                 color="white" if vmax is not None and v > 0.6 * vmax else "black")
     ax.set_title(title, fontsize=FONT)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def toy_walkthrough(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> Figure:
-    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed."""
+def _toy_specs(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int):
     a, b = block[k].numpy(), block[k2].numpy()
-    prod = a * b
+    vmax = max(float(block.max()), 1e-9)
+    g = gram.numpy()
+    return [(a, f"channel {k}", "Blues", vmax), (b, f"channel {k2}", "Blues", vmax),
+            (a * b, f"product: sum = {friendly_number(float((a * b).sum()))}", "Greens", vmax * vmax),
+            (g, "Gram matrix G", "Oranges", float(g.max()))]
+
+
+def _toy_gram_marks(ax, g: np.ndarray, k: int, k2: int):
+    ax.set_xticks(range(g.shape[1]))
+    ax.set_yticks(range(g.shape[0]))
+    ax.tick_params(labelsize=FONT - 2)
+    ax.set_xlabel("channel k′", fontsize=FONT - 1)
+    ax.set_ylabel("channel k", fontsize=FONT - 1)
+    ax.add_patch(Rectangle((k2 - 0.5, k - 0.5), 1, 1, fill=False, lw=3, ec="#d62728"))
+    if k != k2:
+        ax.add_patch(Rectangle((k - 0.5, k2 - 0.5), 1, 1, fill=False, lw=2, ec="#d62728", ls="--"))
+
+
+def toy_panels(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> list[Figure]:
+    """:func:`toy_walkthrough`'s four panels as separate figures, each readable at 390 px wide, for
+    a page to lay out in columns that stack on a phone."""
+    figs = []
+    for n, (m, title, cmap, vmax) in enumerate(_toy_specs(block, gram, k, k2)):
+        fig = _fig(3.6, 3.9 if n == 3 else 3.7)
+        ax = fig.add_subplot()
+        _annotated(ax, m, title, cmap=cmap, vmax=vmax)
+        if n == 3:
+            _toy_gram_marks(ax, m, k, k2)
+        figs.append(fig)
+    return figs
+
+
+def toy_walkthrough(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> Figure:
+    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed
+    (G is the channels' unnormalized cross-covariance: products summed, means not removed)."""
     fig = _fig(15, 3.9)
     axes = fig.subplots(1, 4, width_ratios=[1, 1, 1, 1.25])
-    vmax = max(float(block.max()), 1e-9)
-    _annotated(axes[0], a, f"channel {k}", vmax=vmax)
-    _annotated(axes[1], b, f"channel {k2}", vmax=vmax)
-    _annotated(axes[2], prod, f"product: sum = {prod.sum():.3g}", cmap="Greens", vmax=vmax * vmax)
-    g = gram.numpy()
-    _annotated(axes[3], g, "Gram matrix G", cmap="Oranges", vmax=float(g.max()))
-    axes[3].set_xticks(range(g.shape[1]))
-    axes[3].set_yticks(range(g.shape[0]))
-    axes[3].add_patch(Rectangle((k2 - 0.5, k - 0.5), 1, 1, fill=False, lw=3, ec="#d62728"))
-    if k != k2:
-        axes[3].add_patch(Rectangle((k - 0.5, k2 - 0.5), 1, 1, fill=False, lw=2, ec="#d62728", ls="--"))
+    specs = _toy_specs(block, gram, k, k2)
+    for ax, (m, title, cmap, vmax) in zip(axes, specs):
+        _annotated(ax, m, title, cmap=cmap, vmax=vmax)
+    _toy_gram_marks(axes[3], specs[3][0], k, k2)
     return fig
+
+
+def _signed_sqrt_norm(lim: float) -> FuncNorm:
+    """A colour scale symmetric about 0 that spreads small values out: colour follows sign·√|x|.
+    A Gram matrix's diagonal (channel energies) is far larger than most cross terms, and on a
+    linear scale everything but a few cells would be one dark colour."""
+    return FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)), lambda y: np.sign(y) * y * y), vmin=-lim, vmax=lim)
+
+
+def _gram_panel(fig, ax, m: np.ndarray, title: str, n: int, signed: bool, cell=None):
+    """One Gram (or Gram difference) heatmap on its own colour scale, with its own colour bar."""
+    if signed:
+        lim = max(float(np.abs(m).max()), 1e-12)
+        im = ax.imshow(m, cmap="RdBu_r", norm=_signed_sqrt_norm(lim), interpolation="nearest")
+    else:
+        im = ax.imshow(m, cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=max(float(m.max()), 1e-12)),
+                       interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+    bar.ax.tick_params(labelsize=FONT - 3)
+    bar.formatter = ScalarFormatter(useMathText=True)
+    bar.formatter.set_powerlimits((-2, 3))
+    bar.update_ticks()
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.set_xlabel(f"channel k′ (rank 0–{n - 1})", fontsize=FONT - 1)
+    ax.set_ylabel("channel k (rank)", fontsize=FONT - 1)
+    ax.tick_params(labelsize=FONT - 3)
+    if cell is not None:
+        ax.add_patch(Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, lw=2.5, ec="#ff2d2d"))
+
+
+def _gram_mats(g_style, g_gen, order, n):
+    idx = order[:n]
+    s = g_style[idx][:, idx].cpu().numpy()
+    g = g_gen[idx][:, idx].cpu().numpy()
+    return s, g, g - s
+
+
+def gram_panels(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int,
+                labels=("style S", "generated G"), cell=None) -> list[Figure]:
+    """G(S), G(other) and their difference as three separate figures, for the first ``n``
+    channels in ``order`` (from ``analysis.style_channel_order``).
+
+    Each panel has its own colour scale (square-root, so cross terms are not lost beside the
+    diagonal) and its own colour bar. Separate figures let a page put them in columns that stack
+    on a phone; each is sized to read at 390 px wide."""
+    figs = []
+    for m, title, signed in zip(_gram_mats(g_style, g_gen, order, n),
+                                [f"G of {labels[0]}", f"G of {labels[1]}",
+                                 f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
+        fig = _fig(4.6, 4.0)
+        _gram_panel(fig, fig.add_subplot(), m, title, n, signed, cell)
+        figs.append(fig)
+    return figs
 
 
 def gram_heatmaps(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int, labels=("style S", "generated G"),
                   cell=None) -> Figure:
-    """G(S), G(G) on one colour scale, and their difference, for the first ``n`` channels in ``order``."""
-    idx = order[:n]
-    s = g_style[idx][:, idx].cpu().numpy()
-    g = g_gen[idx][:, idx].cpu().numpy()
-    d = g - s
-    fig = _fig(15, 5.2)
+    """:func:`gram_panels` side by side in one figure (for a wide screen)."""
+    fig = _fig(14, 4.4)
     axes = fig.subplots(1, 3)
-    vmax = max(float(s.max()), float(g.max()), 1e-12)
-    for ax, m, t in [(axes[0], s, f"G of {labels[0]}"), (axes[1], g, f"G of {labels[1]}")]:
-        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_title(t, fontsize=FONT + 1)
-    fig.colorbar(im, ax=axes[:2], shrink=0.8)
-    lim = max(float(np.abs(d).max()), 1e-12)
-    im = axes[2].imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    axes[2].set_title(f"G({labels[1][0]}) − G({labels[0][0]})", fontsize=FONT + 1)
-    fig.colorbar(im, ax=axes[2], shrink=0.8)
-    for ax in axes:
-        ax.set_xlabel(f"channel k′ (top {n}, by style energy)")
-        ax.set_ylabel("channel k")
-        if cell is not None:
-            ax.add_patch(Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, lw=2.5, ec="#ff2d2d"))
+    for ax, m, title, signed in zip(axes, _gram_mats(g_style, g_gen, order, n),
+                                    [f"G of {labels[0]}", f"G of {labels[1]}",
+                                     f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
+        _gram_panel(fig, ax, m, title, n, signed, cell)
     return fig
+
+
+def _pair_specs(a: torch.Tensor, k: int, k2: int):
+    m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
+    total = float((m1 * m2).sum())
+    return [(m1, f"channel {k}"), (m2, f"channel {k2}"), (m1 * m2, f"product, sum {friendly_number(total)}")]
 
 
 def pair_maps(a: torch.Tensor, k: int, k2: int, title: str) -> Figure:
     """Two channels' maps and their product: where both fire together."""
     fig = _fig(12, 3.8)
     axes = fig.subplots(1, 3)
-    m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
-    for ax, m, t in [(axes[0], m1, f"channel {k}"), (axes[1], m2, f"channel {k2}"),
-                     (axes[2], m1 * m2, f"product: sum = {float((m1 * m2).sum()):.3g}")]:
+    for ax, (m, t) in zip(axes, _pair_specs(a, k, k2)):
         ax.imshow(m, cmap=CMAP)
         ax.set_title(t, fontsize=FONT)
         ax.axis("off")
@@ -154,81 +240,233 @@ def pair_maps(a: torch.Tensor, k: int, k2: int, title: str) -> Figure:
     return fig
 
 
+def pair_panels(a: torch.Tensor, k: int, k2: int) -> list[Figure]:
+    """:func:`pair_maps`' three maps as separate figures, each readable at 390 px wide, for a page
+    to lay out in columns that stack on a phone."""
+    figs = []
+    for m, t in _pair_specs(a, k, k2):
+        h, w = m.shape
+        fig = _fig(4.0, 4.0 * h / w + 0.5)
+        ax = fig.add_subplot()
+        ax.imshow(m, cmap=CMAP)
+        ax.set_title(t, fontsize=FONT + 1)
+        ax.axis("off")
+        figs.append(fig)
+    return figs
+
+
 def _xs(history):
     return [h["step"] for h in history]
 
 
-def cost_curves(history: list[dict], title: str = "") -> Figure:
-    """α·J_content, β·J_style and the total over the steps, on a log scale."""
-    fig = _fig(8, 4.5)
-    ax = fig.add_subplot()
-    x = _xs(history)
-    for key, label, color in [("total", "J(G) total", "black"), ("content", "α·J_content", "#1f77b4"),
-                              ("style", "β·J_style", "#d62728"), ("tv", "TV", "#7f7f7f")]:
-        y = [max(h[key], 1e-12) for h in history]
-        if key == "tv" and not any(h[key] > 0 for h in history):
+TERMS = [("content", "α·J_content", "#1f77b4"), ("style", "β·J_style", "#d62728"), ("tv", "TV", "#7f7f7f")]
+
+
+def stage_spans(history: list[dict]) -> list[tuple[int, int]]:
+    """(first, last + 1) row indices of each coarse-to-fine level in a cost history."""
+    spans, first = [], 0
+    for n in range(1, len(history) + 1):
+        if n == len(history) or history[n].get("size") != history[first].get("size"):
+            spans.append((first, n))
+            first = n
+    return spans
+
+
+def _cost_scale(history: list[dict], keys=("total",)) -> str:
+    """Log when the cost falls over more than a factor 20 (a linear axis would flatten the end),
+    linear otherwise (a log axis would flatten the whole run)."""
+    values = [h[k] for h in history for k in keys if h.get(k) is not None and h[k] > 0]
+    return "log" if values and max(values) / min(values) > 20 else "linear"
+
+
+def _mark_stages(ax, history, spans=None, explain: bool = True):
+    """A dashed line where the run moves to a finer level, labelled with the new size: from there
+    the cost is measured on a new, larger image, so its value may jump up although no step raised it."""
+    for n, (first, _) in enumerate(spans or stage_spans(history)):
+        if n == 0:
             continue
-        ax.plot(x, y, label=label, color=color, lw=2.5 if key == "total" else 2)
-    _mark_stages(ax, history)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cost (weighted)")
+        x = history[first]["step"] - 0.5
+        ax.axvline(x, color="#555", ls="--", lw=1.5)
+        words = "\nlarger image" if explain else ""
+        ax.annotate(f"{history[first]['size'].replace('x', '×')} px{words}", (x, 1), xycoords=("data", "axes fraction"),
+                    xytext=(4, -4), textcoords="offset points", va="top", ha="left", fontsize=FONT - 2, color="#222",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
+
+
+def _limit_log(ax, arrays):
+    """Start a log axis at the first nonzero values, not at the 0 of an untouched term."""
+    positive = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays] or [np.array([1.0])])
+    if positive.size:
+        ax.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
+
+
+def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total_steps: int | None = None) -> Figure:
+    """J(G) and its weighted parts over the steps.
+
+    Linear scale: the parts stacked, so the top edge is J(G) and the colours show what it is paying
+    for. Log scale (chosen by ``"auto"`` when the cost falls over more than a factor 20): one line
+    per term, with zeros (a content cost starting from the content photo) left out instead of drawn
+    at 10⁻¹²; the axis starts at the smallest nonzero value. Each coarse-to-fine level is drawn
+    as its own piece, with the switch marked: there the cost is measured on a new, larger image.
+    Draws any history so far; during a run, ``total_steps`` keeps the x axis still.
+    """
+    fig = _fig(5.2, 4.2)
+    ax = fig.add_subplot()
+    if not history:
+        ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", fontsize=FONT, transform=ax.transAxes)
+        ax.axis("off")
+        return fig
+    scale = _cost_scale(history) if scale == "auto" else scale
+    terms = [t for t in TERMS if any((h.get(t[0]) or 0) > 0 for h in history)]
+    spans = stage_spans(history)
+    arrays = []
+    for n, (first, last) in enumerate(spans):
+        part = history[first:last]
+        x = _xs(part)
+        if scale == "linear":
+            ax.stackplot(x, *[[_positive(h[k]) for h in part] for k, _, _ in terms], colors=[c for *_, c in terms],
+                         alpha=0.8, labels=[label for _, label, _ in terms] if n == 0 else ())
+            ax.plot(x, [h["total"] for h in part], color="black", lw=2.5, label="J(G) total" if n == 0 else None)
+            continue
+        for key, label, color in [("total", "J(G) total", "black"), *terms]:
+            y = np.array([h[key] if _positive(h[key]) else np.nan for h in part], dtype=float)
+            arrays.append(y)
+            ax.plot(x, y, color=color, lw=2.8 if key == "total" else 2, label=label if n == 0 else None)
+    if scale == "log":
+        ax.set_yscale("log")
+        _limit_log(ax, arrays)
+    else:
+        ax.set_ylim(0, None)
+    _mark_stages(ax, history, spans)
+    if total_steps:
+        ax.set_xlim(0, max(total_steps, history[-1]["step"]) + 0.5)
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("weighted cost" + (" (log scale)" if scale == "log" else ""), fontsize=FONT)
+    ax.tick_params(labelsize=FONT - 2)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=FONT - 1)
-    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(fontsize=FONT - 2, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(terms) + 1, frameon=False,
+              handlelength=1.2, columnspacing=1.0)
+    if title:
+        ax.set_title(title, fontsize=FONT + 1)
     return fig
 
 
-def _mark_stages(ax, history):
-    for prev, h in zip(history, history[1:]):
-        if prev.get("size") != h.get("size"):
-            ax.axvline(h["step"], color="#999", ls="--", lw=1)
-            ax.text(h["step"], ax.get_ylim()[1], f" {h['size'].replace('x', '×')} px", va="top",
-                    fontsize=FONT - 3, color="#555")
+def _positive(v) -> float:
+    """A cost for stacking: NaN (a term a record did not measure), None and negatives count as 0."""
+    return float(v) if v is not None and v > 0 else 0.0
+
+
+def _layer_rows(history: list[dict]) -> tuple[list[str], np.ndarray]:
+    layers = [k[len("style_"):] for k in (history[0] if history else {}) if k.startswith("style_")]
+    ys = np.array([[_positive(h.get(f"style_{name}")) for h in history] for name in layers], dtype=float)
+    return layers, ys.reshape(len(layers), len(history))
+
+
+def _draw_shares(ax, history: list[dict], total_steps: int | None = None) -> None:
+    """Each style layer's share of β·J_style, stacked to 100%, each band named where it ends."""
+    layers, ys = _layer_rows(history)
+    if not layers or not history:
+        ax.text(0.5, 0.5, "no style layers yet" if history else "no steps yet", ha="center", va="center",
+                fontsize=FONT, transform=ax.transAxes)
+        ax.axis("off")
+        return
+    sums = ys.sum(0, keepdims=True)
+    shares = np.divide(ys, sums, out=np.zeros_like(ys), where=sums > 0)
+    x = _xs(history)
+    if len(x) == 1:  # one record: a bar, since an area needs two points
+        x, shares = [x[0] - 0.5, x[0] + 0.5], np.repeat(shares, 2, axis=1)
+    ax.stackplot(x, 100 * shares, labels=layers, alpha=0.9, colors=[f"C{i}" for i in range(len(layers))])
+    for i, name in enumerate(layers):  # readable without a legend, even on a phone
+        mid = 100 * (shares[:i, -1].sum() + shares[i, -1] / 2)
+        if shares[i, -1] > 0.06:
+            ax.text(x[-1], mid, f" {name} {shares[i, -1]:.0%}", va="center", ha="left", fontsize=FONT - 2)
+    _mark_stages(ax, history, explain=False)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(x[0], max(x[-1], total_steps or 0))
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("% of β·J_style", fontsize=FONT)
+    ax.tick_params(labelsize=FONT - 2)
+
+
+def layer_shares(history: list[dict], title: str = "", total_steps: int | None = None) -> Figure:
+    """Each style layer's share of β·J_style over the steps, stacked to 100%.
+
+    Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
+    the x axis so the picture grows to the right instead of stretching."""
+    fig = _fig(5.2, 4.4)
+    ax = fig.add_subplot()
+    _draw_shares(ax, history, total_steps)
+    if ax.axison:
+        ax.legend(fontsize=FONT - 3, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    ax.set_title(title or "Which style layer carries the cost", fontsize=FONT + 1)
+    return fig
 
 
 def layer_costs(history: list[dict], title: str = "") -> Figure:
-    """Each style layer's weighted cost β·λ·J_style[l]: as lines (log scale) and as its share of J_style."""
-    layers = [k[len("style_"):] for k in history[0] if k.startswith("style_")]
-    fig = _fig(14, 4.8)
+    """Each style layer's weighted cost β·λ[l]·J_style[l] over the steps (log scale, from the
+    smallest nonzero value), beside its share of β·J_style (:func:`layer_shares`' picture). Wide:
+    for a phone, show :func:`layer_shares` alone."""
+    fig = _fig(13, 5.2)
     ax1, ax2 = fig.subplots(1, 2)
+    layers, ys = _layer_rows(history)
     x = _xs(history)
-    ys = np.array([[max(h[f"style_{name}"], 1e-12) for h in history] for name in layers])
-    for name, y in zip(layers, ys):
-        ax1.plot(x, y, label=name, lw=2)
+    arrays = []
+    for first, last in stage_spans(history):
+        for i, (name, y) in enumerate(zip(layers, ys)):
+            seg = np.where(y[first:last] > 0, y[first:last], np.nan)
+            arrays.append(seg)
+            ax1.plot(x[first:last], seg, color=f"C{i}", lw=2, label=name if first == 0 else None)
     ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("β·λ[l]·J_style[l]")
+    _limit_log(ax1, arrays)
+    _mark_stages(ax1, history, explain=False)
+    ax1.set_xlabel("step", fontsize=FONT)
+    ax1.set_ylabel("β·λ[l]·J_style[l]", fontsize=FONT)
     ax1.grid(alpha=0.3, which="both")
-    ax1.legend(fontsize=FONT - 2)
+    fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=max(len(layers), 1),
+               fontsize=FONT - 1, frameon=False)
     ax1.set_title("Per-layer style cost", fontsize=FONT + 1)
-    shares = ys / ys.sum(0, keepdims=True)
-    ax2.stackplot(x, shares, labels=layers, alpha=0.85)
-    ax2.set_ylim(0, 1)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("share of J_style")
+    _draw_shares(ax2, history)
     ax2.set_title("Which layer dominates", fontsize=FONT + 1)
-    ax2.legend(fontsize=FONT - 2, loc="upper right")
-    fig.suptitle(title, fontsize=FONT + 1)
+    if title:
+        fig.suptitle(title, fontsize=FONT + 1)
     return fig
 
 
-def compare_runs(histories: dict[str, list[dict]]) -> Figure:
-    """Runs overlaid: the total cost, and its content and style parts, against time in seconds."""
-    fig = _fig(14, 4.8)
-    ax1, ax2 = fig.subplots(1, 2)
+def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figure:
+    """Runs overlaid against time in seconds: the total cost J(G) (top) and its content (solid) and
+    style (dashed) parts (bottom). Label the runs with ``describe.differing_labels`` so each legend
+    entry says what differs. Stacked, not side by side, so it stays readable in a narrow column."""
+    fig = _fig(5.2, 7.6)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    if scale == "auto":
+        everything = [h for hist in histories.values() for h in hist]
+        scale = _cost_scale(everything, ("total", "content", "style"))
+    top, bottom = [], []
     for i, (label, hist) in enumerate(histories.items()):
         color = f"C{i}"
-        t = [h["elapsed"] for h in hist]
-        ax1.plot(t, [max(h["total"], 1e-12) for h in hist], color=color, lw=2.5, label=label)
-        ax2.plot(t, [max(h["content"], 1e-12) for h in hist], color=color, lw=2, ls="-", label=f"{label}: α·J_content")
-        ax2.plot(t, [max(h["style"], 1e-12) for h in hist], color=color, lw=2, ls="--", label=f"{label}: β·J_style")
-    for ax, t in [(ax1, "Total cost J(G)"), (ax2, "Content (solid) and style (dashed)")]:
-        ax.set_yscale("log")
-        ax.set_xlabel("seconds")
+        for first, last in stage_spans(hist):
+            part = hist[first:last]
+            t = [h["elapsed"] for h in part]
+            y = lambda key: np.array([h[key] if h[key] > 0 else np.nan for h in part], dtype=float)  # noqa: E731
+            top.append(y("total"))
+            bottom += [y("content"), y("style")]
+            first_piece = first == 0
+            ax1.plot(t, top[-1], color=color, lw=2.5, label=label if first_piece else None)
+            ax2.plot(t, bottom[-2], color=color, lw=2, ls="-")
+            ax2.plot(t, bottom[-1], color=color, lw=2, ls="--")
+            if not first_piece:
+                ax1.axvline(t[0], color=color, ls=":", lw=1.2)
+    for ax, arrays, t in [(ax1, top, "Total cost J(G)"), (ax2, bottom, "α·J_content (solid), β·J_style (dashed)")]:
+        if scale == "log":
+            ax.set_yscale("log")
+            _limit_log(ax, arrays)
+        else:
+            ax.set_ylim(0, None)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=FONT - 3)
+        ax.tick_params(labelsize=FONT - 2)
         ax.set_title(t, fontsize=FONT + 1)
+    ax2.set_xlabel("seconds (dotted: a run moves to a larger image)", fontsize=FONT - 1)
+    ax1.legend(fontsize=FONT - 2, loc="upper right")
     return fig
 
 

@@ -1,0 +1,255 @@
+"""Words for the pages: run captions, friendly numbers, labels that tell runs apart, and honest notes
+about the weights. Pure functions of configs and records, so every page says the same thing the
+same way and a test can read it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, is_dataclass
+
+# How each setting is named when it is shown to a student; None hides it (it changes no picture).
+FIELD_WORDS: dict[str, str | None] = {
+    "network": "network", "content_layer": "content layer", "style_layers": "style layers",
+    "style_weights": "λ", "alpha": "α", "beta": "β", "tv_weight": "TV", "balance": "balance",
+    "normalization": "cost formula", "optimizer": "optimizer", "lr": "learning rate", "steps": "steps",
+    "init": "start", "size": "size", "style_scale": "style scale", "levels": "levels", "seed": "seed",
+    "pooling": "pooling", "precision": "precision", "preserve_color": "colour preservation",
+    "style_blend": "blend", "lbfgs_history": "L-BFGS memory", "snapshot_every": None,
+}
+_INITS = {"content": "the content photo", "noise": "random noise", "style": "the style image"}
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def friendly_number(x: float, digits: int = 3) -> str:
+    """A number a student can read aloud: 0.25, 1.63, 4200, 2×10⁻⁷ (never 2e-07)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x == 0:
+        return "0"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if 1e-3 <= abs(x) < 1e5:
+        text = f"{x:.{digits}g}"
+        return (text if "e" not in text else f"{x:.0f}").replace("-", "−")
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = float(f"{x / 10 ** exponent:.{digits}g}")
+    if abs(mantissa) >= 10:  # 9.9996 rounds up a decade
+        mantissa, exponent = mantissa / 10, exponent + 1
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    sign = "−" if mantissa < 0 else ""
+    return f"{sign}{power}" if abs(mantissa) == 1 else f"{sign}{abs(mantissa):.{digits}g}×{power}"
+
+
+def _settings(settings) -> dict:
+    return asdict(settings) if is_dataclass(settings) else dict(settings)
+
+
+def _value(key: str, value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float)):
+        return friendly_number(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple)):
+        return "/".join(_value(key, v) for v in value)
+    if value is None:
+        return "default" if key != "style_blend" else "one style"
+    return str(value)
+
+
+def differing_labels(settings_list: list[dict]) -> list[str]:
+    """A label per run naming only the settings that differ between the runs (``β 5 · start noise``).
+
+    Settings every run shares are left out: they do not tell the runs apart. Runs whose shown
+    settings are all the same are numbered (``same settings, run 2``), so no two labels collide.
+    Accepts settings dicts or :class:`~nst_core.transfer.TransferConfig` objects.
+    """
+    dicts = [_settings(s) for s in settings_list]
+    keys = [k for k in dict.fromkeys(k for d in dicts for k in d) if FIELD_WORDS.get(k, k) is not None]
+    differ = [k for k in keys if len({repr(d.get(k)) for d in dicts}) > 1]
+    labels = [" · ".join(f"{FIELD_WORDS.get(k, k)} {_value(k, d.get(k))}" for k in differ) for d in dicts]
+    if len(set(labels)) < len(labels) or not differ:
+        labels = [f"{label + ' · ' if label else 'same settings, '}run {i + 1}" for i, label in enumerate(labels)]
+    return labels
+
+
+def _style_part(s: dict) -> str:
+    layers = list(s.get("style_layers") or ())
+    if not layers or not s.get("beta"):
+        return "no style layers"
+    lam = s.get("style_weights")
+    if lam is None or len({round(v, 6) for v in lam}) == 1:
+        text = f"style {', '.join(layers)} (equal λ)"
+    else:
+        text = "style " + ", ".join(f"{n} (λ {friendly_number(v, 2)})" for n, v in zip(layers, lam))
+    blend = s.get("style_blend")
+    if blend and len(blend) > 1:
+        total = sum(blend) or 1.0
+        text += ", styles blended " + " / ".join(f"{round(100 * b / total)}%" for b in blend)
+    return text
+
+
+def run_caption(settings, network: str | None = None) -> str:
+    """Every setting that shapes the picture, in one line of words (``settings`` is a
+    ``TransferConfig`` or its dict; a ``network`` key in the dict is used if ``network`` is None)."""
+    s = _settings(settings)
+    network = network or s.get("network")
+    balance = ("auto-balanced: each term is measured against a blank image first" if s.get("balance") == "auto"
+               else "raw weights, as typed")
+    size = f"{s.get('size')} px"
+    if s.get("levels", 1) > 1:
+        size += f" in {s['levels']} levels (coarse to fine)"
+    optimizer = {"adam": "Adam", "lbfgs": "L-BFGS"}.get(s.get("optimizer"), s.get("optimizer"))
+    tv = s.get("tv_weight") or 0
+    parts = [
+        f"content {s.get('content_layer')}" if s.get("alpha") else "no content term",
+        _style_part(s),
+        f"α {friendly_number(s.get('alpha', 0))} : β {friendly_number(s.get('beta', 0))}, {balance}",
+        f"smoothing (TV) {friendly_number(tv)}" if tv else "no smoothing (TV)",
+        "content colours kept" if s.get("preserve_color") else "colours from the style",
+        f"{s.get('pooling', 'max')} pooling",
+        f"{optimizer}, learning rate {friendly_number(s.get('lr', 0))}, {s.get('steps')} steps",
+        size,
+        f"start from {_INITS.get(s.get('init'), s.get('init'))}",
+        f"precision {s.get('precision', 'auto')}",
+        f"seed {s.get('seed', 0)}",
+    ]
+    if s.get("normalization", "seed") != "seed":
+        parts.insert(3, f"cost formula {s['normalization']}")
+    if network:
+        parts.insert(0, str(network))
+    return " · ".join(parts)
+
+
+def _row(record) -> dict:
+    if isinstance(record, dict):
+        return record
+    row = record.as_row() if hasattr(record, "as_row") else vars(record)
+    return row
+
+
+def cost_shares(record) -> dict[str, float]:
+    """Each weighted term's share of J(G): ``{"content": 0.38, "style": 0.62, "tv": 0.0}``."""
+    row = _row(record)
+    parts = {k: max(float(row.get(k) or 0.0), 0.0) for k in ("content", "style", "tv")}
+    parts = {k: 0.0 if math.isnan(v) else v for k, v in parts.items()}
+    total = sum(parts.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in parts.items()}
+
+
+def share_text(record) -> str:
+    """``style 62% of the cost, content 38%`` (and smoothing when it carries at least 1%)."""
+    shares = cost_shares(record)
+    names = {"style": "style", "content": "content", "tv": "smoothing (TV)"}
+    shown = [(k, v) for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if k != "tv" or v >= 0.01]
+    shown = [(k, v) for k, v in shown if v > 0 or k != "tv"]
+    if not shown or sum(v for _, v in shown) == 0:
+        return "no cost yet"
+    first, *rest = shown
+    text = f"{names[first[0]]} {first[1]:.0%} of the cost"
+    return text + "".join(f", {names[k]} {v:.0%}" for k, v in rest)
+
+
+def layer_share_text(record) -> str:
+    """Which style layer carries most of β·J_style: ``conv1_1 carries 45% of the style cost``."""
+    row = _row(record)
+    layers = {k[len("style_"):]: float(v) for k, v in row.items() if k.startswith("style_")}
+    if not layers and "style_layers" in row:
+        layers = dict(row["style_layers"])
+    total = sum(layers.values())
+    if total <= 0:
+        return "no style cost"
+    top = max(layers, key=layers.get)
+    return f"{top} carries {layers[top] / total:.0%} of the style cost"
+
+
+def progress_text(record) -> str:
+    """One progress line: ``Step 12 of 40 · cost 1.63 (style 62% of the cost, content 38%) · 5 s,
+    about 12 s left``. Takes a ``transfer.Step``."""
+    eta = getattr(record, "eta", 0.0) or 0.0
+    line = (f"Step {record.step} of {record.total_steps} · cost {friendly_number(record.total)} "
+            f"({share_text(record)}) · {record.elapsed:.0f} s")
+    return line + (f", about {eta:.0f} s left" if eta >= 1 else "")
+
+
+def describe_weights(source: str, arch: str, file_name: str | None = None) -> str:
+    """One honest line about the loaded network (``source`` as in ``VGGFeatures.source``)."""
+    arch = arch.upper()
+    if source == "imagenet":
+        return f"{arch} trained on ImageNet photos (torchvision), as in the paper."
+    if source == "random":
+        return f"{arch} with random, untrained weights: it has learned nothing, a contrast to the trained nets."
+    if file_name and "hed" in file_name.lower():
+        return (f"{arch} from an edge detector (HED): ImageNet filters fine-tuned to find edges, "
+                "so close to ImageNet VGG16 but not the same. Works offline.")
+    return f"{arch} with weights from the local file {file_name or 'given'}."
+
+
+def offline_notice(arch: str, using: str) -> str:
+    """What to tell a class when the ImageNet weights cannot be downloaded: what happened, what the
+    app does instead, and what a teacher can do, with no error text and no command-line flags."""
+    return (f"This server cannot download the ImageNet {arch.upper()} weights (it has no internet "
+            f"access, or the download failed). The app is using {using} instead; every page works, and "
+            "the pictures differ a little from the paper's. To get the ImageNet network, start the app "
+            "once on a machine that is online (the download is kept), or choose another network in the "
+            "sidebar.")
+
+
+def run_note(settings, record=None) -> str:
+    """Caption plus, when a record is given, where the cost ended: for a result under an image."""
+    text = run_caption(settings)
+    if record is not None:
+        text += f". Final cost {friendly_number(_row(record).get('total', float('nan')))}: {share_text(record)}."
+    return text
+
+
+def level_switches(history: list[dict]) -> list[dict]:
+    """Where a coarse-to-fine run moved to a larger image: step, sizes, and the cost just before
+    and just after (the cost is measured afresh on the new image, so it can jump up)."""
+    out = []
+    for prev, row in zip(history, history[1:]):
+        if prev.get("size") != row.get("size"):
+            out.append({"step": row["step"], "from": prev["size"], "to": row["size"],
+                        "before": prev["total"], "after": row["total"]})
+    return out
+
+
+def level_switch_note(history: list[dict]) -> str:
+    """One sentence per level switch, for under the cost curve: why J jumps although no step raised it."""
+    notes = []
+    for s in level_switches(history):
+        size_from, size_to = (x.replace("x", "×") for x in (s["from"], s["to"]))
+        change = "jumps" if s["after"] > s["before"] else "moves"
+        notes.append(f"At step {s['step']} the run moved from {size_from} px to a new, larger image of {size_to} px. "
+                     f"The cost is now measured on that image, so J {change} from {friendly_number(s['before'])} "
+                     f"to {friendly_number(s['after'])}; within each size, the steps lower it.")
+    return " ".join(notes)
+
+
+def gram_entry_text(parts: dict, k: int, k2: int) -> str:
+    """A Gram entry in words, from ``analysis.gram_parts``: the sum of products, and how much of it
+    is the channels firing together (their cross-covariance) versus merely both being active."""
+    n = parts["positions"]
+    together = n * parts["covariance"]
+    return (f"G[{k}, {k2}] = {friendly_number(parts['gram'])}: the sum of the products at all {n} positions. "
+            f"It splits into {n} × cross-covariance = {friendly_number(together)} (do they fire *together*?) "
+            f"plus {n} × mean·mean = {friendly_number(parts['means'])} (are both simply active?). "
+            f"That is why the course calls G an unnormalized cross-covariance: nothing is averaged and the "
+            f"means are not removed. Their correlation is {parts['correlation']:+.2f}.")
+
+
+def describe_model(model) -> str:
+    """:func:`describe_weights` for a loaded ``VGGFeatures``."""
+    name = model.description.split("weights from ", 1)[1] if "weights from " in model.description else None
+    return describe_weights(model.source, model.arch, name)
+
+
+def used_weights_text(weights: dict) -> str:
+    """The α, β and λ a run actually used (``Step.weights``), in readable numbers. With the
+    automatic balance they are tiny or huge, because each absorbs the scale of its own term."""
+    if not weights:
+        return ""
+    lambdas = weights.get("lambdas") or {}
+    text = f"α = {friendly_number(weights.get('alpha', 0.0))}, β = {friendly_number(weights.get('beta', 0.0))}"
+    if lambdas:
+        text += "; λ: " + ", ".join(f"{name} {friendly_number(v)}" for name, v in lambdas.items())
+    return text

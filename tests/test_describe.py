@@ -1,0 +1,98 @@
+"""Words shown to students: captions, friendly numbers, run labels, notices."""
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
+                               offline_notice, progress_text, run_caption, share_text)
+from nst_core.transfer import TransferConfig, preset_config
+
+
+@pytest.mark.parametrize("x, text", [(2e-07, "2×10⁻⁷"), (1e-7, "10⁻⁷"), (-3.5e-9, "−3.5×10⁻⁹"), (0.25, "0.25"),
+                                     (1.634, "1.63"), (-0.192, "−0.192"), (4200.0, "4200"), (0.0, "0"), (123456.0, "1.23×10⁵"),
+                                     (9.9996e-8, "10⁻⁷"), (math.nan, "–")])
+def test_friendly_number(x, text):
+    assert friendly_number(x) == text
+
+
+def test_run_caption_names_every_setting_that_changes_the_picture():
+    base = preset_config(size=256)
+    changes = dict(content_layer="conv3_2", style_weights=(0.6, 0.1, 0.1, 0.1, 0.1), alpha=2.0, beta=20.0,
+                   balance="raw", tv_weight=0.01, preserve_color=True, pooling="avg", optimizer="lbfgs", lr=0.5,
+                   steps=77, size=384, levels=1, init="noise", precision="bf16", seed=5, style_blend=(0.7, 0.3))
+    for field, value in changes.items():
+        other = replace(base, **{field: value})
+        assert run_caption(other) != run_caption(base), field
+    text = run_caption(replace(base, style_blend=(0.7, 0.3), preserve_color=True, tv_weight=0.01))
+    for word in ("conv4_2", "conv5_1", "α 1", "β 5", "auto-balanced", "70% / 30%", "content colours kept",
+                 "smoothing (TV) 0.01", "max pooling", "Adam", "40 steps", "256 px in 2 levels",
+                 "content photo", "precision auto"):
+        assert word in text, word
+    assert run_caption({**base.to_dict(), "network": "VGG16 (HED)"}).startswith("VGG16 (HED) · ")
+
+
+def test_differing_labels_name_only_what_differs_and_never_collide():
+    a, b = TransferConfig(), TransferConfig(beta=20.0)
+    assert differing_labels([a, b]) == ["β 5", "β 20"]
+    labels = differing_labels([a.to_dict(), a.to_dict(), replace(a, init="noise", optimizer="lbfgs").to_dict()])
+    assert len(set(labels)) == 3 and "start noise" in labels[2] and "optimizer lbfgs" in labels[2]
+    assert differing_labels([a, a]) == ["same settings, run 1", "same settings, run 2"]
+    # A field hidden from students (preview cadence) does not label runs.
+    assert differing_labels([a, replace(a, snapshot_every=3)]) == ["same settings, run 1", "same settings, run 2"]
+
+
+def test_shares_in_words():
+    row = {"content": 0.38, "style": 0.62, "tv": 0.0, "total": 1.0}
+    assert cost_shares(row) == pytest.approx({"content": 0.38, "style": 0.62, "tv": 0.0})
+    assert share_text(row) == "style 62% of the cost, content 38%"
+    assert "smoothing (TV) 10%" in share_text({"content": 0.3, "style": 0.6, "tv": 0.1})
+    assert layer_share_text({"style_conv1_1": 3.0, "style_conv2_1": 1.0}) == "conv1_1 carries 75% of the style cost"
+
+
+def test_progress_text_on_a_real_record(vgg19_random, content_img, style_img):
+    from nst_core import run
+    rec = next(run(content_img, style_img, TransferConfig(steps=2, size=32, style_layers=("conv1_1",),
+                                                          content_layer="conv2_1"), vgg19_random))
+    text = progress_text(rec)
+    assert text.startswith("Step 1 of 2 · cost ") and "% of the cost" in text and "e-" not in text
+
+
+def test_weights_and_offline_words_are_plain():
+    assert "edge" in describe_weights("file", "vgg16", "vgg16_hed_features_fp16.pth")
+    assert "untrained" in describe_weights("random", "vgg19")
+    note = offline_notice("vgg19", "the offline VGG16")
+    assert "VGG19" in note and "offline VGG16" in note
+    for bad in ("URLError", "--", "Errno", "Traceback", "NST_WEIGHTS"):
+        assert bad not in note
+
+
+def test_level_switch_note_explains_the_jump():
+    from nst_core.describe import level_switch_note, level_switches
+    hist = [{"step": s, "size": "96x64" if s < 4 else "192x128", "total": 1.0 / s if s < 4 else 2.0 / s}
+            for s in range(1, 7)]
+    assert level_switches(hist) == [{"step": 4, "from": "96x64", "to": "192x128", "before": 1 / 3, "after": 0.5}]
+    note = level_switch_note(hist)
+    assert "step 4" in note and "192×128 px" in note and "jumps from 0.333 to 0.5" in note
+    assert level_switch_note(hist[:3]) == ""
+
+
+def test_gram_entry_text_names_the_cross_covariance():
+    from nst_core.analysis import gram_parts, toy_block
+    from nst_core.describe import gram_entry_text
+    text = gram_entry_text(gram_parts(toy_block("correlated"), 0, 1), 0, 1)
+    assert "cross-covariance" in text and "G[0, 1] = " in text and "16 positions" in text
+
+
+def test_model_and_used_weights_in_words(vgg16_random):
+    from nst_core.describe import describe_model, used_weights_text
+    assert "random" in describe_model(vgg16_random) and "VGG16" in describe_model(vgg16_random)
+    text = used_weights_text({"alpha": 2e-07, "beta": 5.0, "lambdas": {"conv1_1": 3.2e-05}})
+    assert text == "α = 2×10⁻⁷, β = 5; λ: conv1_1 3.2×10⁻⁵"
+    assert used_weights_text({}) == ""
+
+
+def test_offline_vgg16_is_described_as_an_edge_detector(vgg16_trained):
+    from nst_core.describe import describe_model
+    assert "fine-tuned to find edges" in describe_model(vgg16_trained)
