@@ -8,7 +8,7 @@ import torch
 
 import nst_core.transfer as transfer
 from nst_core import TransferConfig, content_cost, cost_terms, load_vgg, prepare_targets, run, to_tensor
-from nst_core.experiments import (NO_PRIOR, PRIOR, content_reconstruction, growing_style_sets, series,
+from nst_core.experiments import (NO_PRIOR, STYLE_PRIOR, content_reconstruction, growing_style_sets, series,
                                   style_reconstruction, sweep)
 from nst_core.images import resize_tensor
 from nst_core.transfer import stage_plan
@@ -180,7 +180,7 @@ def test_content_reconstruction_moves_toward_the_content(vgg19_random, content_i
 
 def test_style_reconstruction_config_and_helpers():
     cfg = style_reconstruction(("conv1_1", "conv2_1"))
-    assert cfg.alpha == 0 and cfg.init == PRIOR["init"] and cfg.layers == ["conv1_1", "conv2_1"]
+    assert cfg.alpha == 0 and cfg.init == STYLE_PRIOR["init"] and cfg.layers == ["conv1_1", "conv2_1"]
     assert growing_style_sets(["a", "b", "c"]) == [("a",), ("a", "b"), ("a", "b", "c")]
     configs = sweep(TransferConfig(), "beta", [1, 10])
     assert [c.beta for c in configs] == [1, 10] and configs[0].seed == configs[1].seed
@@ -265,7 +265,8 @@ def test_reconstructions_use_the_prior_unless_switched_off():
     for name in ("content", "style"):
         with_prior = [cfg for _, cfg in series(name)]
         without = [cfg for _, cfg in series(name, prior=False)]
-        assert all(c.init == "smooth" and c.tv_weight > 0 for c in with_prior)
+        assert all(c.init == "smooth" for c in with_prior)
+        assert all(c.tv_weight > 0 for c in with_prior) == (name == "content")  # textures need no TV
         assert all(c.init == "noise" and c.tv_weight == 0 for c in without)
     assert all(cfg.init == "content" for _, cfg in series("beta"))
 
