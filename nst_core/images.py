@@ -146,18 +146,18 @@ def _decode(img: Image.Image, name: str, notes: list[str], data: bytes | None, m
         ImageOps.exif_transpose(rgb, in_place=True)
     if orientation in _SWAPS_SIDES:
         w, h = h, w
-    rgb = resize_long_side(rgb, max_side)
     notes.append(f"{name} ({w}×{h}) was scaled down to {rgb.width}×{rgb.height}.")
     return rgb
 
 
 def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: int,
                    animated: bool) -> tuple[Image.Image, int | None]:
-    """An image larger than ``max_side``, decoded straight to RGB at 1–2× ``max_side`` (its long side),
-    and its EXIF orientation. No full-size RGB (or RGBA, or 16-bit) copy is ever made: a JPEG is
-    decoded at 1/2–1/8 scale by libjpeg itself, a plain PNG is inflated a strip of rows at a time,
-    and anything else is decoded in its own mode and converted a strip at a time."""
-    strip_source, orientation, hi = None, None, None
+    """An image larger than ``max_side``, decoded straight to RGB with that long side (still in its
+    stored orientation), and its EXIF orientation. No full-size RGB (or RGBA, or 16-bit) copy is
+    ever made: a JPEG is decoded at 1/2–1/8 scale by libjpeg itself, a plain PNG is inflated a strip
+    of rows at a time, and anything else is decoded in its own mode; either way each strip is
+    converted and shrunk on its own."""
+    strip_source, orientation, hi, stored_size = None, None, None, img.size
     if img.format == "JPEG":
         # Let the JPEG decoder skip detail it would only throw away (up to 8× fewer pixels).
         img.draft("RGB", _fit_size(img.size, max_side))
@@ -176,18 +176,22 @@ def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: in
         if img.mode in ("I", "F"):
             hi = _integer_scale(img.mode, img.getextrema()[1])
         strip_source = _crop_strips(img)
+    # The size comes from the stored size, not the drafted one, so a JPEG keeps its exact aspect.
+    width, height = _fit_size(stored_size, max_side)
     w, h = img.size
     factor = max(1, int(max(w, h) / (REDUCING_GAP * max_side)))
-    out = Image.new("RGB", (-(-w // factor), -(-h // factor)))
+    # Lanczos resizes rows first, then columns, so each strip's rows can be resized on their own;
+    # only the columns wait for the whole image, already at the final width.
+    columns = Image.new("RGB", (width, -(-h // factor)))
     y = 0
     # Converted per strip, then averaged: transparency is put on white before its colours are mixed.
     for strip in strip_source(_strip_rows(img, factor)):
         part = _to_rgb(strip, hi)
         if factor > 1:
             part = part.reduce(factor)
-        out.paste(part, (0, y))
+        columns.paste(part.resize((width, part.height), Image.Resampling.LANCZOS), (0, y))
         y += part.height
-    return out, orientation
+    return columns.resize((width, height), Image.Resampling.LANCZOS), orientation
 
 
 def _load(img: Image.Image) -> None:

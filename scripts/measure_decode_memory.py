@@ -6,9 +6,10 @@ file's bytes are in memory, decodes them, and reports VmHWM after minus VmRSS be
 decode ever held at once. Where the reset is not allowed it says so, and the peak is then compared
 with VmHWM before the decode (a lower bound).
 
-    .venv/bin/python scripts/measure_decode_memory.py [--root /path/to/a/checkout] [--repeat 1]
+    .venv/bin/python scripts/measure_decode_memory.py [--root /path/to/a/checkout] [--repeat 1] [--max-side N]
 
-``--root`` picks whose ``nst_core`` is measured, so one command compares two branches.
+``--root`` picks whose ``nst_core`` is measured, so one command compares two branches; ``--max-side``
+separates what decoding in parts saves from what a smaller working side saves.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def status(field):
                 return int(line.split()[1]) / 1024
 
 data = open(sys.argv[1], "rb").read()
+kwargs = {"max_side": int(sys.argv[2])} if len(sys.argv) > 2 else {}
 try:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -45,7 +47,7 @@ except OSError:
     reset = False
 before_rss, before_hwm = status("VmRSS"), status("VmHWM")
 t0 = time.perf_counter()
-img = load_image(data)
+img = load_image(data, **kwargs)
 seconds = time.perf_counter() - t0
 after_hwm = status("VmHWM")
 print(json.dumps({"reset": reset, "before_rss": before_rss, "before_hwm": before_hwm,
@@ -83,8 +85,10 @@ def make_cases(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def measure(root: Path, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], cwd=root, capture_output=True, text=True)
+def measure(root: Path, path: Path, max_side: int | None) -> dict:
+    extra = [str(max_side)] if max_side else []
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), *extra], cwd=root, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -94,14 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose nst_core is measured")
     parser.add_argument("--repeat", type=int, default=1, help="fresh processes per case; the median is shown")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="pass load_image(max_side=...) (only where that checkout's load_image takes it)")
     args = parser.parse_args()
-    print(f"nst_core from {args.root.resolve()}")
+    print(f"nst_core from {args.root.resolve()}" + (f", max_side={args.max_side}" if args.max_side else ""))
     print(f"{'case':<18} {'file':>9} {'pixels':>11} {'result':>10} {'peak added':>11} {'time':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in make_cases(Path(tmp)).items():
             with Image.open(path) as im:
                 pixels = f"{im.width}x{im.height}"
-            runs = [measure(args.root, path) for _ in range(args.repeat)]
+            runs = [measure(args.root, path, args.max_side) for _ in range(args.repeat)]
             size = f"{path.stat().st_size / 1024:.0f} KB"
             if "error" in runs[0]:
                 print(f"{name:<18} {size:>9} {pixels:>11}  refused: {runs[0]['error']}")

@@ -210,15 +210,16 @@ def largest_image(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", list(_PNG_KINDS) + ["JPEG"])
-def test_huge_upload_is_never_held_at_full_size(kind, small_strips, largest_image):
-    img = _PNG_KINDS.get(kind, lambda im: im.convert("RGB"))(_photo(1200, 750))
+@pytest.mark.parametrize("w, h", [(1200, 750), (200, 125)])  # shrunk 20× (reduced first) and 3.3×
+def test_huge_upload_is_never_held_at_full_size(kind, w, h, small_strips, largest_image):
+    img = _PNG_KINDS.get(kind, lambda im: im.convert("RGB"))(_photo(w, h))
     data = encode(img, "JPEG") if kind == "JPEG" else encode(img, transparency=3) if kind.startswith("P") else encode(img)
     largest_image[0] = 0
     out = load_image(data, max_side=60)
     assert out.mode == "RGB" and max(out.size) == 60
-    # Neither the decode nor any conversion ever touches the 1200×750 image whole: only strips and
-    # the image reduced to about twice the working side.
-    assert 0 < largest_image[0] <= 1200 * 750 // 16
+    # Neither the decode nor any conversion ever touches the image whole: only strips, and the
+    # image already at the final width (60 px) waiting for its columns to be resized.
+    assert 0 < largest_image[0] <= w * h // 3
 
 
 @pytest.mark.parametrize("kind", list(_PNG_KINDS))
@@ -229,7 +230,8 @@ def test_png_decoded_in_strips_equals_a_whole_decode(kind, small_strips):
     whole.load()
     rgb = images._to_rgb(whole)
     factor = int(max(rgb.size) / (images.REDUCING_GAP * 40))
-    expected = resize_long_side(rgb.reduce(factor) if factor > 1 else rgb, 40)
+    expected = (rgb.reduce(factor) if factor > 1 else rgb).resize(images._fit_size(rgb.size, 40),
+                                                                   Image.Resampling.LANCZOS)
     notes = []
     out = load_image(data, notes, max_side=40)
     assert np.array_equal(np.asarray(out), np.asarray(expected))
