@@ -54,6 +54,8 @@ def _read_bytes(source) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
+# Formats libjpeg decodes at 1/2, 1/4 or 1/8 scale; MPO is the multi-picture JPEG many cameras write.
+_DRAFTABLE = ("JPEG", "MPO")
 # EXIF orientations that turn the image a quarter (the stored width becomes the shown height).
 _SWAPS_SIDES = (5, 6, 7, 8)
 
@@ -158,14 +160,14 @@ def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: in
     of rows at a time, and anything else is decoded in its own mode; either way each strip is
     converted and shrunk on its own."""
     strip_source, orientation, hi, stored_size = None, None, None, img.size
-    if img.format == "JPEG":
+    if img.format in _DRAFTABLE:
         # Let the JPEG decoder skip detail it would only throw away (up to 8× fewer pixels).
         img.draft("RGB", _fit_size(img.size, max_side))
     elif img.format == "PNG" and data is not None and not animated:
         strip_source, orientation = _png_strips(data, img)
     if strip_source is None:
         w, h = img.size
-        if data is not None and img.format != "JPEG" and w * h > FULL_DECODE_MAX_PIXELS:
+        if data is not None and img.format not in _DRAFTABLE and w * h > FULL_DECODE_MAX_PIXELS:
             raise ImageError(
                 f"{name} is {w}×{h} pixels; a {img.format or 'file'} like this can only be decoded "
                 f"whole, and above {FULL_DECODE_MAX_PIXELS // 10**6} million pixels that takes too "

@@ -255,7 +255,7 @@ def test_huge_upload_keeps_exif_orientation(fmt):
 
 def test_huge_animation_uses_first_frame():
     frames = [Image.new("RGB", (300, 100), c) for c in [(255, 0, 0), (0, 0, 255)]]
-    for fmt in ("GIF", "PNG"):
+    for fmt in ("GIF", "PNG", "MPO"):
         buf = io.BytesIO()
         frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
         notes = []
@@ -268,8 +268,10 @@ def test_whole_decode_formats_are_capped_below_the_pixel_limit(monkeypatch):
     big = Image.new("RGB", (300, 100), (10, 200, 30))
     with pytest.raises(ImageError, match="JPEG"):
         load_image(encode(big, "WEBP"), max_side=60)
-    # the same pixels as a JPEG or a PNG are decoded in parts, so they pass
+    # the same pixels as a JPEG (MPO: a camera's multi-picture JPEG) or a PNG are decoded in parts,
+    # so they pass
     assert load_image(encode(big, "JPEG"), max_side=60).size == (60, 20)
+    assert load_image(encode(big, "MPO", save_all=True, append_images=[big]), max_side=60).size == (60, 20)
     assert load_image(encode(big), max_side=60).size == (60, 20)
 
 
