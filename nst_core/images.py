@@ -239,7 +239,7 @@ def _png_strips(data: bytes, img: Image.Image):
     depth, colour_type, interlace = data[24], data[25], data[28]
     bits = depth * _PNG_CHANNELS.get(colour_type, 0)
     bpp = max(1, bits // 8)
-    if interlace or bpp not in _CARRIERS or not img.tile:
+    if interlace or bpp not in _CARRIERS or not img.tile or struct.unpack(">II", data[16:24]) != img.size:
         return None, None
     args = img.tile[0].args
     mode, rawmode, (w, h) = img.mode, args if isinstance(args, str) else args[0], img.size
