@@ -1,6 +1,7 @@
 """Image loading: every mode becomes RGB, and every bad input becomes one readable ImageError."""
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nst_core import ImageError, load_image, resize_long_side, to_pil, to_tensor
+from nst_core import images
 from nst_core.images import MAX_FILE_BYTES, MAX_WORKING_SIDE, preserve_colors
 from tests.conftest import BAD_IMAGES, encode
 
@@ -156,3 +158,165 @@ def test_preserve_colors_keeps_content_chroma_and_generated_luma():
     # chroma = colour minus luma: the same as the content's
     assert torch.allclose(out - (out * luma).sum(1, keepdim=True),
                           content - (content * luma).sum(1, keepdim=True), atol=1e-5)
+
+
+# Decoding huge uploads: the working-size result comes straight from the file, never via a full-size
+# RGB copy. Small stand-ins (a few hundred pixels, shrunk to a few dozen) keep these tests fast; the
+# strips are made tiny so every image is decoded in many of them.
+
+def _photo(w: int = 240, h: int = 150, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (h, w, 4), dtype=np.uint8)
+    arr[h // 4: h // 2, w // 5: w // 2] = (128, 60, 200, 255)  # a flat patch, so PNG's filters vary by row
+    arr[:, :, 3] = np.where(np.arange(w) < w // 3, 0, arr[:, :, 3])  # a transparent band
+    return Image.fromarray(arr, "RGBA")
+
+
+_PNG_KINDS = {
+    "RGB": lambda im: im.convert("RGB"),
+    "RGBA": lambda im: im,
+    "L": lambda im: im.convert("L"),
+    "LA": lambda im: im.convert("LA"),
+    "P_transparent": lambda im: im.convert("RGB").quantize(200),
+    "P_4bit": lambda im: im.convert("RGB").quantize(16),
+    "1": lambda im: im.convert("1"),
+    "I16": lambda im: Image.fromarray(np.asarray(im.convert("L"), np.uint16) * 257),
+}
+
+
+@pytest.fixture
+def small_strips(monkeypatch):
+    monkeypatch.setattr(images, "STRIP_BYTES", 4000)
+
+
+@pytest.fixture
+def largest_image(monkeypatch):
+    """Records the pixel count of every image PIL allocates (a decode target included) or converts,
+    resizes, reduces or copies; the test reads the largest."""
+    seen = [0]
+
+    def record(size):
+        seen[0] = max(seen[0], size[0] * size[1])
+
+    for name in ("new", "fill"):
+        original = getattr(Image.core, name)
+        monkeypatch.setattr(Image.core, name, lambda mode, size, *a, _f=original: (record(size), _f(mode, size, *a))[1])
+    for name in ("convert", "reduce", "resize", "copy", "transpose"):
+        original = getattr(Image.Image, name)
+        monkeypatch.setattr(Image.Image, name,
+                            lambda self, *a, _f=original, **k: (record(self.size), _f(self, *a, **k))[1])
+    monkeypatch.setattr(Image, "alpha_composite", lambda a, b, _f=Image.alpha_composite: (record(a.size), _f(a, b))[1])
+    return seen
+
+
+@pytest.mark.parametrize("kind", list(_PNG_KINDS) + ["JPEG"])
+@pytest.mark.parametrize("w, h", [(1200, 750), (200, 125)])  # shrunk 20× (reduced first) and 3.3×
+def test_huge_upload_is_never_held_at_full_size(kind, w, h, small_strips, largest_image):
+    img = _PNG_KINDS.get(kind, lambda im: im.convert("RGB"))(_photo(w, h))
+    data = encode(img, "JPEG") if kind == "JPEG" else encode(img, transparency=3) if kind.startswith("P") else encode(img)
+    largest_image[0] = 0
+    out = load_image(data, max_side=60)
+    assert out.mode == "RGB" and max(out.size) == 60
+    # Neither the decode nor any conversion ever touches the image whole: only strips, and the
+    # image already at the final width (60 px) waiting for its columns to be resized.
+    assert 0 < largest_image[0] <= w * h // 3
+
+
+@pytest.mark.parametrize("kind", list(_PNG_KINDS))
+def test_png_decoded_in_strips_equals_a_whole_decode(kind, small_strips):
+    img = _PNG_KINDS[kind](_photo())
+    data = encode(img, optimize=True, transparency=3) if kind.startswith("P") else encode(img, optimize=True)
+    whole = Image.open(io.BytesIO(data))
+    whole.load()
+    rgb = images._to_rgb(whole)
+    factor = int(max(rgb.size) / (images.REDUCING_GAP * 40))
+    expected = (rgb.reduce(factor) if factor > 1 else rgb).resize(images._fit_size(rgb.size, 40),
+                                                                   Image.Resampling.LANCZOS)
+    notes = []
+    out = load_image(data, notes, max_side=40)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    assert any("scaled down" in n for n in notes)
+    assert any("transparency" in n for n in notes) == (kind in ("RGBA", "LA", "P_transparent", "P_4bit"))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+def test_huge_upload_keeps_exif_orientation(fmt):
+    img = Image.new("RGB", (300, 100), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 50, 50))  # top-left, which a 90° clockwise turn puts top-right
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    notes = []
+    out = load_image(encode(img, fmt, exif=exif.tobytes()), notes, max_side=60)
+    assert out.size == (20, 60)
+    r, g, b = out.getpixel((17, 2))
+    assert r > 200 and b < 60
+    assert any("(100×300)" in n for n in notes)
+
+
+def test_huge_animation_uses_first_frame():
+    frames = [Image.new("RGB", (300, 100), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    for fmt in ("GIF", "PNG", "MPO"):
+        buf = io.BytesIO()
+        frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+        notes = []
+        r, g, b = load_image(buf.getvalue(), notes, max_side=60).getpixel((30, 10))
+        assert r > 200 and b < 50 and any("first frame" in n for n in notes)
+
+
+def test_whole_decode_formats_are_capped_below_the_pixel_limit(monkeypatch):
+    monkeypatch.setattr(images, "FULL_DECODE_MAX_PIXELS", 20_000)
+    big = Image.new("RGB", (300, 100), (10, 200, 30))
+    with pytest.raises(ImageError, match="JPEG"):
+        load_image(encode(big, "WEBP"), max_side=60)
+    # the same pixels as a JPEG (MPO: a camera's multi-picture JPEG) or a PNG are decoded in parts,
+    # so they pass
+    assert load_image(encode(big, "JPEG"), max_side=60).size == (60, 20)
+    assert load_image(encode(big, "MPO", save_all=True, append_images=[big]), max_side=60).size == (60, 20)
+    assert load_image(encode(big), max_side=60).size == (60, 20)
+
+
+def test_truncated_huge_png_raises_image_error(small_strips):
+    data = encode(_photo(1200, 750))
+    with pytest.raises(ImageError, match="damaged"):
+        load_image(data[: len(data) // 2], max_side=60)
+
+
+_BIG_PNG = encode(_photo(200, 120).convert("RGB"), optimize=True)
+
+
+def _fix_crcs(buf: bytearray) -> None:
+    """Rewrite every PNG chunk's CRC, so a mutation reaches the decoder instead of the CRC check."""
+    pos = 8
+    while pos + 12 <= len(buf):
+        end = pos + 8 + int.from_bytes(buf[pos:pos + 4], "big")
+        if end + 4 > len(buf):
+            return
+        buf[end:end + 4] = zlib.crc32(buf[pos + 4:end]).to_bytes(4, "big")
+        pos = end + 4
+
+
+def test_huge_png_with_broken_compressed_data_raises_image_error():
+    buf = bytearray(_BIG_PNG)
+    start = buf.index(b"IDAT") + 4
+    for offset, mask in ((50, 0xFF), (51, 0x55), (57, 0x13)):
+        buf[start + offset] ^= mask
+    _fix_crcs(buf)  # valid chunks around a broken deflate stream
+    with pytest.raises(ImageError, match="damaged"):
+        load_image(bytes(buf), max_side=40)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(33, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+       st.booleans(), st.integers(0, 10**6))
+def test_fuzz_mutated_huge_png_only_raises_image_error(flips, fix_crcs, cut):
+    buf = bytearray(_BIG_PNG)
+    for pos, value in flips:  # past the header, so the streaming decoder is the one that meets them
+        buf[33 + pos % (len(buf) - 33)] = value
+    buf = buf[: 33 + cut % (len(buf) - 32)]
+    if fix_crcs:
+        _fix_crcs(buf)
+    try:
+        out = load_image(bytes(buf), max_side=40)
+    except ImageError:
+        return
+    assert out.mode == "RGB" and max(out.size) == 40
