@@ -2,7 +2,10 @@
 
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_experiments
 
-Writes assets/experiments/<content>__<style>/<experiment>_<i>.jpg and index.json.
+Writes assets/experiments/<content>__<style>/<experiment>_<i>.jpg and index.json. Made once, so
+every run is long and at 384 px (the page's own recompute is sized for class time): 300 Adam steps
+per reconstruction, the Fine preset for the stylizations. Pass pair names (content__style) to make
+only those.
 """
 
 from __future__ import annotations
@@ -14,27 +17,37 @@ import time
 from pathlib import Path
 
 from nst_core import load_image, load_vgg, stylize
-from nst_core.experiments import EXPERIMENTS, series
+from dataclasses import replace
+
+from nst_core.experiments import EXPERIMENTS, RECONSTRUCTION, series
+from nst_core.transfer import preset_config
 
 ASSETS = Path(__file__).resolve().parent
-PAIRS = [("chelsea_cat", "flow_brush"), ("grace_hopper", "stained_glass")]
+PAIRS = [("grace_hopper", "starry_night.jpg"), ("chelsea_cat", "the_scream.jpg")]
+SIZE = 384
+LONG_RECONSTRUCTION = replace(RECONSTRUCTION, size=SIZE, steps=300)
+LONG_STYLIZATION = preset_config("Fine", size=SIZE)
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
     weights = os.environ.get("NST_WEIGHTS")
     if not weights:
         sys.exit("set NST_WEIGHTS to a trained VGG features file (see README)")
     trained = load_vgg(None, weights)
     random = load_vgg(trained.arch, "random", seed=0)
-    for content_name, style_name in PAIRS:
+    for content_name, style_file in PAIRS:
+        pair = f"{content_name}__{Path(style_file).stem}"
+        if only and pair not in only:
+            continue
         content = load_image(ASSETS / "content" / f"{content_name}.jpg")
-        style = load_image(ASSETS / "styles" / f"{style_name}.png")
-        out = ASSETS / "experiments" / f"{content_name}__{style_name}"
+        style = load_image(ASSETS / "styles" / style_file)
+        out = ASSETS / "experiments" / pair
         out.mkdir(parents=True, exist_ok=True)
         index = {}
         for name in EXPERIMENTS:
             items = []
-            for i, (label, cfg) in enumerate(series(name)):
+            for i, (label, cfg) in enumerate(series(name, reconstruction=LONG_RECONSTRUCTION,
+                                                     stylization=LONG_STYLIZATION)):
                 model = random if name == "weights" and label == "random" else trained
                 t = time.perf_counter()
                 image, history = stylize(content, style, cfg, model)
@@ -42,11 +55,11 @@ def main() -> None:
                 image.save(path, quality=92)
                 items.append({"file": path.name, "label": label, "seconds": round(time.perf_counter() - t, 1),
                               "network": model.description, "steps": cfg.steps, "size": cfg.size,
-                              "optimizer": cfg.optimizer})
-                print(f"{content_name}/{name}/{label}: {items[-1]['seconds']} s", flush=True)
+                              "optimizer": cfg.optimizer, "init": cfg.init, "tv_weight": cfg.tv_weight})
+                print(f"{pair}/{name}/{label}: {items[-1]['seconds']} s", flush=True)
             index[name] = items
             (out / "index.json").write_text(json.dumps(index, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

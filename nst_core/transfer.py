@@ -45,7 +45,7 @@ LBFGS_MAX_EVAL = 25  # cost evaluations one L-BFGS step may spend in its line se
 # level starting from the coarse change added to the photo, 5.5e6 — the winner. Paper is L-BFGS from
 # noise with average pooling as in Gatys et al., kept for fidelity rather than speed.
 PRESETS: dict[str, dict] = {
-    "Quick": dict(steps=100, levels=2, optimizer="lbfgs", lr=1.0, init="content", pooling="max"),
+    "Quick": dict(steps=70, levels=2, optimizer="lbfgs", lr=1.0, init="content", pooling="max"),
     "Paper (Gatys 2016)": dict(steps=150, levels=1, optimizer="lbfgs", lr=1.0, init="noise", pooling="avg"),
     "Fine": dict(steps=300, levels=2, optimizer="lbfgs", lr=1.0, init="content", pooling="max"),
 }
