@@ -52,6 +52,8 @@ class Setting:
         if self.field is None:
             return self.app_default
         value = getattr(DEFAULT_CONFIG, self.field)
+        if self.widget == "lambdas":
+            return {}  # the engine's None: every layer an equal share
         return list(value) if isinstance(value, tuple) else value
 
     @property
@@ -171,7 +173,7 @@ TABLE: tuple[Setting, ...] = (
             url="style_layers", choices="layers"),
     Setting("style_weights", "λ per style layer", "Raise a layer's λ to make its Gram matter more; by default "
             "each layer gets an equal share.", "lambdas", field="style_weights", url="lambdas", choices="layers",
-            low=0.0, high=10.0, step=0.05, app_default={}, cli=False),
+            low=0.0, high=10.0, step=0.05, cli=False),
     Setting("balance", "Weighting", "Balanced divides α by J_content(C, 0) and each λ by J_style[l](S, 0), so the "
             "same α and β work on any network and size. Raw uses them exactly as typed.", "radio",
             field="balance", url="balance", choices=BALANCES,
