@@ -115,12 +115,12 @@ class Setting:
             elif kind is dict:
                 pairs = [item.split(":") for item in text.split(",")]
                 value = {name: float(lam) for name, lam in pairs}
-                if len(value) != len(pairs):
-                    raise ValueError(f"{self.label}: a layer is repeated")
             else:
                 value = text
         except ValueError as exc:
             raise ValueError(f"{self.label}: '{text}' cannot be read") from exc
+        if kind is dict and len(value) != len(pairs):
+            raise ValueError(f"{self.label}: a layer is repeated")
         return self.check(value, context)
 
     def to_text(self, value) -> str:
