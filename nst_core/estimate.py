@@ -25,36 +25,57 @@ from .model import VGGFeatures, step_gflop
 from .transfer import TransferConfig, bare_step_seconds, stage_plan
 
 # Cost evaluations per L-BFGS step before any run is observed: 2.2 (trained VGG16, 128 px) and 2.7
-# (random VGG16, 96 px) on the Paper preset from noise, counted on 2026-11-24.
-LBFGS_EVALS = 2.5
+# (random VGG16, 96 px) on the Paper preset from noise, counted on 2026-11-24. The larger is used: an
+# L-BFGS step also pays for its line search's bookkeeping, and calibration corrects it anyway.
+LBFGS_EVALS = 2.7
 # A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record
 PRECISION_FACTOR = {"bf16": 0.5}  # bf16 roughly halves a step on CPUs with bf16 arithmetic
-SPEED_SIDE = 192  # the side at which the speed is measured: between the app's smallest and default size
+SPEED_SIDES = (128, 256)  # the speed is measured at these sides and interpolated between them
+
+
+def _stages(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles: int):
+    """(long side, GFLOP) of each stage's work (see the module's docstring), the final evaluation last."""
+    per_step_evals = LBFGS_EVALS if config.optimizer == "lbfgs" else 1.0
+    step, side = 0.0, 0
+    for size, n in stage_plan(config, fit_long_side(shape, config.size)):
+        step, side = step_gflop(arch, config.layers, size), max(size)
+        yield side, n * per_step_evals * step + (1 + n_styles) * step / 2
+    yield side, step / 2
 
 
 def run_gflop(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles: int = 1) -> float:
-    """GFLOP of the whole run (see the module's docstring)."""
-    per_step_evals = LBFGS_EVALS if config.optimizer == "lbfgs" else 1.0
-    total, step = 0.0, 0.0
-    for size, n in stage_plan(config, fit_long_side(shape, config.size)):
-        step = step_gflop(arch, config.layers, size)
-        total += n * per_step_evals * step + (1 + n_styles) * step / 2
-    return total + step / 2
+    """GFLOP of the whole run."""
+    return sum(gflop for _, gflop in _stages(config, shape, arch, n_styles))
 
 
-def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, gflop_per_s: float,
+def speed_at(speeds: dict[int, float], side: int) -> float:
+    """GFLOP/s at a long side, from speeds measured at a few sides: small images use the cores less
+    well, so the speed is interpolated in the number of pixels (and held beyond the ends)."""
+    sides = sorted(speeds)
+    if side <= sides[0]:
+        return speeds[sides[0]]
+    for lo, hi in zip(sides, sides[1:]):
+        if side <= hi:
+            t = (side ** 2 - lo ** 2) / (hi ** 2 - lo ** 2)
+            return speeds[lo] + t * (speeds[hi] - speeds[lo])
+    return speeds[sides[-1]]
+
+
+def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, speeds: dict[int, float],
                     n_styles: int = 1) -> float:
-    """The estimate before any run was observed, from the measured speed alone."""
-    seconds = RUN_OVERHEAD * run_gflop(config, shape, arch, n_styles) / gflop_per_s + PER_STEP_S * config.steps
+    """The estimate before any run was observed, from the measured speeds alone."""
+    seconds = sum(RUN_OVERHEAD * gflop / speed_at(speeds, side)
+                  for side, gflop in _stages(config, shape, arch, n_styles)) + PER_STEP_S * config.steps
     return seconds * PRECISION_FACTOR.get(config.precision, 1.0)
 
 
-def measure_speed(model: VGGFeatures, side: int = SPEED_SIDE) -> float:
-    """GFLOP/s of a bare forward+backward pass on this machine (median of three, after a warm-up)."""
+def measure_speed(model: VGGFeatures, sides=SPEED_SIDES) -> dict[int, float]:
+    """GFLOP/s of a bare forward+backward pass on this machine at each side (median of three)."""
     layers = TransferConfig().layers
-    return step_gflop(model.arch, layers, (side, side)) / bare_step_seconds(model, layers, (side, side), repeats=3)
+    return {side: step_gflop(model.arch, layers, (side, side))
+            / bare_step_seconds(model, layers, (side, side), repeats=3) for side in sides}
 
 
 class Calibration:

@@ -8,9 +8,11 @@ import time
 from dataclasses import fields
 
 import pytest
+import torch
 
 from nst_core import stylize
-from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_seconds, run_gflop
+from nst_core.estimate import (Calibration, calibration_key, measure_speed, predict_seconds, run_gflop,
+                               speed_at)
 from nst_core.settings import (BY_URL, DEFAULT_CONFIG, PRESET_KEYS, SETTINGS, TABLE, ab_choices, add_cli_options,
                                cli_values, config_from, defaults, parse_query, to_query)
 from nst_core.transfer import PRESETS, TransferConfig, preset_config
@@ -95,8 +97,11 @@ def test_the_work_counts_lbfgs_evaluations_coarse_levels_and_targets():
         2 * run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(TransferConfig(steps=10, levels=2, size=128), (128, 128), "vgg19") < run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(one, (128, 128), "vgg19", n_styles=2) > run_gflop(one, (128, 128), "vgg19")
-    assert predict_seconds(TransferConfig(precision="bf16"), (64, 64), "vgg19", 10.0) == pytest.approx(
-        0.5 * predict_seconds(TransferConfig(), (64, 64), "vgg19", 10.0))
+    speeds = {128: 10.0, 256: 20.0}
+    assert predict_seconds(TransferConfig(precision="bf16"), (64, 64), "vgg19", speeds) == pytest.approx(
+        0.5 * predict_seconds(TransferConfig(), (64, 64), "vgg19", speeds))
+    assert speed_at(speeds, 64) == 10.0 and speed_at(speeds, 512) == 20.0
+    assert 10.0 < speed_at(speeds, 192) < 20.0
 
 
 def test_calibration_uses_the_same_key_then_the_same_network():
@@ -117,18 +122,43 @@ def _timed(cfg, content, style, model) -> float:
     return time.perf_counter() - start
 
 
+def _within_30_percent(trial, attempts: int = 3) -> None:
+    """``trial()`` returns (estimate, measured seconds). This host is shared, and a neighbour's burst
+    can double one run's time, so a trial may be repeated; a systematic error fails every time."""
+    seen = []
+    for _ in range(attempts):
+        estimate, measured = trial()
+        seen.append((round(estimate, 2), round(measured, 2)))
+        if math.isclose(estimate, measured, rel_tol=0.3):
+            return
+    pytest.fail(f"estimate vs measured seconds, every trial off by more than 30%: {seen}")
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_estimate_is_within_30_percent_of_a_measured_run(vgg16_random, content_img, style_img, preset):
-    """On the small random network: the estimate from the measured speed, and after calibration on
-    one run, the next run's estimate (what a student sees from the second run on)."""
-    cfg = preset_config(preset, size=64, steps=12, levels=1)
+    """On the small random network: the estimate from the measured speed alone, then the estimate
+    calibrated by one finished run (what a student sees from the second run on)."""
+    cfg = preset_config(preset, size=96, steps=10, levels=1)
     shape = (content_img.height, content_img.width)
-    speed = measure_speed(vgg16_random)
-    predicted = predict_seconds(cfg, shape, vgg16_random.arch, speed)
-    first = _timed(cfg, content_img, style_img, vgg16_random)
-    cal = Calibration()
-    cal.record(calibration_key("m", cfg), predicted, first)
-    second = _timed(cfg, content_img, style_img, vgg16_random)
-    calibrated = cal.estimate(calibration_key("m", cfg), predicted)
-    assert math.isclose(calibrated, second, rel_tol=0.3), (calibrated, second)
-    assert math.isclose(predicted, first, rel_tol=0.3), (predicted, first)
+    key = calibration_key("m", cfg)
+
+    def predicted():
+        return predict_seconds(cfg, shape, vgg16_random.arch, measure_speed(vgg16_random, sides=(64, 96)))
+
+    def from_speed():
+        return predicted(), _timed(cfg, content_img, style_img, vgg16_random)
+
+    def calibrated():
+        cal = Calibration()
+        cal.record(key, predicted(), _timed(cfg, content_img, style_img, vgg16_random))
+        return cal.estimate(key, predicted()), _timed(cfg, content_img, style_img, vgg16_random)
+
+    # One thread: on a host shared with other jobs, two threads that must meet at every layer turn
+    # a neighbour's burst into a several-fold slowdown of small convolutions, which is noise here.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _within_30_percent(from_speed)
+        _within_30_percent(calibrated)
+    finally:
+        torch.set_num_threads(threads)
