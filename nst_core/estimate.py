@@ -71,11 +71,13 @@ def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, s
     return seconds * PRECISION_FACTOR.get(config.precision, 1.0)
 
 
-def measure_speed(model: VGGFeatures, sides=SPEED_SIDES) -> dict[int, float]:
-    """GFLOP/s of a bare forward+backward pass on this machine at each side (median of three)."""
+def measure_speed(model: VGGFeatures, sides=SPEED_SIDES, tries: int = 3) -> dict[int, float]:
+    """GFLOP/s of a bare forward+backward pass on this machine at each side: the fastest of a few
+    tries, since a neighbour's burst can only slow a pass down, and what a run really loses to a
+    busy server is learnt from the finished runs (:class:`Calibration`)."""
     layers = TransferConfig().layers
     return {side: step_gflop(model.arch, layers, (side, side))
-            / bare_step_seconds(model, layers, (side, side), repeats=3) for side in sides}
+            / min(bare_step_seconds(model, layers, (side, side)) for _ in range(tries)) for side in sides}
 
 
 class Calibration:
