@@ -78,8 +78,10 @@ def test_deep_link_on_a_fresh_server_gets_the_full_app(browser, path, title):
         page = context.new_page()
         page.goto(f"{url}/{path}{FAST}&init=noise")
         wait_idle(page)
-        page.get_by_text(title).first.wait_for(timeout=60_000)
+        heading = page.get_by_role("heading", name=re.compile(re.escape(title))).first
+        heading.wait_for(timeout=60_000)  # the page's own title, not the navigation's link to it
         sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("Network").wait_for(timeout=60_000)
         assert sidebar.get_by_text("Network").count() == 1
         assert page.get_by_text("common", exact=True).count() == 0
         assert page.get_by_role("link", name="Stylize").count() >= 1  # the app's own navigation
@@ -87,7 +89,7 @@ def test_deep_link_on_a_fresh_server_gets_the_full_app(browser, path, title):
         assert "init=noise" in page.url and f"/{path}" in page.url
         page.reload()
         wait_idle(page)
-        page.get_by_text(title).first.wait_for(timeout=60_000)
+        page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=60_000)
         no_exceptions(page)
         context.close()
 
