@@ -32,17 +32,19 @@ LBFGS_EVALS = 2.7
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record
 PRECISION_FACTOR = {"bf16": 0.5}  # bf16 roughly halves a step on CPUs with bf16 arithmetic
-SPEED_SIDES = (128, 256)  # the speed is measured at these sides and interpolated between them
+SPEED_SIDES = (128, 256)  # the speed is measured at these sides (see pass_cost)
 
 
 def _stages(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles: int):
-    """(long side, GFLOP) of each stage's work (see the module's docstring), the final evaluation last."""
+    """(passes, GFLOP) of each stage's work (see the module's docstring), the final evaluation last;
+    a forward pass alone counts as half a pass."""
     per_step_evals = LBFGS_EVALS if config.optimizer == "lbfgs" else 1.0
-    step, side = 0.0, 0
+    step = 0.0
     for size, n in stage_plan(config, fit_long_side(shape, config.size)):
-        step, side = step_gflop(arch, config.layers, size), max(size)
-        yield side, n * per_step_evals * step + (1 + n_styles) * step / 2
-    yield side, step / 2
+        step = step_gflop(arch, config.layers, size)
+        passes = n * per_step_evals + (1 + n_styles) / 2
+        yield passes, passes * step
+    yield 0.5, step / 2
 
 
 def run_gflop(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles: int = 1) -> float:
@@ -50,24 +52,25 @@ def run_gflop(config: TransferConfig, shape: tuple[int, int], arch: str, n_style
     return sum(gflop for _, gflop in _stages(config, shape, arch, n_styles))
 
 
-def speed_at(speeds: dict[int, float], side: int) -> float:
-    """GFLOP/s at a long side, from speeds measured at a few sides: small images use the cores less
-    well, so the speed is interpolated in the number of pixels (and held beyond the ends)."""
-    sides = sorted(speeds)
-    if side <= sides[0]:
-        return speeds[sides[0]]
-    for lo, hi in zip(sides, sides[1:]):
-        if side <= hi:
-            t = (side ** 2 - lo ** 2) / (hi ** 2 - lo ** 2)
-            return speeds[lo] + t * (speeds[hi] - speeds[lo])
-    return speeds[sides[-1]]
+def pass_cost(speeds: dict[int, float], arch: str) -> tuple[float, float]:
+    """(seconds per pass, seconds per GFLOP) fitted through the speeds measured at two sides. A pass
+    has a cost that does not grow with the image (launching some forty layers, two threads meeting
+    at each, worse on a busy server), so a small image is slower per GFLOP than a large one."""
+    layers = TransferConfig().layers
+    points = sorted((step_gflop(arch, layers, (side, side)), step_gflop(arch, layers, (side, side)) / speed)
+                    for side, speed in speeds.items())
+    (g1, t1), (g2, t2) = points[0], points[-1]
+    per_gflop = (t2 - t1) / (g2 - g1) if g2 > g1 and t2 > t1 else t2 / g2
+    fixed = max(0.0, t1 - g1 * per_gflop)
+    return fixed, (t2 - fixed) / g2
 
 
 def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, speeds: dict[int, float],
                     n_styles: int = 1) -> float:
     """The estimate before any run was observed, from the measured speeds alone."""
-    seconds = sum(RUN_OVERHEAD * gflop / speed_at(speeds, side)
-                  for side, gflop in _stages(config, shape, arch, n_styles)) + PER_STEP_S * config.steps
+    fixed, per_gflop = pass_cost(speeds, arch)
+    seconds = sum(RUN_OVERHEAD * (passes * fixed + gflop * per_gflop)
+                  for passes, gflop in _stages(config, shape, arch, n_styles)) + PER_STEP_S * config.steps
     return seconds * PRECISION_FACTOR.get(config.precision, 1.0)
 
 

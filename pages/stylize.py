@@ -93,6 +93,8 @@ if gallery:
         runs.show_run(latest, "latest")
     with c2:
         st.markdown(f"**{latest.label}** · {latest.model}")
+        if latest.last is not None:
+            st.caption(f"⏱ Took {latest.last.elapsed:.1f} s; estimated beforehand: {latest.estimated:.1f} s.")
         st.markdown(runs.run_summary(latest))
         if latest.weights:
             w = latest.weights

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from nst_core import stylize
-from nst_core.estimate import (Calibration, calibration_key, measure_speed, predict_seconds, run_gflop,
-                               speed_at)
+from nst_core.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_seconds,
+                               run_gflop)
+from nst_core.model import step_gflop
 from nst_core.settings import (BY_URL, DEFAULT_CONFIG, PRESET_KEYS, SETTINGS, TABLE, ab_choices, add_cli_options,
                                cli_values, config_from, defaults, parse_query, to_query)
 from nst_core.transfer import PRESETS, TransferConfig, preset_config
@@ -100,8 +101,13 @@ def test_the_work_counts_lbfgs_evaluations_coarse_levels_and_targets():
     speeds = {128: 10.0, 256: 20.0}
     assert predict_seconds(TransferConfig(precision="bf16"), (64, 64), "vgg19", speeds) == pytest.approx(
         0.5 * predict_seconds(TransferConfig(), (64, 64), "vgg19", speeds))
-    assert speed_at(speeds, 64) == 10.0 and speed_at(speeds, 512) == 20.0
-    assert 10.0 < speed_at(speeds, 192) < 20.0
+    # Slower per GFLOP at 128 than at 256 px: each pass has a fixed part, which fits both measurements.
+    fixed, per_gflop = pass_cost(speeds, "vgg19")
+    layers = TransferConfig().layers
+    for side, speed in speeds.items():
+        gflop = step_gflop("vgg19", layers, (side, side))
+        assert fixed + gflop * per_gflop == pytest.approx(gflop / speed)
+    assert fixed > 0 and pass_cost({128: 10.0, 256: 10.0}, "vgg19")[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_calibration_uses_the_same_key_then_the_same_network():

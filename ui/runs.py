@@ -37,6 +37,7 @@ class RunRecord:
     best: torch.Tensor | None = None  # while live; becomes ``image`` when finished
     image: bytes | None = None  # PNG
     id: int = 0
+    estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
 
     def rows(self) -> list[dict]:
         """The history as flat rows, for the figures (the same flattener as the CLI's CSV)."""
@@ -165,16 +166,17 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
     with slots.slot(on_wait=waiting):
         for i, job in enumerate(jobs):
             prefix = f"{job.label} · " if len(jobs) > 1 else ""
-            record = batch.current = RunRecord(job.label, {**job.names, "network": job.model.description,
-                                                           **job.config.to_dict()}, job.model.description)
             predicted = _predicted(job)
+            key = calibration_key(job.model.description, job.config)
+            record = batch.current = RunRecord(job.label, {**job.names, "network": job.model.description,
+                                                           **job.config.to_dict()}, job.model.description,
+                                               estimated=calibration().estimate(key, predicted))
             status_, message = _drive(job, record, lambda rec: _draw(rec, record, prefix, (i, len(jobs)), bar,
                                                                      preview_slot, chart_slot))
             batch.done.append(_finish(record, status_, message))
             batch.current = None
             if status_ == "done" and record.last is not None:
-                calibration().record(calibration_key(job.model.description, job.config), predicted,
-                                     record.last.elapsed)
+                calibration().record(key, predicted, record.last.elapsed)
             if status_ != "done":
                 break
     st.session_state.pop("live", None)
