@@ -28,7 +28,8 @@ def _files(folder: Path, suffixes=(".jpg", ".png")) -> dict[str, Path]:
 def _experiment_sets() -> dict[str, tuple[dict, dict[str, Path]]]:
     """Precomputed experiments: folder name → (its index, its files by name)."""
     sets = {}
-    for folder in sorted((ASSETS / "experiments").iterdir()):
+    root = ASSETS / "experiments"
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
         index = folder / "index.json"
         if folder.is_dir() and index.is_file():
             sets[folder.name] = (json.loads(index.read_text()), {p.name: p for p in folder.iterdir()})
@@ -39,7 +40,6 @@ _CATALOGUES = {"content": _files(ASSETS / "content"), "style": _files(ASSETS / "
 _GALLERY = _files(ASSETS / "gallery", (".jpg",))
 _GALLERY_CAPTIONS = json.loads((ASSETS / "gallery" / "index.json").read_text())
 _EXPERIMENTS = _experiment_sets()
-DEFAULT_PAIR = "chelsea_cat__flow_brush"
 
 
 def catalogue(kind: str) -> dict[str, Path]:
@@ -63,10 +63,11 @@ def gallery_image(content: str, style: str) -> tuple[Path, str] | None:
 
 
 def experiment_set(content: str, style: str) -> tuple[str, dict, dict[str, Path]]:
-    """The precomputed experiments for the pair, or for the default pair when it has none."""
+    """The precomputed experiments for the pair, or else for the first pair that has some (an empty
+    index when none were committed)."""
     key = pair_key(content, style)
-    key = key if key in _EXPERIMENTS else DEFAULT_PAIR
-    index, files = _EXPERIMENTS[key]
+    key = key if key in _EXPERIMENTS else next(iter(_EXPERIMENTS), "")
+    index, files = _EXPERIMENTS.get(key, ({}, {}))
     return key, index, files
 
 
