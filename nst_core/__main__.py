@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .experiments import RECONSTRUCTION, content_reconstruction, style_reconstruction
 from .images import ImageError, load_image, to_pil
-from .model import WEIGHTS_ENV, ModelError, configure_threads, load_vgg, resolve_device, resolve_layers
-from .transfer import (DEFAULT_PRESET, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, PRESETS, TransferConfig,
-                       preset_config, run)
+from .model import ARCHS, WEIGHTS_ENV, ModelError, configure_threads, load_vgg, resolve_device, resolve_layers
+from .settings import add_cli_options, cli_values
+from .transfer import DEFAULT_PRESET, PRESETS, TransferConfig, preset_config, run
 
 
 def _csv_list(text: str, cast=str) -> tuple:
@@ -37,26 +37,12 @@ def _preset_list(text: str) -> tuple[str, ...]:
     return tuple(PRESET_NAMES[n.lower()] for n in names)
 
 
-def _add_run_options(p: argparse.ArgumentParser, defaults: str, size: int) -> None:
-    d = TransferConfig()
+def _add_run_options(p: argparse.ArgumentParser, base: TransferConfig, preset_note=None, skip=()) -> None:
     p.add_argument("-o", "--output", required=True, help="where to write the PNG")
-    p.add_argument("--size", type=int, default=None, help=f"long side of the result in pixels (default: {size})")
-    p.add_argument("--steps", type=int, default=None, help=f"(default: {defaults})")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {defaults})")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default: {defaults}; 1 for L-BFGS chosen here)")
-    p.add_argument("--tv", type=float, default=d.tv_weight, help="total-variation weight (smoothness)")
-    p.add_argument("--init", choices=INITS, default=None, help=f"(default: {defaults})")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--levels", type=int, default=None, help=f"coarse-to-fine levels, 1 = off (default: {defaults})")
-    p.add_argument("--arch", choices=("vgg16", "vgg19"), default=None,
-                   help="network (default vgg19; a weights file decides it)")
+    add_cli_options(p, base, skip=skip, preset_note=preset_note)
+    p.add_argument("--arch", choices=ARCHS, default=None, help="network (default vgg19; a weights file decides it)")
     p.add_argument("--weights", default=os.environ.get(WEIGHTS_ENV, "imagenet"),
                    help=f"imagenet, random, or a path to a VGG features state dict (default: ${WEIGHTS_ENV} or imagenet)")
-    p.add_argument("--pooling", choices=("max", "avg"), default=None, help=f"(default: {defaults})")
-    p.add_argument("--normalization", choices=("seed", "mse"), default=d.normalization)
-    p.add_argument("--balance", choices=("auto", "raw"), default=d.balance,
-                   help="auto: derive α and λ from the images so defaults hold on any network; raw: use as given")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--save-every", type=int, default=0, help="also save a snapshot every N steps")
     p.add_argument("--log", default=None, help="write every cost term of every step to this CSV file")
@@ -65,31 +51,25 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: str, size: int) -> No
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nst_core", description="Neural style transfer (Gatys et al.) on VGG.")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = TransferConfig()
 
     p = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE")
     p.add_argument("content")
     p.add_argument("style", nargs="+", help="one or more style images")
-    p.add_argument("--content-layer", default=d.content_layer)
-    p.add_argument("--style-layers", type=_csv_list, default=PAPER_STYLE_LAYERS)
     p.add_argument("--style-weights", type=lambda t: _csv_list(t, float), default=None, help="λ per style layer")
     p.add_argument("--style-blend", type=lambda t: _csv_list(t, float), default=None, help="weight per style image")
-    p.add_argument("--alpha", type=float, default=d.alpha)
-    p.add_argument("--beta", type=float, default=d.beta)
-    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--preset", choices=tuple(PRESET_NAMES), default=DEFAULT_PRESET.split()[0].lower(),
                    help="starting settings, as in the app; the options below override them")
-    _add_run_options(p, "from --preset", TransferConfig().size)
+    _add_run_options(p, preset_config(), preset_note="from --preset")
 
     p = sub.add_parser("reconstruct", help="rebuild an image from noise, matching one kind of cost only")
     p.add_argument("kind", choices=("content", "style"))
     p.add_argument("image")
     p.add_argument("--layers", type=_csv_list, required=True,
                    help="content: one layer (e.g. conv4_2); style: layers whose Grams to match")
-    _add_run_options(p, f"{RECONSTRUCTION.size} px, {RECONSTRUCTION.steps} Adam steps at lr {RECONSTRUCTION.lr:g}, from noise", RECONSTRUCTION.size)
+    _add_run_options(p, RECONSTRUCTION, skip=("content_layer", "style_layers", "alpha", "beta", "preserve_color"))
 
     p = sub.add_parser("benchmark", help="measure speed and memory (see nst_core/benchmark.py)")
-    p.add_argument("--arch", choices=("vgg16", "vgg19"), default="vgg19")
+    p.add_argument("--arch", choices=ARCHS, default="vgg19")
     p.add_argument("--weights", default="random", help="random, imagenet or a weights file")
     p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 384, 512))
     p.add_argument("--steps", type=int, default=5, help="steps timed per size for the overhead")
@@ -105,18 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> TransferConfig:
-    given = dict(size=args.size, steps=args.steps, optimizer=args.optimizer, lr=args.lr, levels=args.levels,
-                 pooling=args.pooling, init=args.init)
-    given = {k: v for k, v in given.items() if v is not None}
+    given = cli_values(args)
     if given.get("optimizer") == "lbfgs" and "lr" not in given:
         given["lr"] = 1.0  # a preset's Adam step size means nothing to L-BFGS's line search
-    given.update(tv_weight=args.tv, seed=args.seed, normalization=args.normalization, balance=args.balance,
-                 snapshot_every=args.save_every or 10)
+    given["snapshot_every"] = args.save_every or 10
     if args.command == "stylize":
-        return preset_config(PRESET_NAMES[args.preset], content_layer=args.content_layer,
-                             style_layers=args.style_layers, style_weights=args.style_weights, alpha=args.alpha,
-                             beta=args.beta, preserve_color=args.preserve_color, style_blend=args.style_blend,
-                             **given)
+        return preset_config(PRESET_NAMES[args.preset], style_weights=args.style_weights,
+                             style_blend=args.style_blend, **given)
     init = given.pop("init", None)
     base = replace(RECONSTRUCTION, **given)
     if args.kind == "content":
@@ -141,7 +116,7 @@ def _progress(rec) -> None:
 def _run_command(args) -> int:
     cfg = _config(args)
     device = resolve_device(args.device)
-    model = load_vgg(args.arch, args.weights, seed=args.seed, device=device)
+    model = load_vgg(args.arch, args.weights, seed=cfg.seed, device=device)
     resolve_layers(model.arch, cfg.layers)
     if args.command == "stylize":
         content, styles = load_image(args.content), [load_image(s) for s in args.style]

@@ -161,15 +161,18 @@ class VGGFeatures(nn.Module):
                     out[name] = x
         return {name: out[name].float() for name in layers}
 
+    def compute_precision(self, precision: str = "auto") -> str:
+        """"fp32" or "bf16": what a precision setting means on this model and machine."""
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ModelError(f"Unknown precision '{precision}': use auto, fp32 or bf16.")
+        return self.auto_precision() if precision == "auto" else precision
+
     def compute_dtype(self, precision: str = "fp32") -> torch.dtype:
         """The dtype the convolutions run in for a precision setting ("auto", "fp32" or "bf16")."""
-        if precision == "auto":
-            precision = self.auto_precision()
+        precision = self.compute_precision(precision)
         if precision == "fp32":
             return torch.float32
-        if precision == "bf16":
-            return _low_precision_dtype(self.mean.device)
-        raise ModelError(f"Unknown precision '{precision}': use auto, fp32 or bf16.")
+        return _low_precision_dtype(self.mean.device)
 
     def auto_precision(self) -> str:
         """bf16 where this machine runs it faster than fp32, else fp32; decided once per model.

@@ -24,7 +24,7 @@ from PIL import Image
 
 from . import costs
 from .images import MIN_SIDE, fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
-from .model import VGGFeatures, layer_table, step_gflop
+from .model import VGGFeatures, layer_table
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -431,14 +431,6 @@ def stylize(content, style, config: TransferConfig, model: VGGFeatures) -> tuple
     return to_pil(last.best_image), history
 
 
-def estimate_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, gflop_per_s: float) -> float:
-    """Expected run time from the FLOP count of each stage and a measured speed. L-BFGS's line
-    search evaluates the cost about 2.5 times per step on average (measured on style reconstructions)."""
-    per_eval = 2.5 if config.optimizer == "lbfgs" else 1.0
-    return sum(n * per_eval * step_gflop(arch, config.layers, size)
-               for size, n in stage_plan(config, fit_long_side(shape, config.size))) / gflop_per_s
-
-
 def bare_step_seconds(model: VGGFeatures, layers, size: tuple[int, int], repeats: int = 1,
                       precision: str = "auto") -> float:
     """Median time of a bare forward+backward (input gradient only) through ``layers``; a first,
@@ -451,9 +443,3 @@ def bare_step_seconds(model: VGGFeatures, layers, size: tuple[int, int], repeats
         x.grad = None
         times.append(time.perf_counter() - t)
     return sorted(times[1:])[len(times[1:]) // 2]
-
-
-def measure_speed(model: VGGFeatures, side: int = 128) -> float:
-    """GFLOP/s of one forward+backward pass on this machine."""
-    layers = TransferConfig().layers
-    return step_gflop(model.arch, layers, (side, side)) / bare_step_seconds(model, layers, (side, side))

@@ -4,19 +4,19 @@ import streamlit as st
 
 from nst_core import plots, to_tensor
 from nst_core.analysis import activations, channel_order, layer_shapes, receptive_field_box, top_patches
-from pages import common
+from ui import frame, network, pickers
 
-common.require_frame()
+frame.enter()
 
 st.title("🔬 What does each layer see?")
 st.write("Each layer turns the image into a stack of **channels**: maps of where one learned filter "
          "responds. Shallow layers have small receptive fields and respond to colours and edges; "
          "deeper layers see larger regions and respond to whole textures and object parts.")
 
-model = common.current_model()
-content, style, generated = common.chosen_images()
-common.images_caption()
-size = st.session_state.get("size", 256)
+model = network.current_model()
+content, (style, *_), generated = pickers.chosen_images()
+pickers.images_caption()
+size = st.session_state["size"]
 names = [n for n in model.table if n.startswith(("conv", "pool"))]
 
 st.subheader("The network, layer by layer")
@@ -40,7 +40,7 @@ def _acts(model_key, keys, _images, layer, size):
 
 
 labelled = [("content", content), ("style", style)] + ([("generated", generated)] if generated is not None else [])
-keys = tuple(common.image_key(img) for _, img in labelled)
+keys = tuple(pickers.image_key(img) for _, img in labelled)
 blocks = _acts(model.description, keys, [img for _, img in labelled], layer, (h, w))
 
 st.subheader("Channel maps")
@@ -85,8 +85,8 @@ st.write("Following Zeiler & Fergus (2013): search every bundled image for the p
 
 @st.cache_data(max_entries=32, ttl="1h", show_spinner="Searching the bundled images…")
 def _patches(model_key, layer, channel, side):
-    images = [to_tensor(common.decode_image(p.read_bytes())[0], side) for kind in ("content", "style")
-              for p in common.bundled(kind).values()]
+    images = [to_tensor(pickers.bundled_image(kind, name), side) for kind in ("content", "style")
+              for name in pickers.catalogue(kind)]
     return top_patches(model, images, layer, channel, k=9)
 
 

@@ -1,15 +1,14 @@
 """Why does the choice of layer matter? The paper's key figures, on bundled or your own images."""
 
-import json
+from dataclasses import replace
 
 import streamlit as st
 
-from nst_core import plots, run, to_pil
-from nst_core.experiments import EXPERIMENTS, series
-from nst_core.transfer import estimate_seconds
-from pages import common
+from nst_core import plots
+from nst_core.experiments import EXPERIMENTS, RECONSTRUCTION, series
+from ui import frame, network, pickers, runs, state
 
-common.require_frame()
+frame.enter()
 
 st.title("🧪 Layer experiments")
 st.write("Each experiment runs the same optimization loop with one thing changed. Start from noise and match "
@@ -29,56 +28,50 @@ EXPLAIN = {
                "trained one keeps recognisable shapes: what the features mean is learned.",
 }
 
-model = common.current_model()
+model = network.current_model()
 name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_name")
 st.info(EXPLAIN[name], icon="💡")
 
-content_name = st.session_state.get("content", "chelsea cat")
-style_name = st.session_state.get("style", "flow brush")
-folder = common.ASSETS / "experiments" / f"{content_name.replace(' ', '_')}__{style_name.replace(' ', '_')}"
-if not (folder / "index.json").is_file():
-    folder = common.ASSETS / "experiments" / "chelsea_cat__flow_brush"
-
 st.subheader("Precomputed")
-index = json.loads((folder / "index.json").read_text()) if (folder / "index.json").is_file() else {}
-if name in index:
-    items = index[name]
-    images = [common.decode_image((folder / item["file"]).read_bytes())[0] for item in items]
+pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
+items = [item for item in index.get(name, []) if item.get("file") in files]
+if items:
+    images = [pickers.decode_image(files[item["file"]].read_bytes())[0] for item in items]
     st.pyplot(plots.image_row(images, [item["label"] for item in items],
-                              folder.name.replace("__", " × ").replace("_", " ")))
+                              pair.replace("__", " × ").replace("_", " ")))
     st.caption(f"Made with {items[0]['network']} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
                f"{items[0]['size']} px each; {sum(i['seconds'] for i in items):.0f} s in all on a 2-core CPU).")
 else:
     st.caption("No precomputed result for this experiment yet: recompute it below.")
 
 st.subheader("Recompute on your images")
-content, style, _ = common.chosen_images()
-common.images_caption()
-configs = series(name)
-shape = (content.height, content.width)
-seconds = sum(estimate_seconds(cfg, shape, model.arch, common.machine_speed(model.description, model)) for _, cfg in configs)
-st.caption(f"{len(configs)} runs at {configs[0][1].size} px, {configs[0][1].steps} steps each: about "
-           f"{seconds:.0f} s on this server with {model.description}.")
+content, styles, _ = pickers.chosen_images()
+pickers.images_caption()
+try:
+    stylize = state.config_from_state(two_styles=len(styles) > 1)
+except ValueError as exc:
+    st.error(f"The Stylize settings cannot run: {exc}.")
+    st.stop()
+# Reconstructions keep their own recipe (from noise, small and short, so a class can recompute);
+# the network's pooling, normalization, arithmetic and seed are the student's, as are all the
+# stylization settings of the layer and β experiments.
+recon = replace(RECONSTRUCTION, pooling=stylize.pooling, normalization=stylize.normalization,
+                precision=stylize.precision, seed=stylize.seed)
+configs = series(name, stylize.style_layers, reconstruction=recon, stylization=stylize)
+jobs = [runs.Job(label, content, styles, cfg,
+                 network.load_model(model.arch, "random")[0] if name == "weights" and label == "random" else model)
+        for label, cfg in configs]
+st.caption(f"{len(jobs)} runs at {configs[0][1].size} px, {configs[0][1].steps} steps each, with the Stylize "
+           f"settings: about {runs.estimate(jobs):.0f} s on this server with {model.description}.")
 if name == "weights" and not model.trained:
     st.warning("The sidebar's weights are already random: pick trained weights to see the contrast.")
 
+result_key = f"exp_result_{name}"
 if st.button("▶ Recompute", type="primary", key="exp_run"):
-    results, labels = [], []
-    bar = st.progress(0.0, text="Starting…")
-    slots = common.run_slots()
-    with slots.slot(on_wait=lambda p: bar.progress(0.0, text=f"Queued: {p} run(s) ahead of you.")):
-        for i, (label, cfg) in enumerate(configs):
-            net = common.load_model(model.arch, "random")[0] if name == "weights" and label == "random" else model
-            last = None
-            for rec in run(content, [style], cfg, net):
-                last = rec
-                done = (i + rec.step / max(rec.total_steps, 1)) / len(configs)
-                bar.progress(min(done, 1.0), text=f"{label}: step {rec.step}/{rec.total_steps}")
-            results.append(to_pil(last.best_image))
-            labels.append(label)
-    st.session_state[f"exp_result_{name}"] = (results, labels)
-    bar.empty()
+    runs.run_panel(jobs, "experiment", dest=result_key)
 
-if f"exp_result_{name}" in st.session_state:
-    results, labels = st.session_state[f"exp_result_{name}"]
-    st.pyplot(plots.image_row(results, labels, "Your images"))
+results = [r for r in st.session_state.get(result_key, []) if r.image]
+if results:
+    st.pyplot(plots.image_row([pickers.decode_image(r.image)[0] for r in results],
+                              [r.label if r.status == "done" else f"{r.label} ({r.status})" for r in results],
+                              "Your images"))

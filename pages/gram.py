@@ -6,9 +6,9 @@ import torch
 
 from nst_core import FORMULAS, gram_matrix, plots, to_pil, to_tensor
 from nst_core.analysis import activations, channel_correlation, gram_order, shuffle_experiment, toy_block
-from pages import common
+from ui import frame, network, pickers
 
-common.require_frame()
+frame.enter()
 
 st.title("🧮 What is style, concretely?")
 st.write("Style is measured by **which channels fire together**. For every pair of channels k and k′, "
@@ -23,7 +23,6 @@ kind = c1.radio("Make channels 0 and 1…", ["correlated", "anticorrelated", "ra
                                              "random": "independent"}.get)
 seed = c1.number_input("Random block seed", 0, 999, 0, key="toy_seed")
 block = toy_block(kind, seed=int(seed))
-st.session_state.setdefault("toy_edit", None)
 with c2:
     st.caption("Edit channel 0's 4×4 map (values are activations ≥ 0):")
     edited = st.data_editor(pd.DataFrame(block[0].numpy()), key=f"toy_editor_{kind}_{seed}", width="stretch",
@@ -42,9 +41,9 @@ st.markdown(f"**G[{k}, {k2}] = {float(gram[k, k2]):.3g}**: the sum of the green 
 
 # ---------------------------------------------------------------- real
 st.header("2 · The real thing")
-model = common.current_model()
-content, style, generated = common.chosen_images()
-common.images_caption()
+model = network.current_model()
+content, (style, *_), generated = pickers.chosen_images()
+pickers.images_caption()
 layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
 c1, c2, c3 = st.columns(3)
 layer = c1.selectbox("Layer", layers, index=min(2, len(layers) - 1), key="gram_layer",
@@ -53,7 +52,7 @@ n = c2.select_slider("Channels shown", [16, 32, 64], value=32, key="gram_n",
                      help="The strongest channels of the style image; all of them would be unreadable on a projector.")
 other = c3.radio("Compare the style image with", ["generated", "content"] if generated is not None else ["content"],
                  horizontal=True, key="gram_other")
-size = st.session_state.get("size", 256)
+size = st.session_state["size"]
 side = min(size, 256)
 
 
@@ -64,7 +63,7 @@ def _grams(model_key, keys, _images, layer, side):
 
 
 pair = [style, generated if other == "generated" and generated is not None else content]
-(blocks, grams) = _grams(model.description, tuple(common.image_key(i) for i in pair), pair, layer, side)
+(blocks, grams) = _grams(model.description, tuple(pickers.image_key(i) for i in pair), pair, layer, side)
 order = gram_order(grams[0])
 c1, c2 = st.columns(2)
 ci = c1.slider("Cell row k (rank by energy)", 0, n - 1, 0, key="gram_ci")
@@ -92,7 +91,7 @@ def _shuffle(model_key, key, _img, tiles, seed, side):
     return shuffle_experiment(model, to_tensor(_img, side), style_layers, "conv4_2", tiles, seed)
 
 
-result = _shuffle(model.description, common.image_key(style), style, tiles, int(shuffle_seed), side)
+result = _shuffle(model.description, pickers.image_key(style), style, tiles, int(shuffle_seed), side)
 c1, c2 = st.columns([2, 3])
 c1.pyplot(plots.image_row([style.resize((side, side * style.height // style.width)), to_pil(result["shuffled"])],
                           ["style", f"{tiles}×{tiles} tiles shuffled"]))

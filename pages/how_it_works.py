@@ -5,14 +5,14 @@ import streamlit as st
 from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
 from nst_core.costs import TV_FORMULA
-from pages import common
+from ui import frame, network, pickers
 
-common.require_frame()
+frame.enter()
 
 st.title("📐 How it works")
-model = common.current_model()
-content, style, _ = common.chosen_images()
-norm = st.session_state.get("normalization", "seed")
+model = network.current_model()
+content, (style, *_), _ = pickers.chosen_images()
+norm = st.session_state["normalization"]
 f = FORMULAS[norm]
 
 st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a network. A VGG network, "
@@ -59,7 +59,7 @@ st.header("6 · Receptive fields: how much each unit sees")
 st.write("A 3×3 convolution lets each unit see one pixel further in every direction; a 2×2 pool doubles the "
          "step between units, so every later convolution grows the field twice as fast. Formally, each "
          "layer adds (kernel − 1) × (current stride) pixels.")
-size = st.session_state.get("size", 256)
+size = st.session_state["size"]
 h, w = round(content.height * size / max(content.size)), round(content.width * size / max(content.size))
 rows = layer_shapes(model, (h, w))
 c1, c2 = st.columns([2, 3])
@@ -82,7 +82,7 @@ def _scales(model_key, keys, _content, _style):
     return cost_scales(model, _content, _style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
 
 
-table = _scales(model.description, (common.image_key(content), common.image_key(style)), content, style)
+table = _scales(model.description, (pickers.image_key(content), pickers.image_key(style)), content, style)
 st.dataframe([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in table],
              hide_index=True, width="stretch")
 ratio_c = table[1]["J_content(C,0)"] / table[0]["J_content(C,0)"]

@@ -7,7 +7,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from nst_core import Step
 from tests.conftest import ROOT
+from ui.runs import Batch, RunRecord
 
 PAGES = ["pages/stylize.py", "pages/activations.py", "pages/gram.py", "pages/cost_curves.py",
          "pages/experiments.py", "pages/how_it_works.py"]
@@ -67,16 +69,18 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     next(b for b in at.button if b.label == "▶ Run").click().run()
     no_exception(at)
     runs = at.session_state["runs"]
-    assert len(runs) == 1 and runs[0]["status"] == "done"
-    assert runs[0]["image"][:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(runs[0]["history"]) == 3  # two steps and the final evaluation
+    assert len(runs) == 1 and runs[0].status == "done"
+    assert runs[0].image[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(runs[0].history) == 3  # two steps and the final evaluation
+    assert max(runs[0].history[-1].size) == 128 and set(runs[0].history[-1].style_layers) == set(
+        at.session_state["style_layers"])  # typed records: the size in numbers, per-layer costs a mapping
     assert any(el.proto.label == "⬇ Download PNG" for el in at.get("download_button"))
     at.switch_page("pages/cost_curves.py").run()
     no_exception(at)
     assert any("Run 1" in str(o) for sb in at.selectbox for o in sb.options)
     at.switch_page("pages/stylize.py").run()
     no_exception(at)
-    assert at.session_state["runs"][0]["image"] == runs[0]["image"]
+    assert at.session_state["runs"][0].image == runs[0].image
     assert any(h.value == "Latest result" for h in at.subheader)
 
 
@@ -84,13 +88,14 @@ def test_an_interrupted_run_is_kept_as_stopped():
     """A Stop click reruns the script mid-run; the next run must store what the run had reached."""
     at = app()
     at.run()
-    at.session_state["live"] = {"label": "x", "kind": "stylize", "settings": {"steps": 9}, "snapshots": [],
-                                "history": [{"step": 1, "total": 2.0}, {"step": 2, "total": 1.0}],
-                                "best": torch.rand(1, 3, 16, 16), "weights": {}, "model": "m", "started": 0}
+    steps = [Step(step=i, total_steps=9, stage=0, size=(16, 16), elapsed=i, eta=1, content=1, style=1, tv=0,
+                  total=3 - i, style_layers={"conv1_1": 1.0}, best_image=None, best_total=1) for i in (1, 2)]
+    at.session_state["live"] = Batch("runs", current=RunRecord("x", {"steps": 9}, "m", history=steps,
+                                                               best=torch.rand(1, 3, 16, 16)))
     at.run()
     no_exception(at)
     entry = at.session_state["runs"][0]
-    assert entry["status"] == "stopped" and "step 2" in entry["message"] and entry["image"][:4] == b"\x89PNG"
+    assert entry.status == "stopped" and "step 2" in entry.message and entry.image[:4] == b"\x89PNG"
     assert "live" not in at.session_state
 
 
@@ -113,6 +118,8 @@ def test_shared_link_sets_the_widgets():
     assert at.session_state["steps"] == 7 and at.session_state["optimizer"] == "lbfgs"
     assert at.session_state["beta"] == 20.0 and at.session_state["style_layers"] == ["conv1_1", "conv2_1"]
     assert at.session_state["size"] == 256 and at.session_state["init"] == "content"  # bad values ignored
+    notice = " ".join(t.value for t in at.toast)
+    assert "Image size" in notice and "Start from" in notice, notice
 
 
 def test_offline_imagenet_falls_back_with_a_notice(monkeypatch):
@@ -145,7 +152,7 @@ def test_every_cache_is_bounded():
     import ast
 
     found = 0
-    for path in (ROOT / "pages").glob("*.py"):
+    for path in [*(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
@@ -164,17 +171,16 @@ def test_every_cache_is_bounded():
 
 @pytest.mark.parametrize("source", ["file:/etc/passwd", "/etc/passwd", "file:../shared/weights/x.pth"])
 def test_a_link_cannot_name_a_server_path_as_weights(monkeypatch, source):
-    from pages import common
+    from ui import network
     asked = []
-    real = common.load_vgg
-    monkeypatch.setattr(common, "load_vgg", lambda arch, weights, **kw: asked.append(weights) or real(arch, weights, **kw))
+    real = network.load_vgg
+    monkeypatch.setattr(network, "load_vgg", lambda arch, weights, **kw: asked.append(weights) or real(arch, weights, **kw))
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-    common.load_model.clear()
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"weights_source": source, "arch": "vgg16", "size": "128"})
     at.run()
     no_exception(at)
     assert at.session_state["weights_source"] != source
     assert all(w in ("random", "imagenet") for w in asked), asked
-    model, error = common.load_model("vgg16", source)  # even called directly, it refuses
+    model, error = network.load_model("vgg16", source)  # even called directly, it refuses
     assert model is None and "not one of this server's weight sources" in error

@@ -65,20 +65,98 @@ def choose(page, label: str, option: str):
     page.get_by_role("option", name=option).first.click()
 
 
-def test_deep_link_on_a_fresh_server_gets_the_full_app(server, page):
+@pytest.mark.parametrize("path, title", [("activations", "What does each layer see?"),
+                                         ("gram", "What is style, concretely?"), ("cost_curves", "Cost curves"),
+                                         ("experiments", "Layer experiments"), ("how_it_works", "How it works")])
+def test_deep_link_on_a_fresh_server_gets_the_full_app(browser, path, title):
     """The first visit of a new server lands on a page other than the home page: it must still get the
-    app's navigation and sidebar, not Streamlit's legacy pages/ listing."""
-    page.goto(f"{server}/gram{FAST}")
+    app's navigation, sidebar and the link's settings, not Streamlit's legacy pages/ listing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / f"streamlit_fresh_{path}.log") as (url, _):
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        page = context.new_page()
+        page.goto(f"{url}/{path}{FAST}&init=noise")
+        wait_idle(page)
+        heading = page.get_by_role("heading", name=re.compile(re.escape(title))).first
+        heading.wait_for(timeout=60_000)  # the page's own title, not the navigation's link to it
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("Network").wait_for(timeout=60_000)
+        assert sidebar.get_by_text("Network").count() == 1
+        assert page.get_by_text("common", exact=True).count() == 0
+        assert page.get_by_role("link", name="Stylize").count() >= 1  # the app's own navigation
+        no_exceptions(page)
+        assert "init=noise" in page.url and f"/{path}" in page.url
+        page.reload()
+        wait_idle(page)
+        page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=60_000)
+        no_exceptions(page)
+        context.close()
+
+
+def _advanced(page):
+    expander = page.get_by_text("Advanced: layers, weights, optimizer")
+    if page.locator('[data-testid="stSelectbox"]').filter(has_text="Content layer").count() == 0 or \
+            not page.locator('[data-testid="stSelectbox"]').filter(has_text="Content layer").first.is_visible():
+        expander.click()
+
+
+def _selected(box) -> str:
+    """What a selectbox shows as chosen (its text, or its input's value where it has one)."""
+    inputs = box.locator("input")
+    shown = box.inner_text()
+    return shown + " " + (inputs.first.input_value() if inputs.count() else "")
+
+
+def _stylize_settings(page) -> dict:
+    _advanced(page)
+    box = page.locator('[data-testid="stSelectbox"]')
+    return {"content_layer": _selected(box.filter(has_text="Content layer").first),
+            "init": _selected(box.filter(has_text="Start from").first),
+            "normalization": page.locator('[data-testid="stRadio"]').filter(has_text="Normalization").first
+            .locator("input:checked").first.evaluate("e => e.closest('label').innerText")}
+
+
+def test_settings_survive_every_page_a_reload_and_a_copied_link(server, browser, page):
+    """The issue's steps: change three Stylize settings, visit every page, come back, reload, and
+    open the copied address in a fresh browser: the settings are still the chosen ones."""
+    page.goto(server + "/" + FAST)
     wait_idle(page)
-    page.get_by_text("What is style, concretely?").wait_for(timeout=60_000)
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.get_by_text("Network").count() == 1
-    assert page.get_by_text("common", exact=True).count() == 0
-    no_exceptions(page)
+    _advanced(page)
+    choose(page, "Content layer", "conv2_2")
+    wait_idle(page)
+    choose(page, "Start from", "noise")
+    wait_idle(page)
+    page.get_by_text("Mean squared (PyTorch tutorial)").click()
+    wait_idle(page)
+    expected = _stylize_settings(page)
+    assert "conv2_2" in expected["content_layer"] and "noise" in expected["init"]
+    assert "Mean squared" in expected["normalization"]
+    for title, marker in [("What layers see", "What does each layer see?"), ("Gram matrices", "What is style"),
+                          ("Cost curves", "Start two runs"), ("Layer experiments", "with the Stylize settings"),
+                          ("How it works", "mean-squared")]:
+        page.get_by_role("link", name=title).first.click()
+        wait_idle(page)
+        page.get_by_text(marker).first.wait_for(timeout=60_000)
+        no_exceptions(page)
+        for query in ("content_layer=conv2_2", "init=noise", "normalization=mse"):
+            assert query in page.url, (title, page.url)
+    page.get_by_role("link", name="Stylize").first.click()
+    wait_idle(page)
+    assert _stylize_settings(page) == expected
     page.reload()
     wait_idle(page)
-    page.get_by_text("How it works").first.wait_for(timeout=30_000)
-    page.get_by_text("What is style, concretely?").wait_for(timeout=60_000)
+    assert _stylize_settings(page) == expected
+    copied = page.url
+    other = browser.new_context(viewport={"width": 1400, "height": 1600})
+    fresh = other.new_page()
+    fresh.goto(copied)
+    wait_idle(fresh)
+    assert _stylize_settings(fresh) == expected
+    no_exceptions(fresh)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    fresh.screenshot(path=str(SHOTS / "stylize_from_copied_link.png"), full_page=True)
+    other.close()
 
 
 def test_stylize_upload_run_download(server, page, tmp_path):

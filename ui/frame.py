@@ -1,0 +1,57 @@
+"""Navigation and the frame every page runs inside: settings from the link, the sidebar, the URL.
+
+A folder named ``pages/`` beside the entrypoint makes Streamlit run a requested page file directly
+until the entrypoint has called ``st.navigation`` once in the process: a deep link that is a fresh
+server's first request lands in the page without the frame. Each page therefore starts with
+:func:`enter`, which then runs the whole app through ``st.navigation`` itself: public API only.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+
+from ui import network, state
+from ui.runs import recover_interrupted
+
+_frame = threading.local()  # each session's script runs in its own thread
+
+PAGES = (
+    ("pages/stylize.py", "Stylize", "🎨"),
+    ("pages/activations.py", "What layers see", "🔬"),
+    ("pages/gram.py", "Gram matrices", "🧮"),
+    ("pages/cost_curves.py", "Cost curves", "📉"),
+    ("pages/experiments.py", "Layer experiments", "🧪"),
+    ("pages/how_it_works.py", "How it works", "📐"),
+)
+
+
+@contextmanager
+def _inside():
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
+
+
+def app() -> None:
+    """The whole app: page config, navigation, the student's settings, the sidebar, then the page."""
+    st.set_page_config(page_title="Neural style transfer lab", page_icon="🎨", layout="wide")
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+                          for i, (path, title, icon) in enumerate(PAGES)], position="top")
+    state.start()
+    recover_interrupted()
+    model = network.sidebar()
+    state.write_url(model.arch, network.loaded_source())
+    with _inside():
+        page.run()
+
+
+def enter() -> None:
+    """First line of every page: outside the frame, run the app (which runs this page in it) instead."""
+    if not getattr(_frame, "active", False):
+        app()
+        st.stop()

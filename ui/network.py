@@ -1,0 +1,131 @@
+"""Weight sources, the one cached model, and the sidebar every page shares."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from nst_core import ModelError, load_vgg
+from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
+from ui import state
+
+configure_threads()  # once per server process: a hosted container may see more cores than it gets
+RUN_SOURCES = {"imagenet": "ImageNet (torchvision)", "random": "Random (untrained)"}
+
+
+def weight_files() -> dict[str, str]:
+    """Weight files the server allows: $NST_WEIGHTS and *.pth in $NST_WEIGHTS_DIR.
+
+    Paths come only from the server's environment, never from a student, so nobody can make the
+    app read an arbitrary file.
+    """
+    found = {}
+    env = os.environ.get(WEIGHTS_ENV)
+    if env and Path(env).is_file():
+        found[f"file:{Path(env).name}"] = env
+    folder = os.environ.get("NST_WEIGHTS_DIR")
+    if folder and Path(folder).is_dir():
+        for p in sorted(Path(folder).glob("*.pt*")):
+            found.setdefault(f"file:{p.name}", str(p))
+    return found
+
+
+def sources() -> list[str]:
+    return [*weight_files(), *RUN_SOURCES]
+
+
+def source_label(source: str) -> str:
+    return RUN_SOURCES.get(source) or f"Local file: {source.split(':', 1)[1]}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the network…")
+def _load(arch: str, source: str) -> VGGFeatures:
+    """One frozen model per (architecture, source) for the whole process, shared by all sessions.
+    Raises on failure, and Streamlit caches only successes."""
+    weights = weight_files().get(source, source)
+    return load_vgg(None if source.startswith("file:") else arch, weights, seed=0, device=resolve_device("auto"))
+
+
+@st.cache_resource(max_entries=1)
+def _failures() -> tuple[dict, threading.Lock]:
+    """Sources that failed to load in this process, with the reason: an offline server does not retry
+    a download on every rerun, and "Retry loading" forgets one entry, not everyone's models."""
+    return {}, threading.Lock()
+
+
+def load_model(arch: str, source: str) -> tuple[VGGFeatures | None, str | None]:
+    """(model, None), or (None, why not)."""
+    if source not in sources():
+        return None, f"'{source}' is not one of this server's weight sources."
+    failed, lock = _failures()
+    with lock:
+        if (arch, source) in failed:
+            return None, failed[(arch, source)]
+    try:
+        return _load(arch, source), None
+    except (ModelError, OSError) as exc:
+        with lock:
+            failed[(arch, source)] = str(exc)
+        return None, str(exc)
+
+
+def retry(arch: str, source: str) -> None:
+    failed, lock = _failures()
+    with lock:
+        failed.pop((arch, source), None)
+
+
+def current_model(notify: bool = False) -> VGGFeatures:
+    """The model chosen in the sidebar, falling back to another source if it cannot be loaded.
+    With ``notify``, say so and offer a retry of that one source (the sidebar does)."""
+    ss = st.session_state
+    arch, source = ss["arch"], ss["weights_source"]
+    model, error = load_model(arch, source)
+    used = source
+    if model is None:
+        used = next((s for s in weight_files() if s != source), "random")
+        model = load_model(arch, used)[0]
+        if model is None:
+            used, model = "random", load_model(arch, "random")[0]
+        if notify:
+            st.warning(f"**{source_label(source)} could not be loaded.** {error}\n\n"
+                       f"Using **{source_label(used)}** instead; pick another source above.", icon="⚠️")
+            if st.button("Retry loading", key=f"retry_{source}"):
+                retry(arch, source)
+                st.rerun()
+    ss["_loaded_source"] = used
+    return model
+
+
+def loaded_source() -> str:
+    return st.session_state["_loaded_source"]
+
+
+def sidebar() -> VGGFeatures:
+    """Network, weights, arithmetic, image size and seed: shared by every page. Returns the model."""
+    ss = st.session_state
+    if ss["weights_source"] not in sources():
+        ss["weights_source"] = next(iter(weight_files()), "imagenet")
+    with st.sidebar:
+        st.header("Network")
+        state.widget("weights_source", options=sources(), fmt=source_label)
+        if ss["weights_source"].startswith("file:"):
+            model = current_model(notify=True)
+            st.caption(f"Architecture: {model.arch.upper()} (fixed by the weights file)")
+        else:
+            state.widget("arch")
+            model = current_model(notify=True)
+        state.fit_to_model(model.arch)
+        if model.trained:
+            st.success(f"In use: {model.description}", icon="✅")
+        else:
+            st.warning(f"In use: {model.description}. Untrained filters respond to colour and "
+                       "texture only weakly and at random: expect noisy, washed-out results.", icon="🎲")
+        state.widget("precision")
+        st.header("Images")
+        state.widget("size")
+        state.widget("seed")
+    return model
