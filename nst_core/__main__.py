@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="random", help="random, imagenet or a weights file")
     p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 384, 512))
     p.add_argument("--steps", type=int, default=5, help="steps timed per size for the overhead")
-    p.add_argument("--sections", type=_csv_list, default=("overhead", "totals", "gpu"),
-                   help="any of overhead,totals,quality,concurrency,gpu (quality and concurrency take minutes)")
-    p.add_argument("--quality-size", type=int, default=384)
+    p.add_argument("--sections", type=_csv_list, default=("overhead", "precision", "totals", "gpu"),
+                   help="any of overhead,precision,totals,quality,concurrency,gpu (quality and concurrency take "
+                        "minutes)")
+    p.add_argument("--quality-size", type=int, default=256, help="(default: the app's default size)")
     p.add_argument("--presets", type=_preset_list, default=tuple(PRESETS),
                    help=f"presets the quality section times, of {','.join(PRESET_NAMES)}")
     p.add_argument("--baseline-steps", type=int, default=300)
@@ -128,7 +129,8 @@ def _run_command(args) -> int:
     log_file = open(args.log, "w", newline="") if args.log else None
     writer = None
     print(f"{model.description}; {cfg.content_layer if cfg.alpha else '-'} / "
-          f"{','.join(cfg.style_layers) if cfg.beta else '-'}; {device}", file=sys.stderr)
+          f"{','.join(cfg.style_layers) if cfg.beta else '-'}; {device}, network in "
+          f"{model.precision_label(cfg.precision)}", file=sys.stderr)
     try:
         for rec in run(content, styles, cfg, model):
             _progress(rec)

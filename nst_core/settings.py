@@ -154,7 +154,7 @@ TABLE: tuple[Setting, ...] = (
     Setting("content", "Content image", "A bundled photo, or upload your own.", "select", url="content",
             choices="content", app_default="chelsea_cat", cli=False),
     Setting("style", "Style image", "A bundled style, or upload your own.", "select", url="style",
-            choices="style", app_default="flow_brush", cli=False),
+            choices="style", app_default="starry_night", cli=False),
     Setting("use_second_style", "Blend in a second style", "Each layer's target Gram becomes a weighted mix of "
             "both styles' Grams.", "checkbox", url="second", app_default=False, cli=False),
     Setting("style2", "Second style image", "The style mixed into the first.", "select", url="style2",

@@ -5,32 +5,39 @@ from dataclasses import replace
 import streamlit as st
 
 from nst_core import plots
-from nst_core.experiments import EXPERIMENTS, RECONSTRUCTION, series
+from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
 from ui import frame, network, pickers, runs, state
 
 frame.enter()
 
 st.title("🧪 Layer experiments")
-st.write("Each experiment runs the same optimization loop with one thing changed. Start from noise and match "
-         "**only** one layer's activations, and you see exactly what that layer remembers of the photo.")
+st.write("Each experiment runs the same optimization loop with one thing changed. Start from a blank canvas "
+         "and match **only** one layer's activations, and you see exactly what that layer remembers of the photo.")
 
 EXPLAIN = {
     "content": "Shallow layers (conv1_2, conv2_2) give the photo back almost pixel for pixel. Deeper layers keep "
-               "where things are, but let colours and fine detail drift: they store *what* is there, not the "
-               "exact pixels. That is why the content layer sits in the middle (conv4_2).",
-    "style": "With conv1_1 alone, only colours and the finest grain come back. Each deeper layer adds larger "
-             "structures, so the texture's scale grows. Several layers together look far more like the style "
-             "than any one alone: each covers a different scale.",
+               "where things are (the hat, the face, the tie) but let colours and fine detail drift: they store "
+               "*what* is there, not the exact pixels. That is why the content layer sits in the middle (conv4_2).",
+    "style": "With conv1_1 alone, only the style's colours come back, in blobs. Each deeper layer adds larger "
+             "structures (strokes, then swirls), so the texture's scale grows. Several layers together look far "
+             "more like the style than any one alone: each covers a different scale.",
     "content_layer": "Content from conv2_2 holds the photo's pixels tightly, so the style can only tint it. "
                      "Content from conv4_2 keeps the layout and lets the style repaint the surfaces.",
     "beta": "With α fixed, a larger β trades the photo for the texture, step by step.",
-    "weights": "An untrained network's conv4_2 still keeps some layout (convolutions are local), but the "
-               "trained one keeps recognisable shapes: what the features mean is learned.",
+    "weights": "The same style reconstruction on two networks. The trained one rebuilds the painting's strokes; "
+               "the untrained one only smears its colours, because its filters never learned what a stroke is.",
 }
 
 model = network.current_model()
 name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_name")
 st.info(EXPLAIN[name], icon="💡")
+
+prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
+                  help="Switch it off to start from white noise: a deep layer cannot see fine-grained noise, so "
+                       "it never removes it, and the layout drowns in it.")
+if name in ("content", "style", "weights"):
+    st.caption(PRIOR_NOTE if prior else "Prior off: reconstructions start from white noise with no smoothness "
+               "penalty. Compare a deep layer with the prior on.")
 
 st.subheader("Precomputed")
 pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
@@ -39,8 +46,10 @@ if items:
     images = [pickers.decode_image(files[item["file"]].read_bytes())[0] for item in items]
     st.pyplot(plots.image_row(images, [item["label"] for item in items],
                               pair.replace("__", " × ").replace("_", " ")))
+    with_prior = ", from the prior's smooth start" if items[0].get("init") == "smooth" else ""
     st.caption(f"Made with {items[0]['network']} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
-               f"{items[0]['size']} px each; {sum(i['seconds'] for i in items):.0f} s in all on a 2-core CPU).")
+               f"{items[0]['size']} px each{with_prior}; {sum(i['seconds'] for i in items):.0f} s in all on a "
+               "busy 2-core CPU).")
 else:
     st.caption("No precomputed result for this experiment yet: recompute it below.")
 
@@ -52,12 +61,12 @@ try:
 except ValueError as exc:
     st.error(f"The Stylize settings cannot run: {exc}.")
     st.stop()
-# Reconstructions keep their own recipe (from noise, small and short, so a class can recompute);
+# Reconstructions keep their own recipe (a prior, sized so a class can recompute in about a minute);
 # the network's pooling, normalization, arithmetic and seed are the student's, as are all the
 # stylization settings of the layer and β experiments.
 recon = replace(RECONSTRUCTION, pooling=stylize.pooling, normalization=stylize.normalization,
                 precision=stylize.precision, seed=stylize.seed)
-configs = series(name, stylize.style_layers, reconstruction=recon, stylization=stylize)
+configs = series(name, stylize.style_layers, reconstruction=recon, stylization=stylize, prior=prior)
 jobs = [runs.Job(label, content, styles, cfg,
                  network.load_model(model.arch, "random")[0] if name == "weights" and label == "random" else model)
         for label, cfg in configs]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st_
 from streamlit.testing.v1 import AppTest
 
 from nst_core.settings import BY_URL
+from nst_core.settings import defaults as setting_defaults
 from tests.test_app import PAGES, TIMEOUT, app, no_exception  # noqa: F401 (the autouse fixture comes too)
 from tests.test_app import _clean  # noqa: F401
 from tests.conftest import ROOT
@@ -80,7 +81,8 @@ def test_no_image_name_reads_a_file_outside_assets(monkeypatch, probe, page):
             assert str(resolved) not in ("/etc/passwd", "/etc/hostname"), path
             if str(resolved).startswith(str(ROOT)) and resolved.suffix in (".jpg", ".png", ".json"):
                 assert resolved.is_relative_to(ROOT / "assets"), path
-        assert at.session_state["content"] == "chelsea_cat" and at.session_state["style"] == "flow_brush"
+        defaults = setting_defaults()
+        assert at.session_state["content"] == defaults["content"] and at.session_state["style"] == defaults["style"]
 
 
 _VALUE = st_.one_of(

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from nst_core import ModelError, load_vgg
+from nst_core.describe import describe_model
 from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
 from ui import state
 
@@ -120,11 +121,13 @@ def sidebar() -> VGGFeatures:
             model = current_model(notify=True)
         state.fit_to_model(model.arch)
         if model.trained:
-            st.success(f"In use: {model.description}", icon="✅")
+            st.success(f"In use: {describe_model(model)}", icon="✅")
         else:
-            st.warning(f"In use: {model.description}. Untrained filters respond to colour and "
+            st.warning(f"In use: {describe_model(model)} Untrained filters respond to colour and "
                        "texture only weakly and at random: expect noisy, washed-out results.", icon="🎲")
         state.widget("precision")
+        st.caption(f"The network computes in {model.precision_label(ss['precision'])}; the image, Gram "
+                   "matrices and costs always stay in float32.")
         st.header("Images")
         state.widget("size")
         state.widget("seed")
