@@ -3,9 +3,10 @@
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_experiments
 
 Writes assets/experiments/<content>__<style>/<experiment>_<i>.jpg and index.json. Made once, so
-every run is long and at 384 px (the page's own recompute is sized for class time): 300 Adam steps
-per reconstruction, the Fine preset for the stylizations. Pass pair names (content__style) to make
-only those.
+every reconstruction is long and at 384 px (the page's own recompute is sized for class time): 300
+Adam steps each; the stylizations are the app's default preset at 384 px. Pass pair names
+(content__style) to make only those, and NST_EXPERIMENTS=beta,weights to make only those experiments
+(the others already in index.json are kept).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ASSETS = Path(__file__).resolve().parent
 PAIRS = [("grace_hopper", "starry_night.jpg"), ("chelsea_cat", "the_scream.jpg")]
 SIZE = 384
 LONG_RECONSTRUCTION = replace(RECONSTRUCTION, size=SIZE, steps=300)
-LONG_STYLIZATION = preset_config("Fine", size=SIZE)
+LONG_STYLIZATION = preset_config(size=SIZE)
 
 
 def main(only: list[str]) -> None:
@@ -43,8 +44,10 @@ def main(only: list[str]) -> None:
         style = load_image(ASSETS / "styles" / style_file)
         out = ASSETS / "experiments" / pair
         out.mkdir(parents=True, exist_ok=True)
-        index = {}
-        for name in EXPERIMENTS:
+        index_path = out / "index.json"
+        index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+        wanted = os.environ.get("NST_EXPERIMENTS", ",".join(EXPERIMENTS)).split(",")
+        for name in [n for n in EXPERIMENTS if n in wanted]:
             items = []
             for i, (label, cfg) in enumerate(series(name, reconstruction=LONG_RECONSTRUCTION,
                                                      stylization=LONG_STYLIZATION)):
@@ -58,7 +61,7 @@ def main(only: list[str]) -> None:
                               "optimizer": cfg.optimizer, "init": cfg.init, "tv_weight": cfg.tv_weight})
                 print(f"{pair}/{name}/{label}: {items[-1]['seconds']} s", flush=True)
             index[name] = items
-            (out / "index.json").write_text(json.dumps(index, indent=1))
+            index_path.write_text(json.dumps(index, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_gallery
 
 Writes assets/gallery/<content>__<style>.jpg and index.json (a caption per image naming the
-weights and settings that made it). Made once, so each is a long, converged run (the Fine preset
-at 384 px), not a class-time one. Pairs already made are skipped; pass pair names
+weights and settings that made it): the app's default preset at 384 px, a size above what a class
+runs live. Pairs already made are skipped; pass pair names
 (content__style) to redo those.
 """
 
@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 from nst_core import load_image, load_vgg, stylize
+from nst_core.transfer import DEFAULT_PRESET as PRESET
 from nst_core.transfer import preset_config
 
 ASSETS = Path(__file__).resolve().parent
 OUT = ASSETS / "gallery"
 SIZE = 384
-PRESET = "Fine"
 
 
 def main(only: list[str]) -> None:

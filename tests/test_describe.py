@@ -20,14 +20,16 @@ def test_friendly_number(x, text):
 def test_run_caption_names_every_setting_that_changes_the_picture():
     base = preset_config(size=256)
     changes = dict(content_layer="conv3_2", style_weights=(0.6, 0.1, 0.1, 0.1, 0.1), alpha=2.0, beta=20.0,
-                   balance="raw", tv_weight=0.01, preserve_color=True, pooling="avg", optimizer="lbfgs", lr=0.5,
+                   balance="raw", tv_weight=0.01, preserve_color=True, pooling="avg",
+                   optimizer="adam" if base.optimizer == "lbfgs" else "lbfgs", lr=0.5,
                    steps=77, size=384, levels=1, init="noise", precision="bf16", seed=5, style_blend=(0.7, 0.3))
     for field, value in changes.items():
         other = replace(base, **{field: value})
         assert run_caption(other) != run_caption(base), field
     text = run_caption(replace(base, style_blend=(0.7, 0.3), preserve_color=True, tv_weight=0.01))
     for word in ("conv4_2", "conv5_1", "α 1", "β 5", "auto-balanced", "70% / 30%", "content colours kept",
-                 "smoothing (TV) 0.01", "max pooling", "Adam", "40 steps", "256 px in 2 levels",
+                 "smoothing (TV) 0.01", "max pooling", {"adam": "Adam", "lbfgs": "L-BFGS"}[base.optimizer],
+                 f"{base.steps} steps", "256 px in 2 levels",
                  "content photo", "precision auto"):
         assert word in text, word
     assert run_caption({**base.to_dict(), "network": "VGG16 (HED)"}).startswith("VGG16 (HED) · ")
