@@ -188,7 +188,7 @@ class VGGFeatures(nn.Module):
             elif not cpu_has_fast_bf16():
                 self._auto_precision = "fp32"
             else:
-                t32, t16 = (_pass_seconds(self, p) for p in ("fp32", "bf16"))
+                t32, t16 = _pass_seconds(self)
                 self._auto_precision = "bf16" if t16 < 0.8 * t32 else "fp32"
         return self._auto_precision
 
@@ -218,17 +218,19 @@ def _low_precision_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16
 
 
-def _pass_seconds(model: "VGGFeatures", precision: str, side: int = 96, repeats: int = 3) -> float:
-    """Best of a few forward+backward passes (input gradient only) to conv5_1 at ``side`` px."""
+def _pass_seconds(model: "VGGFeatures", side: int = 96, repeats: int = 3) -> tuple[float, float]:
+    """Best float32 and bfloat16 times of a forward+backward pass (input gradient only) to conv5_1 at
+    ``side`` px, the two alternated so a busy neighbour slows both alike."""
     x = torch.rand(1, 3, side, side, device=model.mean.device, requires_grad=True)
-    best = float("inf")
+    best = {"fp32": float("inf"), "bf16": float("inf")}
     with torch.enable_grad():  # the first caller may be inside no_grad (computing targets)
         for _ in range(repeats + 1):
-            t = time.perf_counter()
-            model.extract(x, ["conv5_1"], precision=precision)["conv5_1"].sum().backward()
-            best = min(best, time.perf_counter() - t)
-            x.grad = None
-    return best
+            for precision in best:
+                t = time.perf_counter()
+                model.extract(x, ["conv5_1"], precision=precision)["conv5_1"].sum().backward()
+                best[precision] = min(best[precision], time.perf_counter() - t)
+                x.grad = None
+    return best["fp32"], best["bf16"]
 
 
 def _features_module(arch: str, init: bool = False) -> nn.Sequential:

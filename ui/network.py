@@ -126,8 +126,8 @@ def sidebar() -> VGGFeatures:
             st.warning(f"In use: {describe_model(model)} Untrained filters respond to colour and "
                        "texture only weakly and at random: expect noisy, washed-out results.", icon="🎲")
         state.widget("precision")
-        st.caption(f"The network computes in {model.precision_label(ss['precision'])}; the image, Gram "
-                   "matrices and costs always stay in float32.")
+        st.caption(f"Arithmetic: {model.precision_label(ss['precision'])}. The image, the Gram matrices "
+                   "and the costs always stay in float32.")
         st.header("Images")
         state.widget("size")
         state.widget("seed")
