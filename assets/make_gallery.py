@@ -3,8 +3,8 @@
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_gallery
 
 Writes assets/gallery/<content>__<style>.jpg and index.json (a caption per image naming the
-weights and settings that made it): the app's default preset at 384 px, a size above what a class
-runs live. Pairs already made are skipped; pass pair names
+weights and settings that made it): the app's default preset at the app's default size, what a
+student gets from Run. Pairs already made are skipped; pass pair names
 (content__style) to redo those.
 """
 
@@ -22,7 +22,7 @@ from nst_core.transfer import preset_config
 
 ASSETS = Path(__file__).resolve().parent
 OUT = ASSETS / "gallery"
-SIZE = 384
+SIZE = 256
 
 
 def main(only: list[str]) -> None:
