@@ -233,6 +233,3 @@ class Withdrawn(RuntimeError):
     """A queued run left the queue without running: replaced by a newer one from the same
     session, or refused because it cannot fit in memory."""
 
-
-# The name pages/common.py imports.
-RunSlots = FairQueue

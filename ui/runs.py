@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 
 from nst_core import ModelError, Step, TransferConfig, VGGFeatures, run, to_pil
 from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_seconds
-from nst_core.slots import RunSlots
+from nst_core.slots import FairQueue
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
 GALLERY = "runs"  # the session key of the gallery; other destinations are a page's own key
@@ -71,9 +71,9 @@ class Batch:
 
 
 @st.cache_resource
-def run_slots() -> RunSlots:
+def run_slots() -> FairQueue:
     """One queue for the whole server process (Streamlit sessions are threads of one process)."""
-    return RunSlots(int(os.environ.get("NST_MAX_RUNS", "2")))
+    return FairQueue(int(os.environ.get("NST_MAX_RUNS", "2")))
 
 
 @st.cache_resource(max_entries=1)
