@@ -28,7 +28,7 @@ from dataclasses import replace
 import torch
 
 from .images import load_image, to_tensor
-from .model import load_vgg, resolve_device, step_gflop
+from .model import alternated_pass_times, load_vgg, resolve_device, step_gflop
 from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
 ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
@@ -164,21 +164,14 @@ def precision(model, sizes, steps: int = 5, run_steps: int = 40) -> list[dict]:
     rows = []
     for side in sizes:
         shape = tuple(to_tensor(content, side).shape[-2:])
-        times = {"fp32": [], "bf16": []}
-        x = torch.rand(1, 3, *shape, device=model.mean.device, requires_grad=True)
-        for _ in range(steps + 1):
-            for p in times:
-                t = time.perf_counter()
-                sum(a.sum() for a in model.extract(x, layers, precision=p).values()).backward()
-                x.grad = None
-                times[p].append(time.perf_counter() - t)
+        times = alternated_pass_times(model, shape, layers, repeats=steps)
         judge = TransferConfig(size=side, precision="fp32", **JUDGE)
         finals = {}
         for p in times:
             cfg = preset_config(size=side, steps=run_steps, precision=p, **JUDGE)
             image = [rec for rec in run(content, style, cfg, model)][-1].best_image
             finals[p] = evaluate(image, content, style, judge, model)["total"]
-        f32, b16 = _median(times["fp32"][1:]), _median(times["bf16"][1:])
+        f32, b16 = _median(times["fp32"]), _median(times["bf16"])
         rows.append({"size": side, "fp32_step_s": round(f32, 4), "bf16_step_s": round(b16, 4),
                      "speedup": round(f32 / b16, 2), "fp32_final_cost": finals["fp32"],
                      "bf16_final_cost": finals["bf16"],

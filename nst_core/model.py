@@ -188,8 +188,8 @@ class VGGFeatures(nn.Module):
             elif not cpu_has_fast_bf16():
                 self._auto_precision = "fp32"
             else:
-                t32, t16 = _pass_seconds(self)
-                self._auto_precision = "bf16" if t16 < 0.8 * t32 else "fp32"
+                times = alternated_pass_times(self, (96, 96))
+                self._auto_precision = "bf16" if min(times["bf16"]) < 0.8 * min(times["fp32"]) else "fp32"
         return self._auto_precision
 
     def precision_label(self, precision: str = "auto") -> str:
@@ -218,19 +218,21 @@ def _low_precision_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16
 
 
-def _pass_seconds(model: "VGGFeatures", side: int = 96, repeats: int = 3) -> tuple[float, float]:
-    """Best float32 and bfloat16 times of a forward+backward pass (input gradient only) to conv5_1 at
-    ``side`` px, the two alternated so a busy neighbour slows both alike."""
-    x = torch.rand(1, 3, side, side, device=model.mean.device, requires_grad=True)
-    best = {"fp32": float("inf"), "bf16": float("inf")}
+def alternated_pass_times(model: "VGGFeatures", shape: tuple[int, int], layers=("conv5_1",),
+                          repeats: int = 3) -> dict[str, list[float]]:
+    """Seconds of forward+backward passes (input gradient only) through ``layers`` in float32 and in
+    bfloat16, the two alternated so a busy neighbour slows both alike; a first, warm-up round is
+    not counted."""
+    x = torch.rand(1, 3, *shape, device=model.mean.device, requires_grad=True)
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     with torch.enable_grad():  # the first caller may be inside no_grad (computing targets)
         for _ in range(repeats + 1):
-            for precision in best:
+            for precision, seconds in times.items():
                 t = time.perf_counter()
-                model.extract(x, ["conv5_1"], precision=precision)["conv5_1"].sum().backward()
-                best[precision] = min(best[precision], time.perf_counter() - t)
+                sum(a.sum() for a in model.extract(x, layers, precision=precision).values()).backward()
+                seconds.append(time.perf_counter() - t)
                 x.grad = None
-    return best["fp32"], best["bf16"]
+    return {precision: seconds[1:] for precision, seconds in times.items()}
 
 
 def _features_module(arch: str, init: bool = False) -> nn.Sequential:
