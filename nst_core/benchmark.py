@@ -151,7 +151,7 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
                      "reached_baseline_s": None if reached is None else round(reached, 3),
                      "fraction_of_baseline": None if reached is None else round(reached / base_time, 3),
                      "baseline_s_to_this_cost": None if base_same is None else round(base_same, 3),
-                     "speedup_at_equal_cost": None if base_same is None else round(base_same / seconds, 2)})
+                     "speedup_at_equal_cost": None if base_same is None else float(f"{base_same / seconds:.3g}")})
     return rows
 
 
@@ -260,7 +260,7 @@ def main(args) -> int:
         for r in result["quality"]:
             frac, same, gain = r["fraction_of_baseline"], r["baseline_s_to_this_cost"], r["speedup_at_equal_cost"]
             reached = "no" if frac is None else f"{frac:.0%} of its time"
-            gain = "" if gain is None else f"×{gain:.1f}"
+            gain = "" if gain is None else f"×{gain:.2g}"
             print(f"{r['contender']:<20} {r['seconds']:>8.1f} {r['final_cost']:>11.4g} {reached:>17} "
                   f"{'never' if same is None else f'{same:.1f}':>24} "
                   f"{gain:>9}")
