@@ -5,6 +5,7 @@ import streamlit as st
 from nst_core import plots, to_tensor
 from nst_core.analysis import activations, channel_order, layer_shapes, receptive_field_box, top_patches
 from ui import frame, network, pickers
+from ui.cache import shared
 
 frame.enter()
 
@@ -34,14 +35,13 @@ st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // i
         icon="📏")
 
 
-@st.cache_data(max_entries=24, ttl="1h", show_spinner="Computing activations…")
-def _acts(model_key, keys, _images, layer, size):
-    return [a.cpu() for a in activations(model, [to_tensor(i) for i in _images], layer, size)]
+@shared(max_mb=256, spinner="Computing activations…")
+def _acts(model, images, layer, size):
+    return [a.cpu() for a in activations(model, [to_tensor(i) for i in images], layer, size)]
 
 
 labelled = [("content", content), ("style", style)] + ([("generated", generated)] if generated is not None else [])
-keys = tuple(pickers.image_key(img) for _, img in labelled)
-blocks = _acts(model.description, keys, [img for _, img in labelled], layer, (h, w))
+blocks = _acts(model, [img for _, img in labelled], layer, (h, w))
 
 st.subheader("Channel maps")
 c1, c2 = st.columns(2)
@@ -83,14 +83,14 @@ st.write("Following Zeiler & Fergus (2013): search every bundled image for the p
          "responds most, and cut out the patch each such unit sees.")
 
 
-@st.cache_data(max_entries=32, ttl="1h", show_spinner="Searching the bundled images…")
-def _patches(model_key, layer, channel, side):
+@shared(max_mb=32, spinner="Searching the bundled images…")
+def _patches(model, layer, channel, side):
     images = [to_tensor(pickers.bundled_image(kind, name), side) for kind in ("content", "style")
               for name in pickers.catalogue(kind)]
     return top_patches(model, images, layer, channel, k=9)
 
 
-patches = _patches(model.description, layer, int(channel), 224)
+patches = _patches(model, layer, int(channel), 224)
 c1, c2 = st.columns([3, 2])
 c1.pyplot(plots.patches_grid(patches, f"Top 9 patches for {layer}, channel {channel}"))
 c2.markdown("Try **conv1_1**: the patches are tiny, and all share one colour or one edge direction. "

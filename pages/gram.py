@@ -7,6 +7,7 @@ import torch
 from nst_core import FORMULAS, gram_matrix, plots, to_pil, to_tensor
 from nst_core.analysis import activations, channel_correlation, gram_order, shuffle_experiment, toy_block
 from ui import frame, network, pickers
+from ui.cache import shared
 
 frame.enter()
 
@@ -56,14 +57,14 @@ size = st.session_state["size"]
 side = min(size, 256)
 
 
-@st.cache_data(max_entries=32, ttl="1h", show_spinner="Computing Gram matrices…")
-def _grams(model_key, keys, _images, layer, side):
-    blocks = [activations(model, [to_tensor(img, side)], layer)[0] for img in _images]
+@shared(max_mb=128, spinner="Computing Gram matrices…")
+def _grams(model, images, layer, side):
+    blocks = [activations(model, [to_tensor(img, side)], layer)[0] for img in images]
     return blocks, [gram_matrix(b) for b in blocks]
 
 
 pair = [style, generated if other == "generated" and generated is not None else content]
-(blocks, grams) = _grams(model.description, tuple(pickers.image_key(i) for i in pair), pair, layer, side)
+(blocks, grams) = _grams(model, pair, layer, side)
 order = gram_order(grams[0])
 c1, c2 = st.columns(2)
 ci = c1.slider("Cell row k (rank by energy)", 0, n - 1, 0, key="gram_ci")
@@ -85,13 +86,13 @@ tiles = c1.select_slider("Tiles per side", [2, 3, 4, 6, 8], value=4, key="shuffl
 shuffle_seed = c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed")
 
 
-@st.cache_data(max_entries=16, ttl="1h", show_spinner="Shuffling…")
-def _shuffle(model_key, key, _img, tiles, seed, side):
+@shared(max_mb=48, spinner="Shuffling…")
+def _shuffle(model, img, tiles, seed, side):
     style_layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
-    return shuffle_experiment(model, to_tensor(_img, side), style_layers, "conv4_2", tiles, seed)
+    return shuffle_experiment(model, to_tensor(img, side), style_layers, "conv4_2", tiles, seed)
 
 
-result = _shuffle(model.description, pickers.image_key(style), style, tiles, int(shuffle_seed), side)
+result = _shuffle(model, style, tiles, int(shuffle_seed), side)
 c1, c2 = st.columns([2, 3])
 c1.pyplot(plots.image_row([style.resize((side, side * style.height // style.width)), to_pil(result["shuffled"])],
                           ["style", f"{tiles}×{tiles} tiles shuffled"]))

@@ -6,6 +6,7 @@ from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
 from nst_core.costs import TV_FORMULA
 from ui import frame, network, pickers
+from ui.cache import shared
 
 frame.enter()
 
@@ -77,12 +78,12 @@ st.write("Multiply every activation by a factor s (a differently trained network
          "wrong by orders of magnitude for another.")
 
 
-@st.cache_data(max_entries=8, ttl="1h", show_spinner="Measuring cost scales…")
-def _scales(model_key, keys, _content, _style):
-    return cost_scales(model, _content, _style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
+@shared(max_mb=1, spinner="Measuring cost scales…")
+def _scales(model, content, style):
+    return cost_scales(model, content, style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
 
 
-table = _scales(model.description, (pickers.image_key(content), pickers.image_key(style)), content, style)
+table = _scales(model, content, style)
 st.dataframe([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in table],
              hide_index=True, width="stretch")
 ratio_c = table[1]["J_content(C,0)"] / table[0]["J_content(C,0)"]

@@ -7,7 +7,6 @@ into a path, so no value can make the server open a file outside ``assets/``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ import streamlit as st
 from PIL import Image
 
 from nst_core import ImageError, load_image
+from ui.cache import shared
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 UPLOAD = "upload"  # the picker's "Upload your own…" entry; never a bundled name (those have no spaces)
@@ -71,7 +71,7 @@ def experiment_set(content: str, style: str) -> tuple[str, dict, dict[str, Path]
     return key, index, files
 
 
-@st.cache_data(max_entries=32, ttl="1h", show_spinner=False)
+@shared(max_mb=96)
 def decode_image(data: bytes) -> tuple[Image.Image, list[str]]:
     notes: list[str] = []
     return load_image(data, notes), notes
@@ -125,11 +125,6 @@ def chosen_images() -> tuple[Image.Image, list[Image.Image], Image.Image | None]
     if done:
         generated = Image.open(io.BytesIO(done[0].image)).convert("RGB")
     return content, styles, generated
-
-
-def image_key(img: Image.Image) -> str:
-    """A content hash, so caches key on the picture itself rather than on its name."""
-    return hashlib.md5(img.tobytes() + str(img.size).encode()).hexdigest()
 
 
 def images_caption() -> None:

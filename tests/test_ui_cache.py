@@ -1,0 +1,66 @@
+"""The explainer pages' shared computations: keyed on pixels and weights, bounded in bytes, and
+one cache per function even though a page's script defines its function anew on every rerun."""
+
+import copy
+
+import pytest
+import torch
+
+from tests.conftest import gradient_image, stripes_image
+from ui.cache import shared
+
+
+def counting(max_mb=1.0):
+    calls = []
+
+    @shared(max_mb)
+    def compute(img, side):
+        calls.append(side)
+        return torch.zeros(side, side)
+    return compute, calls
+
+
+def test_same_pixels_compute_once_other_pixels_again():
+    compute, calls = counting()
+    compute.cache.clear()
+    a = compute(gradient_image(seed=1), 8)
+    b = compute(gradient_image(seed=1), 8)  # another object, the same pixels
+    assert a is b and calls == [8]
+    compute(stripes_image(), 8)
+    compute(gradient_image(seed=1), 16)
+    assert calls == [8, 8, 16]
+
+
+def test_a_rerun_defines_the_function_again_and_keeps_its_cache():
+    first, calls1 = counting()
+    first.cache.clear()
+    first(gradient_image(), 4)
+    again, calls2 = counting()  # what the page's next run does
+    again(gradient_image(), 4)
+    assert calls1 == [4] and calls2 == [] and again.cache is first.cache
+
+
+def test_results_larger_than_the_budget_are_not_kept():
+    compute, calls = counting()
+    compute.cache.clear()
+    compute(gradient_image(), 1024)  # 4 MB of float32, over the 1 MB budget
+    compute(gradient_image(), 1024)
+    assert calls == [1024, 1024] and compute.cache.bytes == 0
+
+
+def test_two_networks_with_one_name_do_not_share(vgg16_random):
+    @shared(1)
+    def describe(model):
+        return float(next(model.parameters()).sum())
+
+    other = copy.deepcopy(vgg16_random)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    assert other.description == vgg16_random.description
+    assert describe(vgg16_random) != describe(other)
+
+
+def test_unkeyable_arguments_are_refused():
+    compute, _ = counting()
+    with pytest.raises(TypeError):
+        compute(object(), 4)
