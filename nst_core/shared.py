@@ -303,7 +303,7 @@ class RunView:
     message: str = ""
     queue: QueueStatus | None = None
     latest: Step | None = None
-    history: tuple[dict, ...] = ()
+    history: tuple[Step, ...] = ()  # every record, images dropped
     snapshots: tuple[tuple[int, bytes], ...] = ()  # (step, JPEG thumbnail)
     preview: Image.Image | None = None  # the newest snapshot at full size, while running
     preview_step: int = 0
@@ -330,7 +330,7 @@ class SharedRun:
         self._ending = False  # the worker decided to stop for want of watchers: too late to join
         self.state, self.message, self.version = "queued", "", 0
         self._latest: Step | None = None
-        self._history: list[dict] = []
+        self._history: list[Step] = []
         self._snapshots: list[tuple[int, bytes]] = []
         self._preview: tuple[int, torch.Tensor] | None = None
         self._best: torch.Tensor | None = None
@@ -446,7 +446,7 @@ class SharedRun:
         with self._cond:
             self.state = "running"
             self._latest = rec
-            self._history.append(rec.as_row())
+            self._history.append(replace(rec, best_image=None, image=None))
             self._best = rec.best_image
             if snapshot is not None:
                 self._snapshots.append(snapshot)
@@ -577,7 +577,7 @@ class RunRegistry:
 
     def __init__(self, max_runs: int | None = None, max_run_s: float | None = None,
                  queue: FairQueue | None = None, results: ByteCache | None = None,
-                 grace_s: float = 3.0, lease_s: float = 10.0, poll_s: float = 0.5,
+                 grace_s: float = 4.0, lease_s: float = 10.0, poll_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  rss_mb: Callable[[], float | None] = memory.status_mb, memory_mb: float | None = None):
         self.clock = clock

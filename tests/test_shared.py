@@ -388,7 +388,7 @@ def test_the_real_loop_runs_once_for_two_students(vgg19_random):
     va, vb = until(a.view, lambda v: v.finished), until(b.view, lambda v: v.finished)
     assert va.state == "done" == vb.state
     assert va.best.size == (40, 33) and va.best.tobytes() == vb.best.tobytes()
-    assert [row["step"] for row in va.history] == [1, 2, 3, 3]
+    assert [rec.step for rec in va.history] == [1, 2, 3, 3]
     assert math.isfinite(va.latest.total)
     other = start_transfer(reg, content, [style], TransferConfig(size=40, steps=2), vgg19_random, session="A")
     assert not other.joined and other.key != a.key

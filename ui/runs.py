@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import time
+import uuid
 from dataclasses import dataclass, field, replace
 
 import streamlit as st
 import torch
 from PIL import Image, PngImagePlugin
 
-from nst_core import ModelError, Step, TransferConfig, VGGFeatures, run, to_pil
+from nst_core import Step, TransferConfig, VGGFeatures, to_pil
+from nst_core.describe import layer_share_text, progress_text, share_text
 from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_seconds
-from nst_core.slots import FairQueue
+from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
 GALLERY = "runs"  # the session key of the gallery; other destinations are a page's own key
@@ -34,10 +34,11 @@ class RunRecord:
     weights: dict = field(default_factory=dict)  # the α, β, λ the loop actually used
     status: str = "running"  # running | done | stopped | diverged | failed
     message: str = ""
-    best: torch.Tensor | None = None  # while live; becomes ``image`` when finished
+    best: Image.Image | torch.Tensor | None = None  # while live; becomes ``image`` when finished
     image: bytes | None = None  # PNG
     id: int = 0
     estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
+    key: str = ""  # the shared run's identity (nst_core.shared.transfer_key)
 
     def rows(self) -> list[dict]:
         """The history as flat rows, for the figures (the same flattener as the CLI's CSV)."""
@@ -71,9 +72,15 @@ class Batch:
 
 
 @st.cache_resource
-def run_slots() -> FairQueue:
-    """One queue for the whole server process (Streamlit sessions are threads of one process)."""
-    return FairQueue(int(os.environ.get("NST_MAX_RUNS", "2")))
+def registry() -> RunRegistry:
+    """Every shared run of the server process (Streamlit sessions are threads of one process):
+    identical runs are computed once, in one fair queue admitted against the memory budget."""
+    return RunRegistry()
+
+
+def session_id() -> str:
+    """A stable id for this student's session: the queue keeps at most one waiting run per id."""
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex)
 
 
 @st.cache_resource(max_entries=1)
@@ -110,18 +117,15 @@ def png_bytes(img: Image.Image, settings: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _thumb(img: Image.Image, side: int = 160) -> bytes:
-    img = img.copy()
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
 def _finish(record: RunRecord, status: str, message: str) -> RunRecord:
     ss = st.session_state
     ss["run_counter"] = ss.get("run_counter", 0) + 1
-    image = png_bytes(to_pil(record.best), record.settings) if record.best is not None else None
+    best = record.best
+    if isinstance(best, torch.Tensor):
+        best = to_pil(best)
+    image = png_bytes(best, record.settings) if best is not None else None
+    if record.key:
+        ss.setdefault("known_runs", set()).add(record.key)
     return replace(record, status=status, message=message, best=None, image=image, id=ss["run_counter"])
 
 
@@ -137,90 +141,166 @@ def _commit(batch: Batch) -> None:
 
 
 def recover_interrupted() -> None:
-    """A Stop click or a widget change reruns the page mid-run: keep what the runs had reached."""
+    """A Stop click or a widget change reruns the page mid-run: keep what the run had reached, and
+    stop it unless classmates are watching it too."""
     batch = st.session_state.pop("live", None)
     if batch is None:
         return
     current = batch.current
-    if current is not None and current.best is not None:
-        step = current.last.step if current.last else 0
-        batch.done.append(_finish(current, "stopped", f"Stopped at step {step}; the best image so far is kept."))
+    if current is not None:
+        watching = registry().rejoin(current.key, session_id()) if current.key else None
+        if watching is not None:
+            view = watching.view()
+            watching.leave(stop=True)
+            _update(current, view)
+        if current.best is not None:
+            step = current.last.step if current.last else 0
+            batch.done.append(_finish(current, "stopped", f"Stopped at step {step}; the best image so far is kept."))
     _commit(batch)
+
+
+def _record(job: Job) -> tuple[RunRecord, float, str]:
+    """A fresh record for ``job``, with the estimate it announces, and the calibration's key."""
+    predicted = _predicted(job)
+    cal_key = calibration_key(job.model.description, job.config)
+    record = RunRecord(job.label, {**job.names, "network": job.model.description, **job.config.to_dict()},
+                       job.model.description, estimated=calibration().estimate(cal_key, predicted))
+    return record, predicted, cal_key
 
 
 def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord]:
     """Run the jobs one after another, with a progress bar, a live preview, a cost chart and a Stop
-    button; store the finished runs in ``dest`` and return them."""
-    slots = run_slots()
-    status = st.empty()
-    stop_col, bar_col = st.columns([1, 5])
-    stop_col.button("⏹ Stop", key=f"stop_{kind}", help="Stops the run and keeps the best image so far.")
-    bar = bar_col.progress(0.0, text="Waiting…")
-    preview, chart = st.columns(2)
-    preview_slot, chart_slot = preview.empty(), chart.empty()
+    button; store the finished runs in ``dest`` and return them.
 
-    def waiting(position: int) -> None:
-        bar.progress(0.0, text=f"Queued: {position} run(s) ahead of you share this server's "
-                               f"{slots.slots} slot(s). It starts by itself.")
-
+    Each job goes through the server's shared registry: an identical run in flight is joined, one
+    already finished is served at once, and a new one waits in the fair queue.
+    """
+    panel = _Panel(kind)
     batch = Batch(dest)
     st.session_state["live"] = batch
-    with slots.slot(on_wait=waiting):
-        for i, job in enumerate(jobs):
-            prefix = f"{job.label} · " if len(jobs) > 1 else ""
-            predicted = _predicted(job)
-            key = calibration_key(job.model.description, job.config)
-            record = batch.current = RunRecord(job.label, {**job.names, "network": job.model.description,
-                                                           **job.config.to_dict()}, job.model.description,
-                                               estimated=calibration().estimate(key, predicted))
-            status_, message = _drive(job, record, lambda rec: _draw(rec, record, prefix, (i, len(jobs)), bar,
-                                                                     preview_slot, chart_slot))
-            batch.done.append(_finish(record, status_, message))
-            batch.current = None
-            if status_ == "done" and record.last is not None:
-                calibration().record(key, predicted, record.last.elapsed)
-            if status_ != "done":
-                break
+    for i, job in enumerate(jobs):
+        record, predicted, cal_key = _record(job)
+        batch.current = record
+        try:
+            subscription = start_transfer(registry(), job.content, job.styles, job.config, job.model,
+                                          session=session_id(), estimate_s=record.estimated)
+        except RunRefused as exc:
+            batch.done.append(_finish(record, "refused", exc.message))
+            break
+        record.key = subscription.key
+        with subscription:
+            status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1)
+        batch.done.append(_finish(record, status, message))
+        batch.current = None
+        if status == "done" and record.last is not None and not subscription.joined:
+            calibration().record(cal_key, predicted, record.last.elapsed)
+        if status != "done":
+            break
     st.session_state.pop("live", None)
     _commit(batch)
-    last = batch.done[-1]
-    if last.status == "done":
-        status.success(f"Done in {sum(r.last.elapsed for r in batch.done if r.last):.1f} s.", icon="✅")
-    else:
-        status.error(last.message, icon="💥")
+    panel.close(batch.done)
     return batch.done
 
 
-def _drive(job: Job, record: RunRecord, draw) -> tuple[str, str]:
-    """Run the loop for one job, recording every step; a bad configuration ends it with a message."""
-    gen = run(job.content, job.styles, job.config, job.model)
-    try:
-        for rec in gen:
-            record.history.append(replace(rec, image=None, best_image=None))
-            record.best, record.weights = rec.best_image, rec.weights
-            draw(rec)
-            if rec.status != "running":
-                return rec.status, rec.message
-    except (ValueError, ModelError) as exc:
-        return "failed", f"This run cannot go on: {exc}"
-    finally:
-        gen.close()
-    return "stopped", "The run ended early."
+def resume_panel(job: Job | None, kind: str) -> list[RunRecord]:
+    """After a reload (a new session), or back with the same images and settings: show the run in
+    flight for exactly this job, or its kept result, found through the run's identity. Runs this
+    session already has, or stopped, are left alone."""
+    if job is None or "live" in st.session_state:
+        return []
+    key = transfer_key(job.content, job.styles, job.config, job.model)
+    if key in st.session_state.get("known_runs", ()):
+        return []
+    view = registry().peek(key)
+    if view is None or view.state in ("withdrawn", "refused", "failed"):
+        return []
+    if view.finished:
+        record = _record(job)[0]
+        record.key = key
+        _update(record, view)
+        done = [_finish(record, view.state, "Found again: this exact run had already finished on this server.")]
+        _commit(Batch(GALLERY, done=done))
+        return done
+    st.info("Your run is still going on the server: here it is again.", icon="🔁")
+    return run_panel([job], kind)
 
 
-def _draw(rec: Step, record: RunRecord, prefix: str, position: tuple[int, int], bar, preview_slot,
-          chart_slot) -> None:
+class _Panel:
+    """Where a run is drawn: a status line, Stop beside the progress bar, then the preview beside
+    the cost chart. Drawing it is also what lets Streamlit end a script whose tab has closed."""
+
+    def __init__(self, kind: str):
+        self.root = st.empty()
+        box = self.root.container()
+        self.status = box.empty()
+        stop_col, bar_col = box.columns([1, 5])
+        stop_col.button("⏹ Stop", key=f"stop_{kind}", help="Stops the run and keeps the best image so far.")
+        self.bar = bar_col.progress(0.0, text="Waiting…")
+        preview, chart = box.columns(2)
+        self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
+        self.preview_step = -1
+
+    def close(self, done: list[RunRecord]) -> None:
+        """The runs are over: the live panel (and its Stop button) gives way to one line."""
+        last = done[-1]
+        if last.status == "done":
+            took = sum(r.last.elapsed for r in done if r.last)
+            self.root.success(f"Done in {took:.1f} s.", icon="✅")
+        else:
+            self.root.error(last.message, icon="💥")
+
+
+def _update(record: RunRecord, view: RunView) -> None:
+    record.history = list(view.history)
+    record.snapshots = list(view.snapshots)
+    if view.best is not None:
+        record.best = view.best
+    if view.latest is not None:
+        record.weights = view.latest.weights
+
+
+def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, position: tuple[int, int],
+            several: bool) -> tuple[str, str]:
+    """Draw the shared run as it goes until it ends; return its final state and message."""
+    prefix = f"{record.label} · " if several else ""
+    version = -1
+    while True:
+        view = subscription.wait(version, timeout=0.5)
+        if version == -1 and subscription.joined:
+            panel.status.info("This exact run had already been computed on this server: here it is at once."
+                              if view.finished else "Someone on this server asked for exactly this run: you "
+                              "are watching the same computation.", icon="🤝")
+        if view.version != version:
+            version = view.version
+            _update(record, view)
+        _draw(view, record, panel, prefix, position)
+        if view.finished:
+            return view.state, view.message
+
+
+def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position: tuple[int, int]) -> None:
     i, n = position
-    text = (f"{prefix}Step {rec.step}/{rec.total_steps} · J = {rec.total:.4g} "
-            f"(α·J_content {rec.content:.3g}, β·J_style {rec.style:.3g}) · "
-            f"{rec.elapsed:.0f} s, about {rec.eta:.0f} s left")
-    bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=text)
-    if rec.image is not None:
-        snap = to_pil(rec.image)
-        record.snapshots.append((rec.step, _thumb(snap)))
-        preview_slot.image(snap, caption=f"{prefix}Step {rec.step}", width="stretch")
-        chart_slot.line_chart([{"α·J_content": h.content, "β·J_style": h.style} for h in record.history],
-                              height=220)
+    if view.state == "queued":
+        q = view.queue
+        if q is None:
+            text = "Waiting for a place on this server…"
+        elif q.memory_bound:
+            text = "Waiting for memory on this server: it starts when a running picture finishes."
+        else:
+            text = (f"Queued behind {q.ahead} run(s) on this server's {registry().queue.slots} slot(s): "
+                    f"about {q.wait_s:.0f} s. It starts by itself.")
+        panel.bar.progress(i / n, text=f"{prefix}{text}")
+        return
+    rec = view.latest
+    if rec is None:
+        return
+    panel.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_text(rec))
+    if view.preview is not None and view.preview_step != panel.preview_step:
+        panel.preview_step = view.preview_step
+        panel.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch")
+        panel.chart.line_chart([{"α·J_content": h.content, "β·J_style": h.style} for h in record.history],
+                               height=220)
+        panel.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
 
 
 def run_summary(entry: RunRecord, short: bool = False) -> str:
