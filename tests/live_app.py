@@ -25,9 +25,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str | None], log_path: Path, ready_s: float = 90):
+def streamlit_server(env: dict[str, str | None], log_path: Path, ready_s: float = 90, preexec_fn=None):
     """Start the app with ``env`` on top of this process's environment (a None value unsets a
-    variable); yield (url, process); stop it afterwards."""
+    variable); yield (url, process); stop it afterwards. ``preexec_fn`` runs in the child before
+    the server starts (the Community Cloud stand-in moves it into its cgroups there)."""
     full_env = dict(os.environ)
     for key, value in env.items():
         if value is None:
@@ -39,7 +40,7 @@ def streamlit_server(env: dict[str, str | None], log_path: Path, ready_s: float 
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
                                  str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + ready_s

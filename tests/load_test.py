@@ -1,12 +1,19 @@
-"""Load test: N students on one `streamlit run`, each in its own browser context, all pressing Run
-at once. Reports completions, errors, the queue, the server's peak memory and lost results.
+"""Load tests: a class on one `streamlit run`, each student in their own browser context.
 
-    .venv/bin/python -m tests.load_test --sessions 10 --weights ../shared/weights/vgg16_hed_features_fp16.pth
+    .venv/bin/python -m tests.load_test class --weights ../shared/weights/vgg16_hed_features_fp16.pth --standin
+    .venv/bin/python -m tests.load_test queue --sessions 10
 
-Each session gets its own seed and starts from noise, so every result differs. A result counts as
-kept when the session's own page shows exactly one finished run whose downloaded PNG carries that
-session's seed, and no two sessions downloaded the same image. A small version runs in the test
-suite (tests/test_browser.py); the full one is a command, because it measures.
+``class``: 20 students press Run on the default pair with the same settings within 5 s, 10 upload
+photos of their own and press Run, and every student then opens two explainer pages in a second
+tab. Before the class, one student alone and then two at the same moment run an identical job, to
+measure what sharing one computation costs (the ratio of their times). Reports the time until
+every student has a result, errors, results lost or shown to the wrong student, the server's peak
+memory and whether anything was killed for memory. With ``--standin`` the server runs under
+Community Cloud's limits (scripts/cloud_standin.py: 2.7 GB, 2 CPUs; needs root and cgroup v1).
+
+``queue``: N students with different seeds press Run at once; each must get exactly its own run.
+A small version of each runs in the test suite (tests/test_browser.py); the full ones are
+commands, because they measure.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ import hashlib
 import io
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from PIL import Image
 
 from nst_core.benchmark import peak_rss_mb
+from nst_core.settings import SETTINGS
 from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
 
 # A short run that still takes a few seconds, so runs overlap and some must queue.
@@ -51,7 +60,7 @@ def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 3
         for i, page in enumerate(pages):
             if i in finished or i in errors:
                 continue
-            if page.get_by_text("Queued:").count():
+            if page.get_by_text("Queued behind").count():
                 queued.add(i)
             problem = exception_text(page)
             if problem:
@@ -96,18 +105,196 @@ def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 3
     }
 
 
+def _result_png(page) -> tuple[dict, str]:
+    """The settings a page's latest result carries in its PNG, and a digest of its pixels."""
+    with page.expect_download() as info:
+        page.get_by_role("button", name="⬇ Download PNG").first.click()
+    png = Image.open(io.BytesIO(Path(info.value.path()).read_bytes()))
+    return json.loads(png.text.get("nst-settings", "{}")), hashlib.sha256(png.tobytes()).hexdigest()
+
+
+def _own_photo(i: int, folder: Path) -> Path:
+    """Student i's own photo: a different crop of a bundled photo (mirrored for every second round)."""
+    photos = sorted((ROOT / "assets" / "photos").glob("*.jpg"))
+    img = Image.open(photos[i % len(photos)]).convert("RGB")
+    w, h = img.size
+    dx, dy = (i * 37) % max(w // 5, 1), (i * 53) % max(h // 5, 1)
+    img = img.crop((dx, dy, dx + 4 * w // 5, dy + 4 * h // 5))
+    if (i // len(photos)) % 2:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    path = folder / f"student{i + 1}_photo.jpg"
+    img.save(path, quality=90)
+    return path
+
+
+JOINED = ("you are watching the same computation", "had already been computed")
+
+
+def _poll(pages: dict[int, object], start: float, finished: dict[int, float], errors: dict[int, str],
+          joined: set[int] | None = None) -> None:
+    """One look at every page still waiting: a result, or an exception, timed from ``start``; and
+    whether the page said it shares a computation someone else started."""
+    for i, page in pages.items():
+        if i in finished or i in errors:
+            continue
+        if joined is not None and any(page.get_by_text(t).count() for t in JOINED):
+            joined.add(i)
+        problem = exception_text(page)
+        if problem:
+            errors[i] = problem.splitlines()[0]
+        elif page.get_by_text("Latest result").count():
+            finished[i] = time.time() - start
+
+
+def _wait_results(pages: dict[int, object], start: float, timeout_s: float, finished: dict[int, float] | None = None,
+                  errors: dict[int, str] | None = None, joined: set[int] | None = None) -> tuple[dict, dict]:
+    """Poll every page until it shows a result or an exception."""
+    finished = {} if finished is None else finished
+    errors = {} if errors is None else errors
+    deadline = start + timeout_s
+    while len(finished) + len(errors) < len(pages) and time.time() < deadline:
+        _poll(pages, start, finished, errors, joined)
+        time.sleep(0.3)
+    for i in pages:
+        if i not in finished and i not in errors:
+            errors[i] = f"no result within {timeout_s:.0f} s"
+    return finished, errors
+
+
+def _open(browser, url: str, width: int = 1200, height: int = 1400):
+    ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    page = ctx.new_page()
+    page.goto(url)
+    return ctx, page
+
+
+def shared_pair(browser, url: str, query: str, students: int, timeout_s: float = 300) -> dict:
+    """``students`` press Run on the same job at the same moment: their times, whether their
+    images are identical, and how many were told they watch a computation someone else started."""
+    opened = [_open(browser, f"{url}/?{query}") for _ in range(students)]
+    for _, page in opened:
+        wait_idle(page)
+    start = time.time()
+    for _, page in opened:
+        page.get_by_role("button", name="▶ Run").click()
+    joined: set[int] = set()
+    finished, errors = _wait_results({i: p for i, (_, p) in enumerate(opened)}, start, timeout_s, joined=joined)
+    digests = set()
+    for i in sorted(finished):
+        wait_idle(opened[i][1])
+        digests.add(_result_png(opened[i][1])[1])
+    for ctx, _ in opened:
+        ctx.close()
+    return {"students": students, "seconds": round(max(finished.values()), 1) if finished else None,
+            "errors": [f"student {i + 1}: {e}" for i, e in sorted(errors.items())],
+            "same_image": len(digests) == 1 and len(finished) == students, "joined": len(joined)}
+
+
+def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 10,
+               explainers: tuple[str, ...] = ("activations", "gram"), timeout_s: float = 600,
+               server_pid: int | None = None, shots: Path | None = None, tmp: Path | None = None) -> dict:
+    """A class: ``shared`` students on the default pair, ``uploads`` with their own photo, then
+    every one of them opens the explainer pages in a second tab while the runs go."""
+    tmp = tmp or ROOT / "test-output" / "class_uploads"
+    tmp.mkdir(parents=True, exist_ok=True)
+    students = shared + uploads
+    opened = [_open(browser, f"{url}/?{query}") for _ in range(students)]
+    photos = {}
+    for i, (_, page) in enumerate(opened):
+        wait_idle(page)
+        if i >= shared:
+            photos[i] = _own_photo(i, tmp)
+            box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Content image").first
+            box.click()
+            page.get_by_role("option", name="Upload your own…").first.click()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photos[i]))
+    for i in photos:
+        wait_idle(opened[i][1])
+    start = time.time()
+    pressed = []
+    for _, page in opened:
+        page.get_by_role("button", name="▶ Run").click()
+        pressed.append(time.time() - start)
+    # Every student also tours the explainer pages in a second tab while the runs go; the results
+    # are looked for between tabs, so their times are good to a few seconds.
+    mains = {i: p for i, (_, p) in enumerate(opened)}
+    finished: dict[int, float] = {}
+    errors: dict[int, str] = {}
+    joined: set[int] = set()
+    tours = [ctx.new_page() for ctx, _ in opened]
+    tour_errors: dict[int, str] = {}
+    for path in explainers:
+        for tab in tours:
+            tab.goto(f"{url}/{path}?{query}", wait_until="commit")
+        for i, tab in enumerate(tours):
+            try:
+                wait_idle(tab, timeout=timeout_s)
+            except AssertionError as exc:
+                tour_errors[i] = f"{path}: {exc}"
+            problem = exception_text(tab)
+            if problem:
+                tour_errors[i] = f"{path}: {problem.splitlines()[0]}"
+            _poll(mains, start, finished, errors, joined)
+    for tab in tours:
+        tab.close()
+    _wait_results(mains, start, timeout_s, finished, errors, joined)
+
+    wrong, lost, digests = [], [], {}
+    for i in sorted(finished):
+        page = opened[i][1]
+        wait_idle(page)
+        if shots is not None and i in (0, shared):
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"class_student{i + 1}.png"), full_page=True)
+        runs_shown = page.get_by_text("Run 1:").count() + page.get_by_text("Run 2:").count()
+        settings, digests[i] = _result_png(page)
+        expected = photos[i].name if i in photos else SETTINGS["content"].default
+        if runs_shown != 1:
+            lost.append(i)
+        if settings.get("content") != expected:
+            wrong.append(i)
+    shared_digests = {digests[i] for i in digests if i < shared}
+    upload_digests = [digests[i] for i in digests if i >= shared]
+    # The class on one pair must see one picture; every upload must see a picture of its own.
+    if len(shared_digests) > 1:
+        wrong += [i for i in digests if i < shared]
+    if len(set(upload_digests)) < len(upload_digests) or shared_digests & set(upload_digests):
+        wrong += [i for i in digests if i >= shared]
+    for ctx, _ in opened:
+        ctx.close()
+    times = sorted(finished.values())
+    return {
+        "students": students, "on_default_pair": shared, "with_uploads": uploads,
+        "run_pressed_within_s": round(max(pressed), 1),
+        "completed": len(finished),
+        "shared_a_computation": len(joined),
+        "errors": [f"student {i + 1}: {t}" for i, t in sorted(errors.items())]
+                  + [f"student {i + 1} tour {t}" for i, t in sorted(tour_errors.items())],
+        "lost_results": len(set(lost)) + len(errors),
+        "misdelivered_results": len(set(wrong)),
+        "first_result_s": round(times[0], 1) if times else None,
+        "every_result_s": round(times[-1], 1) if len(times) == students else None,
+        "server_peak_rss_mb": peak_rss_mb(server_pid) if server_pid else None,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("scenario", choices=["class", "queue"])
+    parser.add_argument("--sessions", type=int, default=10, help="queue: how many students")
+    parser.add_argument("--shared", type=int, default=20, help="class: students on the default pair")
+    parser.add_argument("--uploads", type=int, default=10, help="class: students with their own photo")
     parser.add_argument("--max-runs", type=int, default=2, help="NST_MAX_RUNS for the server")
     parser.add_argument("--weights", help="a VGG features state dict (default: random VGG16)")
-    parser.add_argument("--query", default=SHORT_RUN, help="the settings each session's link carries")
+    parser.add_argument("--query", help="the settings each student's link carries "
+                                        "(class: the app's defaults; queue: a short run from noise)")
+    parser.add_argument("--standin", action="store_true", help="run the server under Community Cloud's limits")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
     env: dict[str, str | None] = {"NST_MAX_RUNS": str(args.max_runs), "NST_WEIGHTS": None}
-    query = args.query
+    query = args.query if args.query is not None else ("preset=Quick" if args.scenario == "class" else SHORT_RUN)
     if args.weights:
         env["NST_WEIGHTS"] = str(Path(args.weights).resolve())
         query += f"&weights_source=file:{Path(args.weights).name}"
@@ -115,16 +302,42 @@ def main(argv=None) -> int:
         query += "&weights_source=random&arch=vgg16"
     from playwright.sync_api import sync_playwright
     out = ROOT / "test-output"
-    with streamlit_server(env, out / "load_test_streamlit.log") as (url, proc), sync_playwright() as p:
+    with ExitStack() as stack:
+        group = None
+        if args.standin:
+            from scripts.cloud_standin import CloudGroup
+            group = stack.enter_context(CloudGroup())
+        url, proc = stack.enter_context(streamlit_server(env, out / "load_test_streamlit.log",
+                                                         preexec_fn=group.enter if group else None))
+        p = stack.enter_context(sync_playwright())
         browser = launch_chromium(p)
-        result = load_test(browser, url, args.sessions, query, args.timeout, proc.pid, out / "screenshots")
+        if args.scenario == "queue":
+            result = load_test(browser, url, args.sessions, query, args.timeout, proc.pid, out / "screenshots")
+            ok = result["completed"] == args.sessions and not result["lost_results"]
+        else:
+            alone = shared_pair(browser, url, query + "&seed=101", 1)
+            two = shared_pair(browser, url, query + "&seed=102", 2)
+            result = class_test(browser, url, query, args.shared, args.uploads, timeout_s=args.timeout,
+                                server_pid=proc.pid, shots=out / "screenshots")
+            result["one_student_s"], result["two_students_s"] = alone["seconds"], two["seconds"]
+            result["two_students_ratio"] = (round(two["seconds"] / alone["seconds"], 2)
+                                            if alone["seconds"] and two["seconds"] else None)
+            result["two_students_same_image"], result["two_students_joined"] = two["same_image"], two["joined"]
+            ok = (result["completed"] == result["students"] and not result["lost_results"]
+                  and not result["misdelivered_results"] and not result["errors"])
         browser.close()
+        alive = proc.poll() is None
+        if group is not None:
+            proc.terminate()
+            result["standin"] = group.report(None if alive else proc.wait())
+            ok = ok and not result["standin"]["oom_killed"]
+        result["server_survived"] = alive
     result["max_runs"] = args.max_runs
     result["settings"] = query
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0 if result["completed"] == args.sessions and not result["lost_results"] else 1
+    return 0 if ok and alive else 1
 
 
 if __name__ == "__main__":

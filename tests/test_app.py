@@ -184,3 +184,39 @@ def test_a_link_cannot_name_a_server_path_as_weights(monkeypatch, source):
     assert all(w in ("random", "imagenet") for w in asked), asked
     model, error = network.load_model("vgg16", source)  # even called directly, it refuses
     assert model is None and "not one of this server's weight sources" in error
+
+
+def test_a_second_student_gets_the_identical_run_without_computing_it(monkeypatch):
+    """Runs are identified by image bytes, settings and network: the same request again is served
+    from the server's shared results, computed once."""
+    import nst_core.shared
+    started = []
+    real = nst_core.shared.run
+
+    def counting(*args, **kwargs):
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nst_core.shared, "run", counting)
+    a, b = app(steps=2, levels=1, seed=4242), app(steps=2, levels=1, seed=4242)
+    for at in (a, b):
+        at.run()
+        next(x for x in at.button if x.label == "▶ Run").click().run()
+        no_exception(at)
+    assert len(started) == 1
+    assert a.session_state["runs"][0].image == b.session_state["runs"][0].image
+    c = app(steps=2, levels=1, seed=4243)  # one setting differs: computed anew
+    c.run()
+    next(x for x in c.button if x.label == "▶ Run").click().run()
+    assert len(started) == 2
+
+
+def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatch):
+    from ui.runs import registry
+    monkeypatch.setattr(registry(), "max_run_s", 1e-3)
+    at = app(steps=5, levels=1, seed=4244)
+    at.run()
+    next(x for x in at.button if x.label == "▶ Run").click().run()
+    no_exception(at)
+    assert any("over this server's limit" in e.value and "at most" in e.value for e in at.error)
+    assert "runs" not in at.session_state or not at.session_state["runs"]

@@ -131,13 +131,14 @@ def _finish(record: RunRecord, status: str, message: str) -> RunRecord:
 
 def _commit(batch: Batch) -> None:
     """Put a batch's runs where its page shows them: the gallery (newest first), or the page's key."""
+    done = [r for r in batch.done if r.image is not None]  # a run refused or stopped before step 1 shows nothing
     if batch.dest == GALLERY:
         runs = st.session_state.setdefault(GALLERY, [])
-        for record in batch.done:
+        for record in done:
             runs.insert(0, record)
         del runs[MAX_RUNS_KEPT:]
     else:
-        st.session_state[batch.dest] = batch.done
+        st.session_state[batch.dest] = done
 
 
 def recover_interrupted() -> None:
