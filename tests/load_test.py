@@ -11,6 +11,9 @@ every student has a result, errors, results lost or shown to the wrong student, 
 memory and whether anything was killed for memory. With ``--standin`` the server runs under
 Community Cloud's limits (scripts/cloud_standin.py: 2.7 GB, 2 CPUs; needs root and cgroup v1).
 
+``memory``: what once killed the server for memory: four students on every explainer page at 512 px
+while three upload 40-megapixel photos and two of them run at 512 px.
+
 ``queue``: N students with different seeds press Run at once; each must get exactly its own run.
 A small version of each runs in the test suite (tests/test_browser.py); the full ones are
 commands, because they measure.
@@ -142,6 +145,8 @@ def _poll(pages: dict[int, object], start: float, finished: dict[int, float], er
         problem = exception_text(page)
         if problem:
             errors[i] = problem.splitlines()[0]
+        elif page.get_by_text("over this server's limit").count():
+            errors[i] = "refused: estimated over the server's ceiling (NST_MAX_RUN_S)"
         elif page.get_by_text("Latest result").count():
             finished[i] = time.time() - start
 
@@ -278,13 +283,65 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
     }
 
 
+def _big_photo(folder: Path, i: int, megapixels: float = 40) -> Path:
+    """A real photo blown up to ``megapixels`` and saved as a JPEG under the 10 MB upload limit."""
+    photos = sorted((ROOT / "assets" / "photos").glob("*.jpg"))
+    img = Image.open(photos[i % len(photos)]).convert("RGB")
+    w = int((megapixels * 1e6 * img.width / img.height) ** 0.5)
+    path = folder / f"big{i + 1}.jpg"
+    img.resize((w, int(megapixels * 1e6 / w)), Image.Resampling.BILINEAR).save(path, quality=80)
+    return path
+
+
+def memory_test(browser, url: str, query: str, tourists: int = 4, uploads: int = 3, runs: int = 2,
+                size: int = 512, timeout_s: float = 600, tmp: Path | None = None) -> dict:
+    """The two ways a class once killed the server: ``tourists`` students on every explainer page at
+    ``size`` px, while ``uploads`` students upload 40-megapixel photos and ``runs`` of them run at
+    ``size`` px. Reports errors and results; the memory figures come from the caller."""
+    tmp = tmp or ROOT / "test-output" / "class_uploads"
+    tmp.mkdir(parents=True, exist_ok=True)
+    query = f"{query}&size={size}"
+    uploaders = [_open(browser, f"{url}/?{query}") for _ in range(uploads)]
+    tourers = [_open(browser, f"{url}/?{query}") for _ in range(tourists)]
+    errors: list[str] = []
+    for i, (_, page) in enumerate(uploaders):
+        wait_idle(page)
+        box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Content image").first
+        box.click()
+        page.get_by_role("option", name="Upload your own…").first.click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(_big_photo(tmp, i)))
+    start = time.time()
+    for _, page in uploaders[:runs]:
+        wait_idle(page)
+        page.get_by_role("button", name="▶ Run").click()
+    for path in ("activations", "gram", "cost_curves", "experiments", "how_it_works"):
+        for _, page in tourers:
+            page.goto(f"{url}/{path}?{query}", wait_until="commit")
+        for i, (_, page) in enumerate(tourers):
+            try:
+                wait_idle(page, timeout=timeout_s)
+            except AssertionError as exc:
+                errors.append(f"tourist {i + 1} on {path}: {exc}")
+            problem = exception_text(page)
+            if problem:
+                errors.append(f"tourist {i + 1} on {path}: {problem.splitlines()[0]}")
+    finished, failed = _wait_results({i: p for i, (_, p) in enumerate(uploaders[:runs])}, start, timeout_s)
+    errors += [f"uploader {i + 1}: {t}" for i, t in sorted(failed.items())]
+    for ctx, _ in uploaders + tourers:
+        ctx.close()
+    return {"tourists": tourists, "uploads_40mp": uploads, "runs": runs, "size": size,
+            "completed_runs": len(finished), "errors": errors,
+            "last_result_s": round(max(finished.values()), 1) if finished else None}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["class", "queue"])
+    parser.add_argument("scenario", choices=["class", "queue", "memory"])
     parser.add_argument("--sessions", type=int, default=10, help="queue: how many students")
     parser.add_argument("--shared", type=int, default=20, help="class: students on the default pair")
     parser.add_argument("--uploads", type=int, default=10, help="class: students with their own photo")
     parser.add_argument("--max-runs", type=int, default=2, help="NST_MAX_RUNS for the server")
+    parser.add_argument("--max-run-s", type=float, help="NST_MAX_RUN_S for the server (default: its own)")
     parser.add_argument("--weights", help="a VGG features state dict (default: random VGG16)")
     parser.add_argument("--query", help="the settings each student's link carries "
                                         "(class: the app's defaults; queue: a short run from noise)")
@@ -293,8 +350,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    env: dict[str, str | None] = {"NST_MAX_RUNS": str(args.max_runs), "NST_WEIGHTS": None}
-    query = args.query if args.query is not None else ("preset=Quick" if args.scenario == "class" else SHORT_RUN)
+    env: dict[str, str | None] = {"NST_MAX_RUNS": str(args.max_runs), "NST_WEIGHTS": None,
+                                  "NST_MAX_RUN_S": None if args.max_run_s is None else str(args.max_run_s)}
+    query = args.query if args.query is not None else (SHORT_RUN if args.scenario == "queue" else "preset=Quick")
     if args.weights:
         env["NST_WEIGHTS"] = str(Path(args.weights).resolve())
         query += f"&weights_source=file:{Path(args.weights).name}"
@@ -311,7 +369,11 @@ def main(argv=None) -> int:
                                                          preexec_fn=group.enter if group else None))
         p = stack.enter_context(sync_playwright())
         browser = launch_chromium(p)
-        if args.scenario == "queue":
+        if args.scenario == "memory":
+            result = memory_test(browser, url, query, timeout_s=args.timeout)
+            result["server_peak_rss_mb"] = peak_rss_mb(proc.pid)
+            ok = not result["errors"] and result["completed_runs"] == result["runs"]
+        elif args.scenario == "queue":
             result = load_test(browser, url, args.sessions, query, args.timeout, proc.pid, out / "screenshots")
             ok = result["completed"] == args.sessions and not result["lost_results"]
         else:

@@ -270,3 +270,20 @@ def test_two_students_on_the_same_run_share_one_computation(server, browser):
     assert result["errors"] == []
     assert result["joined"] == 1
     assert result["same_image"]
+
+
+def test_a_reload_mid_run_finds_the_run_again(server, page):
+    """A reload is a new session: the page finds its run in flight through the run's identity (the
+    same images and settings), and Stop still keeps the best image."""
+    page.goto(server + "/" + FAST.replace("steps=3", "steps=400") + "&seed=14")
+    wait_idle(page)
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)
+    page.reload()
+    page.get_by_text("Your run is still going").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.get_by_text("Latest result").wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exceptions(page)
+    assert page.get_by_text("(stopped)").count() >= 1
