@@ -80,8 +80,10 @@ if error:
     st.error(f"These settings cannot run: {error}.", icon="🚫")
 if st.button("▶ Run", type="primary", disabled=job is None, help="Start the optimization."):
     done = runs.run_panel([job], "stylize")
-    if done[-1].status == "done":
-        st.rerun()  # redraw without the run panel: the result is in the session's gallery below
+else:
+    done = runs.resume_panel(job, "stylize")  # after a reload: the same job's run, in flight or kept
+if done and done[-1].status == "done":
+    st.rerun()  # redraw without the run panel: the result is in the session's gallery below
 
 # ---------------------------------------------------------------- results
 gallery = ss.get(runs.GALLERY, [])
