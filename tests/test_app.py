@@ -100,7 +100,9 @@ def test_an_interrupted_run_is_kept_as_stopped():
 
 
 def test_sessions_are_isolated():
-    a, b = app(steps=1, levels=1), app(steps=1, levels=1)
+    # Different seeds: a student who opens the very same images and settings is shown the kept
+    # result on purpose (a reload, or back later), as the test below checks.
+    a, b = app(steps=1, levels=1, seed=1), app(steps=1, levels=1, seed=2)
     a.run()
     b.run()
     next(x for x in a.button if x.label == "▶ Run").click().run()
@@ -205,6 +207,9 @@ def test_a_second_student_gets_the_identical_run_without_computing_it(monkeypatc
         no_exception(at)
     assert len(started) == 1
     assert a.session_state["runs"][0].image == b.session_state["runs"][0].image
+    back = app(steps=2, levels=1, seed=4242)  # back later with the same images and settings
+    back.run()
+    assert back.session_state["runs"][0].image == a.session_state["runs"][0].image and len(started) == 1
     c = app(steps=2, levels=1, seed=4243)  # one setting differs: computed anew
     c.run()
     next(x for x in c.button if x.label == "▶ Run").click().run()
