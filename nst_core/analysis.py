@@ -329,6 +329,13 @@ def gram_parts(a: torch.Tensor, k: int, k2: int) -> dict[str, float]:
             "correlation": float(channel_correlation(a)[k, k2])}
 
 
+def toy_entries(seed: int = 0, k: int = 0, k2: int = 1) -> dict[str, dict[str, float]]:
+    """G[k, k′] of each toy block (:data:`TOY_KINDS` order: fire together, independent, never),
+    taken apart by :func:`gram_parts`: the three cases a page sets side by side, so the student
+    sees the entry fall in the order the text promises."""
+    return {kind: gram_parts(toy_block(kind, seed=seed), k, k2) for kind in TOY_KINDS}
+
+
 def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
     """Cut the image into a tiles×tiles grid and put the pieces back in a random order."""
     _, _, h, w = image.shape

@@ -7,8 +7,10 @@ when a figure goes out of scope. Font sizes are set for a classroom projector.
 
 from __future__ import annotations
 
+import io
 import math
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.colors import FuncNorm, PowerNorm
@@ -38,20 +40,34 @@ def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, 
     return [(lo, hi)] * len(blocks)
 
 
+def _unit_range(m: np.ndarray, limits) -> np.ndarray:
+    lo, hi = (float(m.min()), float(m.max())) if limits is None else limits
+    return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
+
+
 def feature_grid(block: torch.Tensor, order: torch.Tensor, title: str, n: int = 16, limits=None) -> Figure:
-    """The first ``n`` channels of an activation block (in ``order``) as small heatmaps."""
+    """The first ``n`` channels of an activation block (in ``order``) as small heatmaps, each on
+    its own colour scale (``limits`` None) or all on ``limits`` = (low, high).
+
+    Drawn as one mosaic in one axes with a label over each map: n separate axes took seconds to
+    lay out, and a student moving a slider should see the answer within a second."""
     cols = int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
-    fig = _fig(4.2, 4.2 * rows / cols + 0.5)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, k in zip(axes.flat, order[:n].tolist()):
-        m = block[k].cpu().numpy()
-        kw = {} if limits is None else {"vmin": limits[0], "vmax": max(limits[1], limits[0] + 1e-9)}
-        ax.imshow(m, cmap=CMAP, interpolation="nearest", **kw)
-        ax.set_title(f"ch {k}", fontsize=FONT - 3, pad=2)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    h, w = block.shape[-2:]
+    gap_x = max(1, round(0.08 * w))
+    gap_y = max(2, round(0.32 * w))  # room for the label, which scales with the figure's width
+    height, width = rows * (h + gap_y), cols * w + (cols - 1) * gap_x
+    mosaic = np.ones((height, width, 3))
+    cmap = matplotlib.colormaps[CMAP]
+    fig = _fig(4.2, 4.2 * height / width + 0.5)
+    ax = fig.add_subplot()
+    for n_, k in enumerate(order[:n].tolist()):
+        r, c = divmod(n_, cols)
+        top, left = r * (h + gap_y) + gap_y, c * (w + gap_x)
+        mosaic[top:top + h, left:left + w] = cmap(_unit_range(block[k].cpu().float().numpy(), limits))[..., :3]
+        ax.text(left + w / 2, top - 0.5, f"ch {k}", ha="center", va="bottom", fontsize=FONT - 3)
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(title, fontsize=FONT + 1)
     return fig
 
@@ -489,17 +505,23 @@ def receptive_fields(image: Image.Image, rows: list[dict], center=None) -> Figur
 
 
 def shuffle_bars(gram_change: dict[str, float], content_change: float, content_layer: str) -> Figure:
-    """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling."""
-    fig = _fig(8, 4.2)
+    """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling.
+
+    Sized to stay readable on a 390 px phone (one bar per layer, values as percentages)."""
+    fig = _fig(5.6, 4.2)
     ax = fig.add_subplot()
     names = list(gram_change) + [f"content\n{content_layer}"]
     values = list(gram_change.values()) + [content_change]
     colors = ["#2ca02c"] * len(gram_change) + ["#d62728"]
     bars = ax.bar(names, values, color=colors)
     for b, v in zip(bars, values):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=FONT - 1)
-    ax.set_ylabel("relative change")
-    ax.set_title("Shuffling tiles: Gram matrices (green) vs content (red)", fontsize=FONT + 1)
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=FONT - 1)
+    ax.set_ylabel("how much it changed", fontsize=FONT - 1)
+    ax.tick_params(axis="x", labelsize=FONT - 2, labelrotation=45)
+    ax.tick_params(axis="y", labelsize=FONT - 3)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_ylim(0, max(values + [0.1]) * 1.18)
+    ax.set_title("Style (Gram, green) vs content (red)", fontsize=FONT + 1)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -516,3 +538,10 @@ def image_row(images: list[Image.Image], titles: list[str], suptitle: str = "") 
     if suptitle:
         fig.suptitle(suptitle, fontsize=FONT + 1)
     return fig
+
+
+def png(fig: Figure, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes, for a page to cache a drawing it shows again and again."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
