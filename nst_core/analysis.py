@@ -105,7 +105,7 @@ def _min_distance(info: LayerInfo) -> float:
 
 
 def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 384), per_picture: int = 12,
-                  pooling: str = "max") -> dict[str, PatchIndex]:
+                  pooling: str = "max", border_px: int = 0) -> dict[str, PatchIndex]:
     """Search ``images`` (``(name, PIL image or (1, 3, H, W) tensor)`` pairs, or bare images) at
     each long side in ``scales`` (``None``: as given) for the places each channel of each of
     ``layers`` responds to most. One forward pass per picture serves every layer, so indexing all
@@ -115,6 +115,10 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
     about half a receptive field wide), so the candidates already lie at different places.
     Several scales let a unit find its pattern at the size it responds to: a deep unit that likes
     a face needs the face small enough to fit in its field.
+
+    With ``border_px`` > 0, places within that many input pixels of a picture's edge are not
+    candidates (:func:`border_margin`): there a unit sees the zero padding's black frame, and the
+    units that respond to the frame would fill the grid with picture edges.
     """
     layers = list(dict.fromkeys(layers))
     deepest = _deepest_of(model, layers)
@@ -131,7 +135,7 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
                 x = fit_image(model, deepest, x).to(model.mean.device)
                 acts = model.extract(x, layers, pooling)
                 for layer, a in acts.items():
-                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture)
+                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture, border_px)
                     found[layer][0].append(v)
                     found[layer][1].append(f)
                     indexes[layer].grids.append(grid)
@@ -147,11 +151,17 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
     return indexes
 
 
-def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
+def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int, border_px: int = 0):
     """Each channel's ``m`` strongest block maxima (values, flat positions, padded with −inf), and
-    the grid. A block is about half a receptive field, so the candidates are spread out."""
+    the grid. A block is about half a receptive field, so the candidates are spread out; the
+    ``border_px`` frame (in input pixels) is left out."""
     block = max(1, min(int(_min_distance(info) // info.stride), *a.shape[-2:]))
     grid = tuple(a.shape[-2:])
+    margin = border_margin(info, grid, border_px) if border_px > 0 else 0
+    if margin:
+        inner = torch.full_like(a, -math.inf)
+        inner[:, margin:grid[0] - margin, margin:grid[1] - margin] = interior(a, margin)
+        a = inner
     v, where = F.max_pool2d(a[None], block, stride=block, ceil_mode=True, return_indices=True)
     v, where = v[0].flatten(1), where[0].flatten(1)
     k = min(m, v.shape[1])
@@ -160,9 +170,9 @@ def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
 
 
 def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
-                pooling: str = "max") -> PatchIndex:
+                pooling: str = "max", border_px: int = 0) -> PatchIndex:
     """:func:`patch_indexes` for one layer."""
-    return patch_indexes(model, images, [layer], scales, per_picture, pooling)[layer]
+    return patch_indexes(model, images, [layer], scales, per_picture, pooling, border_px)[layer]
 
 
 def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerInfo):

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from nst_core import plots, to_tensor
-from nst_core.analysis import (activations, bundled_collection, channel_order, index_patches, layer_shapes,
+from nst_core.analysis import (BORDER_PX, activations, bundled_collection, channel_order, index_patches, layer_shapes,
                                patch_index, receptive_field_box)
 from nst_core.describe import friendly_number
 from ui import frame, network, pickers
@@ -59,7 +59,8 @@ def maps_section(blocks, layer):
     n = c2.select_slider("Channels shown", [4, 9, 16, 25], value=16, key="act_n")
     limits = plots.scale_limits(blocks, scaling, order, n)
     for col, (label, _), block, lim in zip(st.columns(len(blocks)), labelled, blocks, limits):
-        col.pyplot(plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim), dpi=150)
+        grid = plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim)
+        col.image(plots.png(grid, dpi=150), width="stretch")
     st.caption("Channels are sorted by their mean activation on the content image, strongest first; the same "
                "channels are shown for every image, so you can compare them.")
     if generated is None:
@@ -71,7 +72,7 @@ maps_section(blocks, layer)
 
 @shared(max_mb=160, spinner="Searching the bundled photos and paintings at three sizes (once per layer)…")
 def _index(model, layer):
-    return patch_index(model, bundled_collection(pickers.ASSETS), layer)
+    return patch_index(model, bundled_collection(pickers.ASSETS), layer, border_px=BORDER_PX)
 
 
 @shared(max_mb=24)
@@ -98,7 +99,8 @@ def unit_section(blocks, layer):
     img = labelled[idx][1].resize((w, h))
     box = receptive_field_box(info, i, j, (h, w))
     col, text = st.columns([3, 2])
-    col.pyplot(plots.channel_overlay(img, block[channel], box, f"{which}: {layer} channel {channel}"), dpi=130)
+    overlay = plots.channel_overlay(img, block[channel], box, f"{which}: {layer} channel {channel}")
+    col.image(plots.png(overlay, dpi=130), width="stretch")
     text.markdown(f"The colours show where channel {channel} responds. The cyan box is everything the unit at "
                   f"row {i}, column {j} can see: a {info.receptive_field} px receptive field. Its activation "
                   f"there is **{friendly_number(float(block[channel, i, j]))}** (strongest anywhere on this image: "
@@ -110,7 +112,8 @@ def unit_section(blocks, layer):
     st.write("Following Zeiler & Fergus (2013): search every bundled photo and painting, each at three sizes, "
              "for the places where this channel responds most. Each cell shows one place with the unit's "
              "receptive field boxed in cyan, its activation, and the picture it comes from; no two cells show "
-             "the same place, and no picture gives more than three.")
+             "the same place, and no picture gives more than three. Places at a picture's very edge are left "
+             "out: there the unit also sees the black frame the network pads every image with.")
     c1, c2 = st.columns([3, 2])
     c1.image(_patches_png(model, layer, channel), width="stretch")
     c2.markdown("**Try this:** on **conv1_1** the boxes are tiny, and the nine share one colour or one edge "

@@ -13,7 +13,8 @@ from ui.cache import shared
 
 frame.enter()
 # A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
-st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}</style>")
+st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
+        "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 
 st.title("🧮 What is style, concretely?")
 st.write("Style is measured by **which channels fire together**. For every pair of channels k and k′, "
@@ -43,19 +44,18 @@ def toy_section():
     k2 = c2.selectbox("Channel k′", range(5), index=1, key="toy_k2")
     gram = gram_matrix(block)
     for col, fig in zip(st.columns(4), plots.toy_panels(block, gram, k, k2)):
-        col.pyplot(fig, dpi=150)
+        col.image(plots.png(fig, dpi=150), width="stretch")
     entries = toy_entries(seed)
     st.markdown(f"**G[0, 1] in the three cases** (seed {seed}, before your edits): "
                 f"{toy_order_text(entries, TOY_KINDS)}. Firing at the same places gives the largest entry; "
                 "never firing together gives 0.")
 
     st.subheader("G is an unnormalized cross-covariance")
-    st.write("The course calls the Gram matrix an *unnormalized cross-covariance*. The **cross-covariance** of "
-             "two channels asks: when channel k is above its average, is channel k′ above its average too? "
-             "Subtract each channel's mean μ, multiply, and average over the n_H·n_W positions: positive when "
-             "they rise together, about 0 when they are independent, negative when one is on where the other "
-             "is off. G does neither step (no means removed, a sum instead of an average), so it is that "
-             "cross-covariance plus a part that is there merely because both channels are active at all:")
+    st.write("The **cross-covariance** of two channels asks: when channel k is above its average, is channel k′ "
+             "above its average too? Subtract each channel's mean μ, multiply, and average over the positions: "
+             "positive when they rise together, about 0 when they are independent, negative when one is on "
+             "where the other is off. G skips both steps, so it is that cross-covariance plus a part that is "
+             "there merely because both channels are active at all:")
     st.latex(r"G_{kk'} = \sum_{i,j} a_{ijk}\,a_{ijk'} = n_H n_W \left(\operatorname{cov}_{kk'} + \mu_k\,\mu_{k'}\right)")
     st.markdown(gram_entry_text(gram_parts(block, k, k2), k, k2))
 
@@ -99,7 +99,7 @@ def real_section(model, style, content, generated, side):
     figs = plots.gram_panels(grams[0], grams[1], order, n, labels=("S style", f"{other[0].upper()} {other}"),
                              cell=(ci, cj))
     for col, fig in zip(st.columns(3), figs):
-        col.pyplot(fig, dpi=130)
+        col.image(plots.png(fig, dpi=130), width="stretch")
     kk, kk2 = int(order[ci]), int(order[cj])
     st.caption(f"Rank 0 is the channel that fires most on the style image **away from its edges**: every layer "
                f"pads the image with zeros, so a few channels fire at the black frame around it, and they would "
@@ -110,7 +110,7 @@ def real_section(model, style, content, generated, side):
                 f"{friendly_number(float(grams[1][kk, kk2]))} for the {other} image. Below, the two maps behind it "
                 f"on the style image ({layer}), and their product.")
     for col, fig in zip(st.columns(3), plots.pair_panels(blocks[0], kk, kk2)):
-        col.pyplot(fig, dpi=130)
+        col.image(plots.png(fig, dpi=130), width="stretch")
 
 
 real_section(model, style, content, generated, side)
@@ -139,7 +139,8 @@ def shuffle_section(model, style, side):
     c1, c2, c3 = st.columns(3)
     c1.image(style, caption="the style image", width="stretch")
     c2.image(to_pil(result["shuffled"]), caption=f"{tiles}×{tiles} tiles shuffled", width="stretch")
-    c3.pyplot(plots.shuffle_bars(result["gram_change"], result["content_change"], "conv4_2"), dpi=130)
+    bars = plots.shuffle_bars(result["gram_change"], result["content_change"], "conv4_2")
+    c3.image(plots.png(bars, dpi=130), width="stretch")
     changes = result["gram_change"].values()
     st.markdown(f"The Gram matrices moved by **{min(changes):.0%} to {max(changes):.0%}**; the content cost at "
                 f"conv4_2 rose to **{result['content_change']:.0%}** of what a blank image would cost.")

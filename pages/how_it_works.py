@@ -11,7 +11,8 @@ from ui.cache import shared
 
 frame.enter()
 # A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
-st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}</style>")
+st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
+        "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 
 st.title("📐 How it works")
 model = network.current_model()
