@@ -98,7 +98,7 @@ def unit_section(blocks, layer):
     j = c4.slider("Unit column", 0, gw - 1, gw // 2, key=f"act_j_{tag}")
     img = labelled[idx][1].resize((w, h))
     box = receptive_field_box(info, i, j, (h, w))
-    col, text = st.columns([3, 2])
+    col, text = st.columns(2)
     overlay = plots.channel_overlay(img, block[channel], box, f"{which}: {layer} channel {channel}")
     col.image(plots.png(overlay, dpi=130), width="stretch")
     text.markdown(f"The colours show where channel {channel} responds. The cyan box is everything the unit at "
@@ -114,9 +114,9 @@ def unit_section(blocks, layer):
              "receptive field boxed in cyan, its activation, and the picture it comes from; no two cells show "
              "the same place, and no picture gives more than three. Places at a picture's very edge are left "
              "out: there the unit also sees the black frame the network pads every image with.")
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns(2)
     c1.image(_patches_png(model, layer, channel), width="stretch")
-    c2.markdown("**Try this:** on **conv1_1** the boxes are tiny, and the nine share one colour or one edge "
+    c2.markdown("**Look for:** on **conv1_1** the boxes are tiny, and the nine share one colour or one edge "
                 "direction. On **conv3_1** and **conv5_1** the boxes grow and the nine share a texture or a "
                 "shape, found in different pictures. Change the channel to see another unit's taste.")
     if not model.trained:

@@ -12,6 +12,7 @@ from ui.cache import shared
 frame.enter()
 # A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
 st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
+        ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
         "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 
 st.title("📐 How it works")
@@ -62,7 +63,8 @@ st.header("5 · The total")
 st.latex(f["total"])
 st.write("α and β set the trade-off. The gradient of J with respect to G's pixels tells each pixel which way "
          "to move; Adam or L-BFGS take the steps. An optional smoothness term can be added:")
-st.latex(TV_FORMULA)
+# Its two terms on two lines: on one line it is wider than a phone.
+st.latex(r"\begin{aligned}" + TV_FORMULA.replace("=", "&=", 1).replace(" + ", r" \\ &+ ") + r"\end{aligned}")
 st.page_link("pages/stylize.py", label="Try it: Stylize", icon="🎨")
 
 st.header("6 · Receptive fields: how much each unit sees")
