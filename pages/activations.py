@@ -49,25 +49,33 @@ blocks = _acts(model, [img for _, img in labelled], layer, (h, w))
 order = channel_order(blocks[0])
 
 
+@shared(max_mb=64)
+def _grid_pictures(model, images, layer, size, n, scaling):
+    """The feature grids as PNGs: a student flicking between settings gets each drawing once."""
+    blocks = _acts(model, images, layer, size)
+    limits = plots.scale_limits(blocks, scaling, order, n)
+    return [plots.png(plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim), dpi=150)
+            for (label, _), block, lim in zip(labelled, blocks, limits)]
+
+
 @st.fragment
-def maps_section(blocks, layer):
+def maps_section(layer):
     st.subheader("Channel maps")
     c1, c2 = st.columns(2)
     scaling = c1.radio("Colour scale", ["channel", "layer", "global"], horizontal=True, key="act_scaling",
                        format_func={"channel": "per channel", "layer": "per image", "global": "shared by all"}.get,
                        help="Per channel stretches every map; shared makes strong and weak channels comparable.")
     n = c2.select_slider("Channels shown", [4, 9, 16, 25], value=16, key="act_n")
-    limits = plots.scale_limits(blocks, scaling, order, n)
-    for col, (label, _), block, lim in zip(st.columns(len(blocks)), labelled, blocks, limits):
-        grid = plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim)
-        col.image(plots.png(grid, dpi=150), width="stretch")
+    pictures = _grid_pictures(model, [img for _, img in labelled], layer, (h, w), n, scaling)
+    for col, picture in zip(st.columns(len(pictures)), pictures):
+        col.image(picture, width="stretch")
     st.caption("Channels are sorted by their mean activation on the content image, strongest first; the same "
                "channels are shown for every image, so you can compare them.")
     if generated is None:
         st.caption("Run a stylization on **Stylize** to add the generated image here.")
 
 
-maps_section(blocks, layer)
+maps_section(layer)
 
 
 @shared(max_mb=160, spinner="Searching the bundled photos and paintings at three sizes (once per layer)…")
@@ -79,6 +87,12 @@ def _index(model, layer):
 def _patches_png(model, layer, channel):
     patches = index_patches(_index(model, layer), channel, k=9)
     return plots.png(plots.patches_grid(patches, f"Top 9 places for {layer}, channel {channel}"), dpi=130)
+
+
+@shared(max_mb=32)
+def _overlay(model, images, size, idx, layer, channel, title):
+    amap = _acts(model, images, layer, size)[idx][channel]
+    return plots.overlay_picture(images[idx].resize((size[1], size[0])), amap, title, dpi=130)
 
 
 @st.fragment
@@ -96,11 +110,12 @@ def unit_section(blocks, layer):
                                   key=f"act_channel_{tag}"))
     i = c3.slider("Unit row", 0, gh - 1, gh // 2, key=f"act_i_{tag}")
     j = c4.slider("Unit column", 0, gw - 1, gw // 2, key=f"act_j_{tag}")
-    img = labelled[idx][1].resize((w, h))
     box = receptive_field_box(info, i, j, (h, w))
     col, text = st.columns(2)
-    overlay = plots.channel_overlay(img, block[channel], box, f"{which}: {layer} channel {channel}")
-    col.image(plots.png(overlay, dpi=130), width="stretch")
+    # Drawn once per image and channel; moving to another unit only outlines its field.
+    overlay = _overlay(model, [img for _, img in labelled], (h, w), idx, layer, channel,
+                       f"{which}: {layer} channel {channel}")
+    col.image(overlay.with_rect(box, colour="#00e5ff"), width="stretch")
     text.markdown(f"The colours show where channel {channel} responds. The cyan box is everything the unit at "
                   f"row {i}, column {j} can see: a {info.receptive_field} px receptive field. Its activation "
                   f"there is **{friendly_number(float(block[channel, i, j]))}** (strongest anywhere on this image: "

@@ -74,7 +74,14 @@ side = min(st.session_state["size"], 256)
 @shared(max_mb=128, spinner="Computing Gram matrices…")
 def _grams(model, images, layer, side):
     blocks = [activations(model, [to_tensor(img, side)], layer)[0] for img in images]
-    return blocks, [gram_matrix(b) for b in blocks]
+    grams = [gram_matrix(b) for b in blocks]
+    return blocks, grams, style_channel_order(blocks[0], model.table[layer])
+
+
+@shared(max_mb=48, spinner="Drawing the Gram matrices…")
+def _gram_pictures(model, images, layer, side, n, labels):
+    _, grams, order = _grams(model, images, layer, side)
+    return plots.gram_pictures(grams[0], grams[1], order, n, labels, dpi=130)
 
 
 @st.fragment
@@ -92,15 +99,14 @@ def real_section(model, style, content, generated, side):
     others = ["generated", "content"] if generated is not None else ["content"]
     other = c3.radio("Compare the style image with", others, horizontal=True, key="gram_other")
     pair = [style, generated if other == "generated" else content]
-    blocks, grams = _grams(model, pair, layer, side)
-    order = style_channel_order(blocks[0], model.table[layer])
+    blocks, grams, order = _grams(model, pair, layer, side)
     c1, c2 = st.columns(2)
     ci = c1.slider("Cell row k (rank)", 0, n - 1, 0, key=f"gram_ci_{n}")
     cj = c2.slider("Cell column k′ (rank)", 0, n - 1, 1, key=f"gram_cj_{n}")
-    figs = plots.gram_panels(grams[0], grams[1], order, n, labels=("S style", f"{other[0].upper()} {other}"),
-                             cell=(ci, cj))
-    for col, fig in zip(st.columns(3), figs):
-        col.image(plots.png(fig, dpi=130), width="stretch")
+    # Drawn once per layer and size; a move of the sliders only draws the red box on them.
+    pictures = _gram_pictures(model, pair, layer, side, n, ("S style", f"{other[0].upper()} {other}"))
+    for col, picture in zip(st.columns(3), pictures):
+        col.image(picture.with_box(ci, cj), width="stretch")
     kk, kk2 = int(order[ci]), int(order[cj])
     st.caption(f"Rank 0 is the channel that fires most on the style image **away from its edges**: every layer "
                f"pads the image with zeros, so a few channels fire at the black frame around it, and they would "
@@ -111,7 +117,7 @@ def real_section(model, style, content, generated, side):
                 f"{friendly_number(float(grams[1][kk, kk2]))} for the {other} image. Below, the two maps behind it "
                 f"on the style image ({layer}), and their product.")
     for col, fig in zip(st.columns(3), plots.pair_panels(blocks[0], kk, kk2)):
-        col.image(plots.png(fig, dpi=130), width="stretch")
+        col.image(plots.png(fig, dpi=110), width="stretch")
 
 
 real_section(model, style, content, generated, side)
@@ -126,7 +132,9 @@ st.write("Cut the style image into tiles and shuffle them. Every texture is stil
 @shared(max_mb=48, spinner="Shuffling…")
 def _shuffle(model, img, tiles, seed, side):
     style_layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
-    return shuffle_experiment(model, to_tensor(img, side), style_layers, "conv4_2", tiles, seed)
+    result = shuffle_experiment(model, to_tensor(img, side), style_layers, "conv4_2", tiles, seed)
+    bars = plots.png(plots.shuffle_bars(result["gram_change"], result["content_change"], "conv4_2"), dpi=130)
+    return {**result, "shuffled": to_pil(result["shuffled"]), "bars": bars, "original": to_pil(to_tensor(img, side))}
 
 
 @st.fragment
@@ -138,10 +146,9 @@ def shuffle_section(model, style, side):
     seed = int(c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed"))
     result = _shuffle(model, style, tiles, seed, side)
     c1, c2, c3 = st.columns(3)
-    c1.image(style, caption="the style image", width="stretch")
-    c2.image(to_pil(result["shuffled"]), caption=f"{tiles}×{tiles} tiles shuffled", width="stretch")
-    bars = plots.shuffle_bars(result["gram_change"], result["content_change"], "conv4_2")
-    c3.image(plots.png(bars, dpi=130), width="stretch")
+    c1.image(result["original"], caption="the style image", width="stretch")
+    c2.image(result["shuffled"], caption=f"{tiles}×{tiles} tiles shuffled", width="stretch")
+    c3.image(result["bars"], width="stretch")
     changes = result["gram_change"].values()
     st.markdown(f"The Gram matrices moved by **{min(changes):.0%} to {max(changes):.0%}**; the content cost at "
                 f"conv4_2 rose to **{result['content_change']:.0%}** of what a blank image would cost.")

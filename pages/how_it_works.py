@@ -26,8 +26,8 @@ st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a n
          "pixels are moved, by gradient descent, until the network sees in G the *content* of a photo C and "
          "the *style* of an artwork S.")
 st.info("**Try this:** read one formula, then follow its *See it* link to the page that shows it at work. "
-        "Last, scroll to §7 and check the measured numbers: doubling the image size multiplies the content "
-        "cost but leaves the style cost put.", icon="👉")
+        "Last, check the numbers measured in §7: doubling the image size makes the content cost grow much "
+        "more than the style cost.", icon="👉")
 st.caption(f"Formulas shown: the **{'course (seed) normalization' if norm == 'seed' else 'mean-squared (PyTorch tutorial) normalization'}**, "
            "the one Stylize uses now (change it under Stylize → Advanced).")
 

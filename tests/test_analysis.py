@@ -405,3 +405,23 @@ def test_toy_entries_fall_in_the_order_the_page_promises(seed):
     together, independent, never = (e["correlation"] for e in entries.values())
     assert together > 0.5 and abs(independent) < 0.25 and never < -0.5
     assert entries["correlated"]["covariance"] > 0 > entries["anticorrelated"]["covariance"]
+
+
+def test_cell_picture_boxes_the_cell_asked_for():
+    """A page boxes the chosen Gram cell on a picture drawn once; the box must land on that cell."""
+    import io
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+    g = torch.zeros(8, 8)
+    g[2, 5] = 1.0  # one bright cell, to find in the picture
+    pictures = plots.gram_pictures(g, g, torch.arange(8), 8)
+    base = np.asarray(Image.open(io.BytesIO(pictures[0].png)).convert("RGB")).astype(int)
+    boxed = np.asarray(Image.open(io.BytesIO(pictures[0].with_box(2, 5, colour="#ff0000"))).convert("RGB")).astype(int)
+    changed = np.argwhere((boxed != base).any(-1))
+    (top, left), (bottom, right) = changed.min(0), changed.max(0)
+    cy, cx = (top + bottom) // 2, (left + right) // 2
+    brightest = np.array(matplotlib.colormaps["viridis"](1.0)[:3]) * 255
+    assert np.abs(base[cy, cx] - brightest).max() <= 3, base[cy, cx]  # the box's middle is the bright cell
+    assert (boxed[changed[:, 0], changed[:, 1]] == [255, 0, 0]).all()
+    assert 0.5 * pictures[0].cell_w < right - left - 2 < 1.5 * pictures[0].cell_w
