@@ -346,6 +346,12 @@ def toy_entries(seed: int = 0, k: int = 0, k2: int = 1) -> dict[str, dict[str, f
     return {kind: gram_parts(toy_block(kind, seed=seed), k, k2) for kind in TOY_KINDS}
 
 
+def gram_distance(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """‖G(other) − G(reference)‖ / ‖G(reference)‖ (Frobenius): how far one Gram matrix is from
+    another, as a fraction of the reference's own size (0 = the same style statistics)."""
+    return float((other - reference).norm() / reference.norm().clamp_min(1e-12))
+
+
 def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
     """Cut the image into a tiles×tiles grid and put the pieces back in a random order."""
     _, _, h, w = image.shape
@@ -373,8 +379,7 @@ def shuffle_experiment(model: VGGFeatures, image: torch.Tensor, style_layers, co
         b = model.extract(shuffled, layers)
         gram_change = {}
         for name in style_layers:
-            ga, gb = costs.gram_matrix(a[name]), costs.gram_matrix(b[name])
-            gram_change[name] = float((ga - gb).norm() / ga.norm().clamp_min(1e-12))
+            gram_change[name] = gram_distance(costs.gram_matrix(a[name]), costs.gram_matrix(b[name]))
         ac, bc = a[content_layer], b[content_layer]
         content_change = float(costs.content_cost(ac, bc) / costs.content_cost(ac, torch.zeros_like(ac)).clamp_min(1e-12))
     return {"shuffled": shuffled, "gram_change": gram_change, "content_change": content_change}

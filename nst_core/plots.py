@@ -160,7 +160,7 @@ def patches_grid(patches, title: str) -> Figure:
             ax.add_patch(Rectangle((left * z - 0.5, top * z - 0.5), (right - left) * z, (bottom - top) * z,
                                    fill=False, lw=2, ec="#00e5ff"))
         source = getattr(p, "source", "")
-        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:14]}" if source else ""), fontsize=FONT - 3, pad=2,
+        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:18]}" if source else ""), fontsize=FONT - 3, pad=2,
                      linespacing=1.0)
     fig.suptitle(title, fontsize=FONT)
     return fig

@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 from nst_core import FORMULAS, gram_matrix, plots, to_pil, to_tensor
-from nst_core.analysis import (TOY_KINDS, activations, gram_parts, shuffle_experiment, style_channel_order, toy_block,
+from nst_core.analysis import (TOY_KINDS, activations, gram_distance, gram_parts, shuffle_experiment, style_channel_order, toy_block,
                                toy_entries)
 from nst_core.describe import friendly_number, gram_entry_text, toy_order_text
 from ui import frame, network, pickers
@@ -104,7 +104,7 @@ def real_section(model, style, content, generated, side):
     ci = c1.slider("Cell row k (rank)", 0, n - 1, 0, key=f"gram_ci_{n}")
     cj = c2.slider("Cell column k′ (rank)", 0, n - 1, 1, key=f"gram_cj_{n}")
     # Drawn once per layer and size; a move of the sliders only draws the red box on them.
-    pictures = _gram_pictures(model, pair, layer, side, n, ("S style", f"{other[0].upper()} {other}"))
+    pictures = _gram_pictures(model, pair, layer, side, n, ("S (style)", f"{other[0].upper()} ({other})"))
     for col, picture in zip(st.columns(3), pictures):
         col.image(picture.with_box(ci, cj), width="stretch")
     kk, kk2 = int(order[ci]), int(order[cj])
@@ -113,6 +113,11 @@ def real_section(model, style, content, generated, side):
                f"top a plain ranking without saying anything about the painting. Each panel has its own colour "
                f"scale (square root, so small cells still show): compare patterns, not colours. In the difference, "
                f"red means {other} has more of that pair than the style, blue less.")
+    distance = gram_distance(grams[0], grams[1])
+    st.markdown(f"Over all {model.table[layer].channels}×{model.table[layer].channels} cells, the {other} image's Gram "
+                f"differs from the style's by **{distance:.0%}** of the style Gram's size. "
+                + ("A run lowers this: the style cost is this difference, squared and scaled." if other == "generated" else
+                   "Run a stylization on **Stylize** and compare the generated image: its Gram comes much closer."))
     st.markdown(f"The red box is **G[{kk}, {kk2}]**: {friendly_number(float(grams[0][kk, kk2]))} for the style image, "
                 f"{friendly_number(float(grams[1][kk, kk2]))} for the {other} image. Below, the two maps behind it "
                 f"on the style image ({layer}), and their product.")

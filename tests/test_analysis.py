@@ -425,3 +425,12 @@ def test_cell_picture_boxes_the_cell_asked_for():
     assert np.abs(base[cy, cx] - brightest).max() <= 3, base[cy, cx]  # the box's middle is the bright cell
     assert (boxed[changed[:, 0], changed[:, 1]] == [255, 0, 0]).all()
     assert 0.5 * pictures[0].cell_w < right - left - 2 < 1.5 * pictures[0].cell_w
+
+
+def test_gram_distance_is_relative_to_the_reference():
+    from nst_core.analysis import gram_distance
+    g = gram_matrix(torch.rand(4, 6, 6, generator=torch.Generator().manual_seed(1)))
+    assert gram_distance(g, g) == 0
+    assert gram_distance(g, torch.zeros_like(g)) == pytest.approx(1.0)
+    assert gram_distance(g, 3 * g) == pytest.approx(2.0)
+    assert gram_distance(3 * g, g) == pytest.approx(2 / 3)  # not symmetric: measured against the first

@@ -53,33 +53,28 @@ FORMULAS = """() => [...document.querySelectorAll('.katex-display')].map(e => ({
 
 
 @pytest.fixture(scope="module")
-def server():
+def app_and_browser():
+    """The app on a free port and one Chromium, shared by the module's tests."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / "streamlit_phone.log") as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
     from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
+    with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / "streamlit_phone.log") as (url, _), \
+            sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield url, chromium
+        chromium.close()
 
 
 @pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    pg = context.new_page()
-    yield pg
+def phone(app_and_browser):
+    context = app_and_browser[1].new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    yield context.new_page()
     context.close()
 
 
 @pytest.mark.parametrize("path", list(PAGES))
-def test_nothing_is_clipped_on_a_phone(server, phone, path):
-    phone.goto(f"{server}/{path}{FAST}")
+def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
+    phone.goto(f"{app_and_browser[0]}/{path}{FAST}")
     wait_idle(phone, timeout=240)
     done = PAGES[path]
     marker = phone.get_by_role("button", name=done) if isinstance(done, re.Pattern) else phone.get_by_text(done)
