@@ -59,7 +59,8 @@ st.subheader("Precomputed")
 pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
 items = [item for item in index.get(name, []) if item.get("file") in files]
 if items:
-    images = [pickers.decode_image(files[item["file"]].read_bytes())[0] for item in items]
+    # The committed JPEGs go to the browser as they are: no decoding and encoding on every rerun.
+    images = [files[item["file"]].read_bytes() for item in items]
     st.caption(pair.replace("__", " × ").replace("_", " "))
     image_columns(images, [item["label"] for item in items])
     with_prior = ", from the prior's smooth start" if items[0].get("init") == "smooth" else ""

@@ -21,30 +21,35 @@ PHONE = {"width": 390, "height": 844}
 # measured whole, not half-drawn while a computation still runs.
 PAGES = {
     "": re.compile("Run"),  # the Run button's name
-    "activations": "Which patches excite channel",
+    "activations": "Look for:",  # beside the top-9 patches, drawn last
     "gram": "The Gram matrices moved by",
     "experiments": "Recompute on your images",
     "how_it_works": "Measured on",
 }
 
-# Everything inside the app that reaches past the right edge of the screen, unless it lies in a
-# box made to scroll sideways on its own (a formula, a table's grid). The app's main area scrolls
-# too, so a wide figure would not widen the page: it would make the whole lesson slide sideways.
-OWN_SCROLL = '.katex-display, [data-testid="stDataFrame"], [data-testid="stTable"], [data-testid="stCode"]'
+# Everything shown in the app that reaches past the right edge of the screen, unless it lies in a
+# box inside the page that scrolls sideways on its own (a formula, a table's grid, a row of tags).
+# The app's main area itself scrolls too, so a figure wider than the screen would not widen the
+# page: it would make the whole lesson slide sideways. That area does not count as a box.
 STICKING_OUT = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
   const vw = document.documentElement.clientWidth;
+  const scrollsAlone = a => a !== main && ['auto', 'scroll'].includes(getComputedStyle(a).overflowX)
+                            && a.getBoundingClientRect().right <= vw + 1;
   const out = [];
-  for (const e of document.querySelectorAll('[data-testid="stMain"] *')) {
+  for (const e of main.querySelectorAll('*')) {
     const r = e.getBoundingClientRect();
     if (r.width === 0 || r.height === 0 || r.right <= vw + 1) continue;
-    if (getComputedStyle(e).visibility === 'hidden') continue;
-    const box = e.parentElement && e.parentElement.closest('%s');
-    if (box && box.getBoundingClientRect().right <= vw + 1
-        && ['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) continue;
-    out.push(`${e.tagName.toLowerCase()}[${e.getAttribute('data-testid') || e.className}] right=${Math.round(r.right)}`);
+    if (!e.checkVisibility({visibilityProperty: true})) continue;  // e.g. inside a closed expander
+    let a = e.parentElement;
+    while (a && a !== main && !scrollsAlone(a)) a = a.parentElement;
+    if (a && a !== main) continue;
+    const widget = e.closest('[data-testid^="st"]');
+    out.push(`${e.tagName.toLowerCase()} in ${widget ? widget.getAttribute('data-testid') : '?'} `
+             + `"${(e.innerText || '').slice(0, 30)}" right=${Math.round(r.right)}`);
   }
   return out;
-}""" % OWN_SCROLL
+}"""
 MAIN_WIDTH = """() => { const m = document.querySelector('[data-testid="stMain"]'); return [m.scrollWidth, m.clientWidth]; }"""
 
 FORMULAS = """() => [...document.querySelectorAll('.katex-display')].map(e => ({
@@ -89,7 +94,8 @@ def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
     assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px of content on a {width[1]} px screen"
     main = phone.evaluate(MAIN_WIDTH)
     assert main[0] <= main[1], f"the lesson slides sideways: {main[0]} px of content in {main[1]} px"
-    assert phone.evaluate(STICKING_OUT) == []
+    sticking_out = phone.evaluate(STICKING_OUT)
+    assert sticking_out == [], "\n".join(sticking_out)
     formulas = phone.evaluate(FORMULAS)
     for f in formulas:
         assert f["right"] <= PHONE["width"] + 1, f
@@ -97,3 +103,23 @@ def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
             assert f["overflow"] in ("auto", "scroll"), f
     if path in ("gram", "how_it_works"):
         assert formulas, "the formulas were not drawn"
+
+
+def test_a_new_layer_starts_from_its_own_channel(app_and_browser, phone):
+    """A channel picked on conv3_1 (256 channels) must not follow the student to conv1_1 (64):
+    conv5_1 once kept channel 16 with a stale activation of 0."""
+    phone.goto(f"{app_and_browser[0]}/activations{FAST}")
+    wait_idle(phone, timeout=240)
+    phone.get_by_text(PAGES["activations"]).first.wait_for(timeout=240_000)
+    channel = phone.locator('[data-testid="stNumberInput"]').filter(has_text="Channel (0–255)").locator("input")
+    channel.fill("200")
+    channel.press("Enter")
+    phone.get_by_text("Which patches excite channel 200").first.wait_for(timeout=120_000)
+    layer = phone.locator('[data-testid="stSlider"]').filter(has_text="Layer").first.get_by_role("slider")
+    layer.focus()
+    layer.press("Home")  # the first layer, conv1_1
+    fresh = phone.locator('[data-testid="stNumberInput"]').filter(has_text="Channel (0–63)").locator("input")
+    fresh.wait_for(timeout=240_000)
+    wait_idle(phone, timeout=240)
+    assert 0 <= int(fresh.input_value()) <= 63
+    assert exception_text(phone) is None
