@@ -30,8 +30,12 @@ layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names e
 shape = (content.height, content.width)
 h, w = (round(shape[0] * size / max(shape)), round(shape[1] * size / max(shape)))
 rows = layer_shapes(model, (h, w))
-st.dataframe([{**r, "": "◀" if r["layer"] == layer else ""} for r in rows], hide_index=True, height=260,
-             width="stretch")
+# The marker and the receptive field first: on a phone the table scrolls sideways, and these are
+# what the slider is about.
+first = ("layer", "receptive field (px)", "stride")
+st.dataframe([{"": "▶" if r["layer"] == layer else "", **{k: r[k] for k in first},
+               **{k: v for k, v in r.items() if k not in first}} for r in rows],
+             hide_index=True, height=260, width="stretch")
 info = model.table[layer]
 st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // info.stride} grid for a {w}×{h} image. "
         f"Each unit is {info.stride} px from its neighbour and sees a {info.receptive_field}×{info.receptive_field} px "

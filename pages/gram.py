@@ -24,6 +24,14 @@ st.latex(FORMULAS["seed"]["gram"])
 
 
 # ---------------------------------------------------------------- toy
+@shared(max_mb=8)
+def _toy_pictures(shape, values, k, k2):
+    """The four toy panels for a block given as its shape and flat values (plain numbers, so the
+    drawing is cached by what the student typed)."""
+    block = torch.tensor(values).reshape(shape)
+    return [plots.png(fig, dpi=130) for fig in plots.toy_panels(block, gram_matrix(block), k, k2)]
+
+
 @st.fragment
 def toy_section():
     st.header("1 · A toy layer with five channels")
@@ -43,9 +51,8 @@ def toy_section():
     c1, c2 = st.columns(2)
     k = c1.selectbox("Channel k", range(5), index=0, key="toy_k")
     k2 = c2.selectbox("Channel k′", range(5), index=1, key="toy_k2")
-    gram = gram_matrix(block)
-    for col, fig in zip(st.columns(4), plots.toy_panels(block, gram, k, k2)):
-        col.image(plots.png(fig, dpi=150), width="stretch")
+    for col, picture in zip(st.columns(4), _toy_pictures(tuple(block.shape), tuple(block.flatten().tolist()), k, k2)):
+        col.image(picture, width="stretch")
     entries = toy_entries(seed)
     st.markdown(f"**G[0, 1] in the three cases** (seed {seed}, before your edits): "
                 f"{toy_order_text(entries, TOY_KINDS)}. Firing at the same places gives the largest entry; "
