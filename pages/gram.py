@@ -5,8 +5,8 @@ import streamlit as st
 import torch
 
 from nst_core import FORMULAS, gram_matrix, plots, to_pil, to_tensor
-from nst_core.analysis import (TOY_KINDS, activations, gram_distance, gram_parts, shuffle_experiment, style_channel_order, toy_block,
-                               toy_entries)
+from nst_core.analysis import (TOY_KINDS, activations, gram_distance, gram_parts, shuffle_experiment,
+                               style_channel_order, toy_block, toy_entries)
 from nst_core.describe import friendly_number, gram_entry_text, toy_order_text
 from ui import frame, network, pickers
 from ui.cache import shared
@@ -51,7 +51,8 @@ def toy_section():
     c1, c2 = st.columns(2)
     k = c1.selectbox("Channel k", range(5), index=0, key="toy_k")
     k2 = c2.selectbox("Channel k′", range(5), index=1, key="toy_k2")
-    for col, picture in zip(st.columns(4), _toy_pictures(tuple(block.shape), tuple(block.flatten().tolist()), k, k2)):
+    pictures = _toy_pictures(tuple(block.shape), tuple(block.flatten().tolist()), k, k2)
+    for col, picture in zip(st.columns(4), pictures):
         col.image(picture, width="stretch")
     entries = toy_entries(seed)
     st.markdown(f"**G[0, 1] in the three cases** (seed {seed}, before your edits): "
