@@ -74,7 +74,7 @@ st.write("A 3×3 convolution lets each unit see one pixel further in every direc
 size = st.session_state["size"]
 h, w = round(content.height * size / max(content.size)), round(content.width * size / max(content.size))
 rows = layer_shapes(model, (h, w))
-c1, c2 = st.columns([2, 3])
+c1, c2 = st.columns(2)
 c1.dataframe([{k: r[k] for k in ("layer", "stride", "receptive field (px)", "n_C")} for r in rows], hide_index=True,
              height=420, width="stretch")
 firsts = [r for r in rows if r["layer"].endswith("_1")]
