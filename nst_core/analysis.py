@@ -105,7 +105,7 @@ def _min_distance(info: LayerInfo) -> float:
 
 
 def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 384), per_picture: int = 12,
-                  pooling: str = "max") -> dict[str, PatchIndex]:
+                  pooling: str = "max", border_px: int = 0) -> dict[str, PatchIndex]:
     """Search ``images`` (``(name, PIL image or (1, 3, H, W) tensor)`` pairs, or bare images) at
     each long side in ``scales`` (``None``: as given) for the places each channel of each of
     ``layers`` responds to most. One forward pass per picture serves every layer, so indexing all
@@ -115,6 +115,10 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
     about half a receptive field wide), so the candidates already lie at different places.
     Several scales let a unit find its pattern at the size it responds to: a deep unit that likes
     a face needs the face small enough to fit in its field.
+
+    With ``border_px`` > 0, places within that many input pixels of a picture's edge are not
+    candidates (:func:`border_margin`): there a unit sees the zero padding's black frame, and the
+    units that respond to the frame would fill the grid with picture edges.
     """
     layers = list(dict.fromkeys(layers))
     deepest = _deepest_of(model, layers)
@@ -131,7 +135,7 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
                 x = fit_image(model, deepest, x).to(model.mean.device)
                 acts = model.extract(x, layers, pooling)
                 for layer, a in acts.items():
-                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture)
+                    v, f, grid = _block_maxima(a[0].float(), model.table[layer], per_picture, border_px)
                     found[layer][0].append(v)
                     found[layer][1].append(f)
                     indexes[layer].grids.append(grid)
@@ -147,11 +151,17 @@ def patch_indexes(model: VGGFeatures, images: list, layers, scales=(160, 256, 38
     return indexes
 
 
-def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
+def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int, border_px: int = 0):
     """Each channel's ``m`` strongest block maxima (values, flat positions, padded with −inf), and
-    the grid. A block is about half a receptive field, so the candidates are spread out."""
+    the grid. A block is about half a receptive field, so the candidates are spread out; the
+    ``border_px`` frame (in input pixels) is left out."""
     block = max(1, min(int(_min_distance(info) // info.stride), *a.shape[-2:]))
     grid = tuple(a.shape[-2:])
+    margin = border_margin(info, grid, border_px) if border_px > 0 else 0
+    if margin:
+        inner = torch.full_like(a, -math.inf)
+        inner[:, margin:grid[0] - margin, margin:grid[1] - margin] = interior(a, margin)
+        a = inner
     v, where = F.max_pool2d(a[None], block, stride=block, ceil_mode=True, return_indices=True)
     v, where = v[0].flatten(1), where[0].flatten(1)
     k = min(m, v.shape[1])
@@ -160,9 +170,9 @@ def _block_maxima(a: torch.Tensor, info: LayerInfo, m: int):
 
 
 def patch_index(model: VGGFeatures, images: list, layer: str, scales=(160, 256, 384), per_picture: int = 12,
-                pooling: str = "max") -> PatchIndex:
+                pooling: str = "max", border_px: int = 0) -> PatchIndex:
     """:func:`patch_indexes` for one layer."""
-    return patch_indexes(model, images, [layer], scales, per_picture, pooling)[layer]
+    return patch_indexes(model, images, [layer], scales, per_picture, pooling, border_px)[layer]
 
 
 def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerInfo):
@@ -329,6 +339,19 @@ def gram_parts(a: torch.Tensor, k: int, k2: int) -> dict[str, float]:
             "correlation": float(channel_correlation(a)[k, k2])}
 
 
+def toy_entries(seed: int = 0, k: int = 0, k2: int = 1) -> dict[str, dict[str, float]]:
+    """G[k, k′] of each toy block (:data:`TOY_KINDS` order: fire together, independent, never),
+    taken apart by :func:`gram_parts`: the three cases a page sets side by side, so the student
+    sees the entry fall in the order the text promises."""
+    return {kind: gram_parts(toy_block(kind, seed=seed), k, k2) for kind in TOY_KINDS}
+
+
+def gram_distance(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """‖G(other) − G(reference)‖ / ‖G(reference)‖ (Frobenius): how far one Gram matrix is from
+    another, as a fraction of the reference's own size (0 = the same style statistics)."""
+    return float((other - reference).norm() / reference.norm().clamp_min(1e-12))
+
+
 def shuffle_tiles(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
     """Cut the image into a tiles×tiles grid and put the pieces back in a random order."""
     _, _, h, w = image.shape
@@ -356,8 +379,7 @@ def shuffle_experiment(model: VGGFeatures, image: torch.Tensor, style_layers, co
         b = model.extract(shuffled, layers)
         gram_change = {}
         for name in style_layers:
-            ga, gb = costs.gram_matrix(a[name]), costs.gram_matrix(b[name])
-            gram_change[name] = float((ga - gb).norm() / ga.norm().clamp_min(1e-12))
+            gram_change[name] = gram_distance(costs.gram_matrix(a[name]), costs.gram_matrix(b[name]))
         ac, bc = a[content_layer], b[content_layer]
         content_change = float(costs.content_cost(ac, bc) / costs.content_cost(ac, torch.zeros_like(ac)).clamp_min(1e-12))
     return {"shuffled": shuffled, "gram_change": gram_change, "content_change": content_change}

@@ -237,6 +237,18 @@ def gram_entry_text(parts: dict, k: int, k2: int) -> str:
             f"means are not removed. Their correlation is {parts['correlation']:+.2f}.")
 
 
+def toy_order_text(entries: dict[str, dict], words: dict[str, str]) -> str:
+    """The toy Gram entries side by side, largest first, with ``>`` or ``=`` between them:
+    ``fire together 4.1 > independent 1.9 > never fire together 0`` (``entries`` from
+    ``analysis.toy_entries``, ``words`` each case's name for a student)."""
+    ranked = sorted(entries.items(), key=lambda kv: -kv[1]["gram"])
+    text = f"{words[ranked[0][0]]} {friendly_number(ranked[0][1]['gram'])}"
+    for (_, prev), (kind, e) in zip(ranked, ranked[1:]):
+        sign = ">" if friendly_number(prev["gram"]) != friendly_number(e["gram"]) else "="
+        text += f" {sign} {words[kind]} {friendly_number(e['gram'])}"
+    return text
+
+
 def describe_model(model) -> str:
     """:func:`describe_weights` for a loaded ``VGGFeatures``."""
     name = model.description.split("weights from ", 1)[1] if "weights from " in model.description else None

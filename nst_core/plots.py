@@ -7,15 +7,18 @@ when a figure goes out of scope. Font sizes are set for a classroom projector.
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.colors import FuncNorm, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import ScalarFormatter
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .describe import friendly_number
 
@@ -25,6 +28,50 @@ CMAP = "magma"
 
 def _fig(w: float, h: float) -> Figure:
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+@dataclass(frozen=True)
+class CellPicture:
+    """A drawn matrix figure as PNG bytes, with where its cells lie in the picture's pixels, so a
+    page can box any one cell (:meth:`with_box`) in milliseconds instead of drawing the figure
+    again on every move of a slider."""
+
+    png: bytes
+    left: float  # pixel x of the matrix's left edge
+    top: float  # pixel y of the matrix's top edge
+    cell_w: float
+    cell_h: float
+
+    def with_box(self, row: int, col: int, colour: str = "#ff2d2d", width: int = 3) -> bytes:
+        """The picture with cell (row, col) boxed."""
+        return self.with_rect((row, col, row + 1, col + 1), colour, width)
+
+    def with_rect(self, box, colour: str = "#ff2d2d", width: int = 3) -> bytes:
+        """The picture with ``box`` = (top, left, bottom, right), in cells, outlined."""
+        top, left, bottom, right = box
+        img = Image.open(io.BytesIO(self.png)).convert("RGB")
+        corners = [self.left + left * self.cell_w, self.top + top * self.cell_h,
+                   self.left + right * self.cell_w, self.top + bottom * self.cell_h]
+        ImageDraw.Draw(img).rectangle([round(v) for v in corners], outline=colour, width=width)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+
+def cell_picture(fig: Figure, ax, shape: tuple[int, int], dpi: int = 120) -> CellPicture:
+    """Render ``fig`` (whose ``ax`` shows a matrix of ``shape`` with ``imshow``) and locate its cells.
+
+    Saved at the figure's own size (no tight bounding box), so the layout's pixel positions are the
+    picture's."""
+    fig.set_dpi(dpi)
+    fig.draw_without_rendering()  # runs the layout, so the axes are where the saved picture has them
+    (x0, y0), (x1, y1) = ax.transData.transform([(-0.5, -0.5), (shape[1] - 0.5, shape[0] - 0.5)])
+    height = fig.bbox.height
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    top, bottom = height - y0, height - y1  # imshow puts row 0 at the top: y0 is the top edge
+    return CellPicture(buf.getvalue(), min(x0, x1), min(top, bottom), abs(x1 - x0) / shape[1],
+                       abs(bottom - top) / shape[0])
 
 
 def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, n: int):
@@ -38,33 +85,56 @@ def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, 
     return [(lo, hi)] * len(blocks)
 
 
+def _unit_range(m: np.ndarray, limits) -> np.ndarray:
+    lo, hi = (float(m.min()), float(m.max())) if limits is None else limits
+    return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
+
+
 def feature_grid(block: torch.Tensor, order: torch.Tensor, title: str, n: int = 16, limits=None) -> Figure:
-    """The first ``n`` channels of an activation block (in ``order``) as small heatmaps."""
+    """The first ``n`` channels of an activation block (in ``order``) as small heatmaps, each on
+    its own colour scale (``limits`` None) or all on ``limits`` = (low, high).
+
+    Drawn as one mosaic in one axes with a label over each map: n separate axes took seconds to
+    lay out, and a student moving a slider should see the answer within a second."""
     cols = int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
-    fig = _fig(4.2, 4.2 * rows / cols + 0.5)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, k in zip(axes.flat, order[:n].tolist()):
-        m = block[k].cpu().numpy()
-        kw = {} if limits is None else {"vmin": limits[0], "vmax": max(limits[1], limits[0] + 1e-9)}
-        ax.imshow(m, cmap=CMAP, interpolation="nearest", **kw)
-        ax.set_title(f"ch {k}", fontsize=FONT - 3, pad=2)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    h, w = block.shape[-2:]
+    gap_x = max(1, round(0.08 * w))
+    gap_y = max(2, round(0.32 * w))  # room for the label, which scales with the figure's width
+    height, width = rows * (h + gap_y), cols * w + (cols - 1) * gap_x
+    mosaic = np.ones((height, width, 3))
+    cmap = matplotlib.colormaps[CMAP]
+    fig = _fig(4.2, 4.2 * height / width + 0.5)
+    ax = fig.add_subplot()
+    for n_, k in enumerate(order[:n].tolist()):
+        r, c = divmod(n_, cols)
+        top, left = r * (h + gap_y) + gap_y, c * (w + gap_x)
+        mosaic[top:top + h, left:left + w] = cmap(_unit_range(block[k].cpu().float().numpy(), limits))[..., :3]
+        ax.text(left + w / 2, top - 0.5, f"ch {k}", ha="center", va="bottom", fontsize=FONT - 3)
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(title, fontsize=FONT + 1)
     return fig
 
 
+def overlay_picture(image: Image.Image, amap: torch.Tensor, title: str, dpi: int = 120) -> CellPicture:
+    """:func:`channel_overlay` without the box, drawn once: a page outlines any unit's receptive
+    field on it with :meth:`CellPicture.with_rect` (in image pixels) as the sliders move."""
+    fig = channel_overlay(image, amap, None, title)
+    return cell_picture(fig, fig.axes[0], (image.height, image.width), dpi)
+
+
 def channel_overlay(image: Image.Image, amap: torch.Tensor, box, title: str) -> Figure:
-    """One channel's map stretched over the image, with the receptive field of one unit boxed."""
+    """One channel's map stretched over the image, with the receptive field of one unit boxed
+    (``box`` None: no box)."""
     fig = _fig(6, 6 * image.height / image.width + 0.6)
     ax = fig.add_subplot()
     ax.imshow(image)
     heat = Image.fromarray(np.uint8(255 * _norm(amap.cpu().numpy()))).resize(image.size, Image.Resampling.NEAREST)
     ax.imshow(np.asarray(heat), cmap=CMAP, alpha=0.55)
-    top, left, bottom, right = box
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=3, ec="#00e5ff"))
+    if box is not None:
+        top, left, bottom, right = box
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=3, ec="#00e5ff"))
     ax.set_title(title, fontsize=FONT)
     ax.axis("off")
     return fig
@@ -90,7 +160,7 @@ def patches_grid(patches, title: str) -> Figure:
             ax.add_patch(Rectangle((left * z - 0.5, top * z - 0.5), (right - left) * z, (bottom - top) * z,
                                    fill=False, lw=2, ec="#00e5ff"))
         source = getattr(p, "source", "")
-        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:14]}" if source else ""), fontsize=FONT - 3, pad=2,
+        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:18]}" if source else ""), fontsize=FONT - 3, pad=2,
                      linespacing=1.0)
     fig.suptitle(title, fontsize=FONT)
     return fig
@@ -471,35 +541,43 @@ def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figur
 
 
 def receptive_fields(image: Image.Image, rows: list[dict], center=None) -> Figure:
-    """Each conv block's first layer's receptive field drawn as a square around one point."""
-    fig = _fig(7, 7 * image.height / image.width + 0.4)
+    """Each conv block's first layer's receptive field drawn as a square around one point.
+
+    The names go in a legend under the picture, not beside the squares: the small squares sit
+    inside each other, and their labels piled up unreadably, worst on a phone."""
+    fig = _fig(5.2, 5.2 * image.height / image.width + 1.1)
     ax = fig.add_subplot()
     ax.imshow(image)
     cy, cx = center or (image.height / 2, image.width / 2)
     for i, row in enumerate(rows):
         rf = row["receptive field (px)"]
-        color = f"C{i}"
-        ax.add_patch(Rectangle((cx - rf / 2, cy - rf / 2), rf, rf, fill=False, lw=2.5, ec=color))
-        ax.text(cx - rf / 2, cy - rf / 2 - 2, f"{row['layer']}: {rf} px", color=color, fontsize=FONT - 1,
-                fontweight="bold", va="bottom")
+        ax.add_patch(Rectangle((cx - rf / 2, cy - rf / 2), rf, rf, fill=False, lw=2.5, ec=f"C{i}",
+                               label=f"{row['layer']}: {rf} px"))
     ax.set_xlim(-0.5, image.width - 0.5)
     ax.set_ylim(image.height - 0.5, -0.5)
     ax.axis("off")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=FONT - 1, frameon=False, handlelength=1.2)
     return fig
 
 
 def shuffle_bars(gram_change: dict[str, float], content_change: float, content_layer: str) -> Figure:
-    """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling."""
-    fig = _fig(8, 4.2)
+    """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling.
+
+    Sized to stay readable on a 390 px phone (one bar per layer, values as percentages)."""
+    fig = _fig(5.6, 4.2)
     ax = fig.add_subplot()
     names = list(gram_change) + [f"content\n{content_layer}"]
     values = list(gram_change.values()) + [content_change]
     colors = ["#2ca02c"] * len(gram_change) + ["#d62728"]
     bars = ax.bar(names, values, color=colors)
     for b, v in zip(bars, values):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=FONT - 1)
-    ax.set_ylabel("relative change")
-    ax.set_title("Shuffling tiles: Gram matrices (green) vs content (red)", fontsize=FONT + 1)
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=FONT - 1)
+    ax.set_ylabel("how much it changed", fontsize=FONT - 1)
+    ax.tick_params(axis="x", labelsize=FONT - 2, labelrotation=45)
+    ax.tick_params(axis="y", labelsize=FONT - 3)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_ylim(0, max(values + [0.1]) * 1.18)
+    ax.set_title("Style (Gram, green) vs content (red)", fontsize=FONT + 1)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -516,3 +594,17 @@ def image_row(images: list[Image.Image], titles: list[str], suptitle: str = "") 
     if suptitle:
         fig.suptitle(suptitle, fontsize=FONT + 1)
     return fig
+
+
+def png(fig: Figure, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes, for a page to cache a drawing it shows again and again."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def gram_pictures(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int,
+                  labels=("style S", "generated G"), dpi: int = 120) -> list[CellPicture]:
+    """:func:`gram_panels` drawn once, without a marked cell: a page boxes the chosen cell with
+    :meth:`CellPicture.with_box`."""
+    return [cell_picture(fig, fig.axes[0], (n, n), dpi) for fig in gram_panels(g_style, g_gen, order, n, labels)]

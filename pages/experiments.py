@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import streamlit as st
 
-from nst_core import plots
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
 from ui import frame, network, pickers, runs, state
 
@@ -28,8 +27,25 @@ EXPLAIN = {
                "the untrained one only smears its colours, because its filters never learned what a stroke is.",
 }
 
+TRY = {
+    "content": "Compare conv1_2 with conv4_2 and conv5_2: which details are gone, and what stays where it was?",
+    "style": "Go from conv1_1 alone to all five layers: when do the painting's strokes appear, not just its colours?",
+    "content_layer": "Look at the face and the background: which version lets the painting repaint them?",
+    "beta": "Find the β where you can still recognise the photo but already see the painting.",
+    "weights": "Cover the labels: could you tell which picture came from a network that never learned anything?",
+}
+
+
+def image_columns(images, captions):
+    """Pictures side by side, each in its own column: on a phone the columns stack, so every picture
+    keeps the screen's full width instead of shrinking into one wide strip."""
+    for col, img, caption in zip(st.columns(len(images)), images, captions):
+        col.image(img, caption=caption, width="stretch")
+
+
 model = network.current_model()
 name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_name")
+st.info(f"**Try this:** {TRY[name]}", icon="👉")
 st.info(EXPLAIN[name], icon="💡")
 
 prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
@@ -43,9 +59,10 @@ st.subheader("Precomputed")
 pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
 items = [item for item in index.get(name, []) if item.get("file") in files]
 if items:
-    images = [pickers.decode_image(files[item["file"]].read_bytes())[0] for item in items]
-    st.pyplot(plots.image_row(images, [item["label"] for item in items],
-                              pair.replace("__", " × ").replace("_", " ")))
+    # The committed JPEGs go to the browser as they are: no decoding and encoding on every rerun.
+    images = [files[item["file"]].read_bytes() for item in items]
+    st.caption(pair.replace("__", " × ").replace("_", " "))
+    image_columns(images, [item["label"] for item in items])
     with_prior = ", from the prior's smooth start" if items[0].get("init") == "smooth" else ""
     st.caption(f"Made with {items[0]['network']} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
                f"{items[0]['size']} px each{with_prior}; {sum(i['seconds'] for i in items):.0f} s in all on a "
@@ -81,6 +98,6 @@ if st.button("▶ Recompute", type="primary", key="exp_run"):
 
 results = [r for r in st.session_state.get(result_key, []) if r.image]
 if results:
-    st.pyplot(plots.image_row([pickers.decode_image(r.image)[0] for r in results],
-                              [r.label if r.status == "done" else f"{r.label} ({r.status})" for r in results],
-                              "Your images"))
+    st.caption("Your images")
+    image_columns([pickers.decode_image(r.image)[0] for r in results],
+                  [r.label if r.status == "done" else f"{r.label} ({r.status})" for r in results])

@@ -5,10 +5,15 @@ import streamlit as st
 from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
 from nst_core.costs import TV_FORMULA
+from nst_core.describe import friendly_number
 from ui import frame, network, pickers
 from ui.cache import shared
 
 frame.enter()
+# A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
+st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
+        ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
+        "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 
 st.title("📐 How it works")
 model = network.current_model()
@@ -20,6 +25,9 @@ st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a n
          "already trained to recognise objects, stays frozen. What changes is the image **G** itself: its "
          "pixels are moved, by gradient descent, until the network sees in G the *content* of a photo C and "
          "the *style* of an artwork S.")
+st.info("**Try this:** read one formula, then follow its *See it* link to the page that shows it at work. "
+        "Last, check the numbers measured in §7: doubling the image size makes the content cost grow much "
+        "more than the style cost.", icon="👉")
 st.caption(f"Formulas shown: the **{'course (seed) normalization' if norm == 'seed' else 'mean-squared (PyTorch tutorial) normalization'}**, "
            "the one Stylize uses now (change it under Stylize → Advanced).")
 
@@ -34,7 +42,9 @@ st.header("2 · Gram matrix")
 st.latex(f["gram"])
 st.write("For one layer, G[k, k′] adds up, over every position, the product of channel k and channel k′. It "
          "is large when the two features tend to appear at the same places, and it forgets *where* they "
-         "appear. That is what makes it a description of style rather than of layout.")
+         "appear. That is what makes it a description of style rather than of layout. The course calls G an "
+         "*unnormalized cross-covariance*: a cross-covariance would first subtract each channel's mean and "
+         "then average the products; G does neither.")
 st.page_link("pages/gram.py", label="See it: a toy Gram matrix, the real one, and the shuffle test", icon="🧮")
 
 st.header("3 · Style cost, one layer")
@@ -53,7 +63,8 @@ st.header("5 · The total")
 st.latex(f["total"])
 st.write("α and β set the trade-off. The gradient of J with respect to G's pixels tells each pixel which way "
          "to move; Adam or L-BFGS take the steps. An optional smoothness term can be added:")
-st.latex(TV_FORMULA)
+# Its two terms on two lines: on one line it is wider than a phone.
+st.latex(r"\begin{aligned}" + TV_FORMULA.replace("=", "&=", 1).replace(" + ", r" \\ &+ ") + r"\end{aligned}")
 st.page_link("pages/stylize.py", label="Try it: Stylize", icon="🎨")
 
 st.header("6 · Receptive fields: how much each unit sees")
@@ -63,7 +74,7 @@ st.write("A 3×3 convolution lets each unit see one pixel further in every direc
 size = st.session_state["size"]
 h, w = round(content.height * size / max(content.size)), round(content.width * size / max(content.size))
 rows = layer_shapes(model, (h, w))
-c1, c2 = st.columns([2, 3])
+c1, c2 = st.columns(2)
 c1.dataframe([{k: r[k] for k in ("layer", "stride", "receptive field (px)", "n_C")} for r in rows], hide_index=True,
              height=420, width="stretch")
 firsts = [r for r in rows if r["layer"].endswith("_1")]
@@ -84,7 +95,7 @@ def _scales(model, content, style):
 
 
 table = _scales(model, content, style)
-st.dataframe([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in table],
+st.dataframe([{k: (friendly_number(v) if isinstance(v, float) else v) for k, v in r.items()} for r in table],
              hide_index=True, width="stretch")
 ratio_c = table[1]["J_content(C,0)"] / table[0]["J_content(C,0)"]
 ratio_s = table[1]["J_style[conv3_1](S,0)"] / table[0]["J_style[conv3_1](S,0)"]

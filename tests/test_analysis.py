@@ -368,3 +368,69 @@ def test_shuffle_and_cost_scales_take_thin_images(vgg16_random):
     assert all(math.isfinite(v) for v in result["gram_change"].values())
     rows = cost_scales(vgg16_random, thin, stripes_image(), "conv4_2", ["conv5_1"], sizes=(64,))
     assert rows[0]["J_content(C,0)"] > 0
+
+
+def test_patch_index_can_leave_the_frame_out(vgg19_random):
+    """A unit at a picture's edge sees the zero padding's black frame; with ``border_px`` no top
+    patch comes from there, while without it the frame does win for some channels."""
+    from nst_core.analysis import BORDER_PX
+    images = [("g", gradient_image(96, 64, seed=2)), ("s", stripes_image(64, 64))]
+    info = vgg19_random.table["conv3_1"]
+    framed, inside = (patch_index(vgg19_random, images, "conv3_1", scales=(64, 96), border_px=b) for b in (0, BORDER_PX))
+
+    def grid(index, p):
+        return next(g for g, o, s in zip(index.grids, index.origin, index.scales) if o == p.image and s == p.scale)
+
+    at_edge = 0
+    for channel in range(0, 256, 8):
+        for p in index_patches(inside, channel, k=9):
+            g = grid(inside, p)
+            m = border_margin(info, g)
+            assert m >= 1 and m <= p.i < g[0] - m and m <= p.j < g[1] - m, (channel, p.i, p.j, g)
+        best = index_patches(framed, channel, k=1)[0]
+        g = grid(framed, best)
+        at_edge += best.i in (0, g[0] - 1) or best.j in (0, g[1] - 1)
+    assert at_edge > 0  # without it, the frame does win: the exclusion is doing something
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_toy_entries_fall_in_the_order_the_page_promises(seed):
+    """The page shows the three cases side by side: fire together > independent > never, and the
+    cross-covariance part says why (positive, about zero, negative)."""
+    from nst_core.analysis import toy_entries
+    entries = toy_entries(seed)
+    assert list(entries) == list(TOY_KINDS) == ["correlated", "random", "anticorrelated"]
+    grams = [e["gram"] for e in entries.values()]
+    assert grams[0] > grams[1] > grams[2] == 0, grams
+    together, independent, never = (e["correlation"] for e in entries.values())
+    assert together > 0.5 and abs(independent) < 0.25 and never < -0.5
+    assert entries["correlated"]["covariance"] > 0 > entries["anticorrelated"]["covariance"]
+
+
+def test_cell_picture_boxes_the_cell_asked_for():
+    """A page boxes the chosen Gram cell on a picture drawn once; the box must land on that cell."""
+    import io
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+    g = torch.zeros(8, 8)
+    g[2, 5] = 1.0  # one bright cell, to find in the picture
+    pictures = plots.gram_pictures(g, g, torch.arange(8), 8)
+    base = np.asarray(Image.open(io.BytesIO(pictures[0].png)).convert("RGB")).astype(int)
+    boxed = np.asarray(Image.open(io.BytesIO(pictures[0].with_box(2, 5, colour="#ff0000"))).convert("RGB")).astype(int)
+    changed = np.argwhere((boxed != base).any(-1))
+    (top, left), (bottom, right) = changed.min(0), changed.max(0)
+    cy, cx = (top + bottom) // 2, (left + right) // 2
+    brightest = np.array(matplotlib.colormaps["viridis"](1.0)[:3]) * 255
+    assert np.abs(base[cy, cx] - brightest).max() <= 3, base[cy, cx]  # the box's middle is the bright cell
+    assert (boxed[changed[:, 0], changed[:, 1]] == [255, 0, 0]).all()
+    assert 0.5 * pictures[0].cell_w < right - left - 2 < 1.5 * pictures[0].cell_w
+
+
+def test_gram_distance_is_relative_to_the_reference():
+    from nst_core.analysis import gram_distance
+    g = gram_matrix(torch.rand(4, 6, 6, generator=torch.Generator().manual_seed(1)))
+    assert gram_distance(g, g) == 0
+    assert gram_distance(g, torch.zeros_like(g)) == pytest.approx(1.0)
+    assert gram_distance(g, 3 * g) == pytest.approx(2.0)
+    assert gram_distance(3 * g, g) == pytest.approx(2 / 3)  # not symmetric: measured against the first

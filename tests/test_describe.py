@@ -98,3 +98,13 @@ def test_model_and_used_weights_in_words(vgg16_random):
 def test_offline_vgg16_is_described_as_an_edge_detector(vgg16_trained):
     from nst_core.describe import describe_model
     assert "fine-tuned to find edges" in describe_model(vgg16_trained)
+
+
+def test_toy_order_text_puts_the_largest_entry_first():
+    from nst_core.analysis import TOY_KINDS, toy_entries
+    from nst_core.describe import toy_order_text
+    text = toy_order_text(toy_entries(0), TOY_KINDS)
+    assert text.index("fire together") < text.index("independent") < text.index("never fire together")
+    assert text.count(">") == 2 and text.endswith("never fire together 0")
+    swapped = toy_order_text({"a": {"gram": 1.0}, "b": {"gram": 3.0}, "c": {"gram": 3.0}}, {"a": "A", "b": "B", "c": "C"})
+    assert swapped == "B 3 = C 3 > A 1"

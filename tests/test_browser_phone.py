@@ -1,0 +1,125 @@
+"""The explainer pages (and Stylize) on a phone, 390×844 in headless Chromium: nothing sticks out
+past the screen's edge, and a formula wider than the screen scrolls inside its own box.
+
+Run these alone with `.venv/bin/python -m pytest tests/test_browser_phone.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+
+pytestmark = pytest.mark.browser
+SHOTS = ROOT / "test-output" / "screenshots"
+FAST = "?weights_source=random&arch=vgg16&size=128"
+PHONE = {"width": 390, "height": 844}
+# Each page with a text its last section shows once it has finished drawing: a page is only
+# measured whole, not half-drawn while a computation still runs.
+PAGES = {
+    "": re.compile("Run"),  # the Run button's name
+    "activations": "Look for:",  # beside the top-9 patches, drawn last
+    "gram": "The Gram matrices moved by",
+    "experiments": "Recompute on your images",
+    "how_it_works": "Measured on",
+}
+
+# Everything shown in the app that reaches past the right edge of the screen, unless it lies in a
+# box inside the page that scrolls sideways on its own (a formula, a table's grid, a row of tags).
+# The app's main area itself scrolls too, so a figure wider than the screen would not widen the
+# page: it would make the whole lesson slide sideways. That area does not count as a box.
+STICKING_OUT = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const vw = document.documentElement.clientWidth;
+  const scrollsAlone = a => a !== main && ['auto', 'scroll'].includes(getComputedStyle(a).overflowX)
+                            && a.getBoundingClientRect().right <= vw + 1;
+  const out = [];
+  for (const e of main.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || r.right <= vw + 1) continue;
+    if (!e.checkVisibility({visibilityProperty: true})) continue;  // e.g. inside a closed expander
+    let a = e.parentElement;
+    while (a && a !== main && !scrollsAlone(a)) a = a.parentElement;
+    if (a && a !== main) continue;
+    const widget = e.closest('[data-testid^="st"]');
+    out.push(`${e.tagName.toLowerCase()} in ${widget ? widget.getAttribute('data-testid') : '?'} `
+             + `"${(e.innerText || '').slice(0, 30)}" right=${Math.round(r.right)}`);
+  }
+  return out;
+}"""
+MAIN_WIDTH = """() => { const m = document.querySelector('[data-testid="stMain"]'); return [m.scrollWidth, m.clientWidth]; }"""
+
+FORMULAS = """() => [...document.querySelectorAll('.katex-display')].map(e => ({
+  text: e.innerText.slice(0, 40), scroll: e.scrollWidth, client: e.clientWidth,
+  overflow: getComputedStyle(e).overflowX, right: e.getBoundingClientRect().right}))"""
+
+
+@pytest.fixture(scope="module")
+def app_and_browser():
+    """The app on a free port and one Chromium, shared by the module's tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+    with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / "streamlit_phone.log") as (url, _), \
+            sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield url, chromium
+        chromium.close()
+
+
+@pytest.fixture
+def phone(app_and_browser):
+    context = app_and_browser[1].new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
+    phone.goto(f"{app_and_browser[0]}/{path}{FAST}")
+    wait_idle(phone, timeout=240)
+    done = PAGES[path]
+    marker = phone.get_by_role("button", name=done) if isinstance(done, re.Pattern) else phone.get_by_text(done)
+    marker.first.wait_for(timeout=240_000)
+    wait_idle(phone, timeout=240)
+    problem = exception_text(phone)
+    assert problem is None, problem
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / f"phone_{path or 'stylize'}.png"))
+
+    width = phone.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px of content on a {width[1]} px screen"
+    main = phone.evaluate(MAIN_WIDTH)
+    assert main[0] <= main[1], f"the lesson slides sideways: {main[0]} px of content in {main[1]} px"
+    sticking_out = phone.evaluate(STICKING_OUT)
+    assert sticking_out == [], "\n".join(sticking_out)
+    formulas = phone.evaluate(FORMULAS)
+    for f in formulas:
+        assert f["right"] <= PHONE["width"] + 1, f
+        if f["scroll"] > f["client"] + 1:  # wider than its box: it must scroll inside it, not be cut off
+            assert f["overflow"] in ("auto", "scroll"), f
+    if path in ("gram", "how_it_works"):
+        assert formulas, "the formulas were not drawn"
+
+
+def test_a_new_layer_starts_from_its_own_channel(app_and_browser, phone):
+    """A channel picked on conv3_1 (256 channels) must not follow the student to conv1_1 (64):
+    conv5_1 once kept channel 16 with a stale activation of 0."""
+    phone.goto(f"{app_and_browser[0]}/activations{FAST}")
+    wait_idle(phone, timeout=240)
+    phone.get_by_text(PAGES["activations"]).first.wait_for(timeout=240_000)
+    channel = phone.locator('[data-testid="stNumberInput"]').filter(has_text="Channel (0–255)").locator("input")
+    channel.fill("200")
+    channel.press("Enter")
+    phone.get_by_text("Which patches excite channel 200").first.wait_for(timeout=120_000)
+    layer = phone.locator('[data-testid="stSlider"]').filter(has_text="Layer").first.get_by_role("slider")
+    layer.focus()
+    layer.press("Home")  # the first layer, conv1_1
+    fresh = phone.locator('[data-testid="stNumberInput"]').filter(has_text="Channel (0–63)").locator("input")
+    fresh.wait_for(timeout=240_000)
+    wait_idle(phone, timeout=240)
+    assert 0 <= int(fresh.input_value()) <= 63
+    assert exception_text(phone) is None
