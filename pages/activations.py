@@ -43,7 +43,7 @@ st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // i
         icon="📏")
 
 
-@shared(max_mb=256, spinner="Computing activations…")
+@shared(max_mb=160, spinner="Computing activations…")
 def _acts(model, images, layer, size):
     return [a.cpu() for a in activations(model, [to_tensor(i) for i in images], layer, size)]
 
