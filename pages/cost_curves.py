@@ -143,9 +143,9 @@ if entry.snapshots:
     pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{run_id}")
     c1, c2 = st.columns([1, 2])
     c1.image(dict(snaps)[pick], caption=f"Step {pick}", width="stretch")
-    with c2:
-        for col, (step, data) in zip(st.columns(min(len(snaps), 6)), snaps[:: max(1, len(snaps) // 6)][:6]):
-            col.image(data, caption=f"{step}", width="stretch")
+    strip = snaps[:: max(1, len(snaps) // 6)][:6]
+    # One row of small pictures that wraps, rather than columns that a phone stacks full width.
+    c2.image([data for _, data in strip], caption=[f"step {step}" for step, _ in strip], width=120)
 
 if len(gallery) > 1:
     st.subheader("Compare runs")

@@ -107,7 +107,7 @@ def current_model(notify: bool = False) -> VGGFeatures:
 def _instead(source: str, model: VGGFeatures) -> str:
     if source == "random":
         return f"a {model.arch.upper()} with random, untrained weights"
-    return f"the {model.arch.upper()} in the local file {source.split(':', 1)[1]}"
+    return f"the offline {model.arch.upper()} described below"  # the "In use" line names what it is
 
 
 def honest_weights(description: str) -> str:
