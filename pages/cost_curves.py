@@ -13,7 +13,7 @@ from ui import frame, network, pickers, runs, state
 frame.enter()
 
 ss = st.session_state
-head, switch = st.columns([4, 1], vertical_alignment="bottom")
+head, switch = st.columns([3, 1], vertical_alignment="bottom")
 head.title("📉 Cost curves")
 present = frame.presentation_toggle(switch)
 if not present:  # on a projector the curves come first; the words and the A/B controls stay at the desk
@@ -143,7 +143,7 @@ if entry.snapshots:
     pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{run_id}")
     c1, c2 = st.columns([1, 2])
     c1.image(dict(snaps)[pick], caption=f"Step {pick}", width="stretch")
-    strip = snaps[:: max(1, len(snaps) // 6)][:6]
+    strip = [snaps[i] for i in sorted({round(k * (len(snaps) - 1) / 5) for k in range(6)})]  # first to last
     # One row of small pictures that wraps, rather than columns that a phone stacks full width.
     c2.image([data for _, data in strip], caption=[f"step {step}" for step, _ in strip], width=120)
 

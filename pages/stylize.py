@@ -16,7 +16,7 @@ model = network.current_model()
 layers = [n for n in model.table if not n.startswith("relu")]
 ss = st.session_state
 
-head, switch = st.columns([4, 1], vertical_alignment="bottom")
+head, switch = st.columns([3, 1], vertical_alignment="bottom")
 head.title("🎨 Stylize")
 present = frame.presentation_toggle(switch)
 if not present:

@@ -79,7 +79,7 @@ def test_run_progress_preview_and_result_are_in_view(server, browser, width, hei
     preview = stage.locator('[data-testid="stImage"] img').first
     progress.wait_for(timeout=90_000)
     preview.wait_for(timeout=90_000)
-    page.get_by_text(re.compile(r"Step \d+/400")).first.wait_for(timeout=90_000)
+    page.get_by_text(re.compile(r"Step \d+(/| of )400")).first.wait_for(timeout=90_000)
     assert in_view(page, progress), f"progress out of view: {progress.bounding_box()}"
     assert in_view(page, preview), f"live preview out of view: {preview.bounding_box()}"
     page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_running.png"))
