@@ -28,7 +28,8 @@ STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in
 def server():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None},
+    # No time cap: the long run is stopped by the test, and must not be refused up front.
+    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
                           ROOT / "test-output" / "streamlit_projector.log") as (url, _):
         yield url
 
@@ -64,7 +65,8 @@ def no_exceptions(page):
 def test_run_progress_preview_and_result_are_in_view(server, browser, width, height, scrolls):
     SHOTS.mkdir(parents=True, exist_ok=True)
     context, page = _page(browser, width, height)
-    page.goto(server + "/" + LONG)
+    # A seed of its own: the server shares identical runs, and a run already computed is served at once.
+    page.goto(server + "/" + LONG + f"&seed={width}")
     wait_idle(page)
     run = page.get_by_role("button", name="▶ Run")
     run.wait_for(timeout=60_000)
