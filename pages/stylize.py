@@ -105,16 +105,19 @@ with inputs:
 with stage:
     box = st.container(key="stage")
 with box:
+    panel = st.empty()
+    # Claimed before the run starts: Streamlit would otherwise keep showing the previous result,
+    # faded, under the live preview until the run ends.
+    shown = st.empty()
     if clicked and job is not None:
-        panel = st.empty()
         with panel.container():
             done = runs.run_panel([job], "stylize")
         if done[-1].status == "done":
             st.rerun()  # redraw with the result in the stage and the run in the gallery
         panel.empty()  # a Stop button left beside a finished run would mislead
-        st.error(done[-1].message, icon="💥")
+        panel.error(done[-1].message, icon="💥")
     gallery = ss.get(runs.GALLERY, [])
-    picture, words = st.columns([3, 2])
+    picture, words = shown.container().columns([3, 2])
     if gallery:
         latest = gallery[0]
         with picture:
