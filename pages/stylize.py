@@ -80,8 +80,9 @@ with inputs:
         style = pickers.image_picker("style", "style")
         if style is not None:
             st.image(style, width="stretch")
-    if len(columns) == 3:
-        columns[2].image(style2, width="stretch", caption=f"blended in: {ss['blend']:.0%}")
+    if len(columns) == 3:  # the second style is part of the recipe, so it is shown beside the first
+        columns[2].caption(f"Blended in at {ss['blend']:.0%}: {state.catalogue_label(ss['style2'])}")
+        columns[2].image(style2, width="stretch")
     if not present:
         state.widget("preset")
     try:
@@ -145,7 +146,7 @@ with box:
                 st.caption("No precomputed result for this pair: press ▶ Run to make one.")
         with words:
             if example is not None:
-                st.caption(example[1])
+                st.caption(example[1] + (" (the first style only)" if two else ""))
             st.caption("🧠 " + network.honest_weights(model.description))
     frame.try_this(TRY)  # after the stage: on a phone the run shows right under the Run button
 
