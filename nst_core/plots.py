@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -17,7 +18,7 @@ import torch
 from matplotlib.colors import FuncNorm, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 from PIL import Image, ImageDraw
 
 from .describe import friendly_number
@@ -363,11 +364,32 @@ def _mark_stages(ax, history, spans=None, explain: bool = True):
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
 
 
-def _limit_log(ax, arrays):
-    """Start a log axis at the first nonzero values, not at the 0 of an untouched term."""
+LOG_DECADES = 6  # a log axis never spans more: a cost of 10⁻¹² next to 1 is rounding, not a cost
+
+
+def _limit_log(ax, arrays, floor: float | None = None):
+    """Start a log axis at the first nonzero values, not at the 0 (or the rounding noise) of an
+    untouched term, and no lower than ``floor``; label it in plain numbers (0.5, 2, 10⁻³)."""
     positive = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays] or [np.array([1.0])])
     if positive.size:
-        ax.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
+        top = positive.max()
+        low = max(positive.min(), top * 10.0 ** -LOG_DECADES, floor or 0.0)
+        ax.set_ylim(low / 1.5, top * 1.5)
+        decades = math.log10(top / low) if low > 0 else LOG_DECADES
+    else:
+        decades = LOG_DECADES
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: friendly_number(v, 2)))
+    # Under about a decade there is one major tick or none: some minor ones carry the numbers.
+    some = FuncFormatter(lambda v, _: friendly_number(v, 2) if f"{v:.0e}"[0] in "235" else "")
+    ax.yaxis.set_minor_formatter(some if decades < 1.3 else NullFormatter())
+
+
+def _floor(totals) -> float:
+    """The lowest cost worth showing beside J(G): a hundredth of its smallest value. A term below
+    that is too small to change the picture."""
+    values = np.concatenate([np.asarray(t, dtype=float) for t in totals] or [np.array([np.nan])])
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(values.min()) / 100 if values.size else 0.0
 
 
 def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total_steps: int | None = None) -> Figure:
@@ -404,7 +426,7 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total
             ax.plot(x, y, color=color, lw=2.8 if key == "total" else 2, label=label if n == 0 else None)
     if scale == "log":
         ax.set_yscale("log")
-        _limit_log(ax, arrays)
+        _limit_log(ax, arrays, _floor([[h["total"] for h in history]]))
     else:
         ax.set_ylim(0, None)
     _mark_stages(ax, history, spans)
@@ -458,7 +480,7 @@ def _draw_shares(ax, history: list[dict], total_steps: int | None = None) -> Non
     ax.tick_params(labelsize=FONT - 2)
 
 
-def layer_shares(history: list[dict], title: str = "", total_steps: int | None = None) -> Figure:
+def layer_shares(history: list[dict], title: str | None = None, total_steps: int | None = None) -> Figure:
     """Each style layer's share of β·J_style over the steps, stacked to 100%.
 
     Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
@@ -468,7 +490,10 @@ def layer_shares(history: list[dict], title: str = "", total_steps: int | None =
     _draw_shares(ax, history, total_steps)
     if ax.axison:
         ax.legend(fontsize=FONT - 3, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
-    ax.set_title(title or "Which style layer carries the cost", fontsize=FONT + 1)
+    if title is None:
+        title = "Which style layer carries the cost"
+    if title:  # "" where the page has its own heading
+        ax.set_title(title, fontsize=FONT + 1)
     return fig
 
 
@@ -526,17 +551,22 @@ def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figur
             ax2.plot(t, bottom[-1], color=color, lw=2, ls="--")
             if not first_piece:
                 ax1.axvline(t[0], color=color, ls=":", lw=1.2)
+    floor = _floor(top)
     for ax, arrays, t in [(ax1, top, "Total cost J(G)"), (ax2, bottom, "α·J_content (solid), β·J_style (dashed)")]:
         if scale == "log":
             ax.set_yscale("log")
-            _limit_log(ax, arrays)
+            _limit_log(ax, arrays, floor)
         else:
             ax.set_ylim(0, None)
         ax.grid(alpha=0.3, which="both")
         ax.tick_params(labelsize=FONT - 2)
         ax.set_title(t, fontsize=FONT + 1)
     ax2.set_xlabel("seconds (dotted: a run moves to a larger image)", fontsize=FONT - 1)
-    ax1.legend(fontsize=FONT - 2, loc="upper right")
+    # Below the axes, one run a line: a label that names what differs can be long, and inside
+    # the axes it would hide the curves.
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, [textwrap.fill(label, 44) for label in labels], loc="outside lower center", ncol=1,
+               fontsize=FONT - 2, frameon=False)
     return fig
 
 

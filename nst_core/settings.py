@@ -34,7 +34,7 @@ class Setting:
     key: str  # the app's state key (the config field's name where there is one)
     label: str
     help: str
-    widget: str  # select | radio | multiselect | number | slider | select_slider | checkbox | weight | lambdas
+    widget: str  # select | radio | multiselect | number | slider | select_slider | checkbox | toggle | weight | lambdas
     field: str | None = None  # the TransferConfig field it sets; None for an app-only setting
     url: str | None = None  # its key in a shared link (None: not carried)
     choices: tuple | str = ()  # fixed choices, or the name of a list the caller supplies
@@ -150,6 +150,10 @@ TABLE: tuple[Setting, ...] = (
             sidebar=True),
     Setting("seed", "Seed", "Fixes the starting noise, so the same settings give the same image.", "number",
             field="seed", url="seed", low=0, high=10**6, sidebar=True),
+    # ------------------------------------------------ how the app is shown (no effect on a run)
+    Setting("present", "Presentation mode", "For a projector: hides the settings and the sidebar and shows the "
+            "pictures large. Switch it off to change settings again.", "toggle", url="present", app_default=False,
+            cli=False),
     # ------------------------------------------------ images (bundled ones by name only)
     Setting("content", "Content image", "A bundled photo, or upload your own.", "select", url="content",
             choices="content", app_default="chelsea_cat", cli=False),

@@ -1,112 +1,163 @@
-"""Stylize: pick a content and a style image, set the costs, run, stop, download, compare."""
+"""Stylize: pick a content and a style image, press Run and watch G change; the settings sit below.
+
+Projector first: the images, the Run button and the stage (where the live preview and then the
+result appear) share the top of the page, so a room sees the run start without anyone scrolling.
+"""
 
 import streamlit as st
 
 from nst_core import FORMULAS
+from nst_core.describe import differing_labels, friendly_number, run_caption, share_text, used_weights_text
 from ui import frame, network, pickers, runs, state
 
 frame.enter()
-
-st.title("🎨 Stylize")
-st.write("The network stays frozen; only the pixels of the generated image **G** change, step by step, "
-         "to lower **J(G) = α·J_content + β·J_style**.")
 
 model = network.current_model()
 layers = [n for n in model.table if not n.startswith("relu")]
 ss = st.session_state
 
-# ---------------------------------------------------------------- images
-left, mid, right = st.columns(3)
-with left:
-    content = pickers.image_picker("content", "content")
-    if content is not None:
-        st.image(content, width="stretch")
-with mid:
-    style = pickers.image_picker("style", "style")
-    if style is not None:
-        st.image(style, width="stretch")
-    style2 = None
-    if state.widget("use_second_style"):
-        style2 = pickers.image_picker("style2", "style")
-        state.widget("blend")
-with right:
-    example = pickers.gallery_image(ss["content"], ss["style"])
-    st.markdown("**A finished example**")
-    if example is not None:
-        st.image(str(example[0]), caption=example[1], width="stretch")
-    else:
-        st.caption("No precomputed result for this pair: press Run below to make one.")
+head, switch = st.columns([3, 1], vertical_alignment="bottom")
+head.title("🎨 Stylize")
+present = frame.presentation_toggle(switch)
+if not present:
+    st.write("The network stays frozen; only the pixels of the generated image **G** change, step by step, "
+             "to lower **J(G) = α·J_content + β·J_style**.")
 
-# ---------------------------------------------------------------- settings
-st.subheader("Settings")
-state.widget("preset")
-with st.expander("Advanced: layers, weights, optimizer", expanded=False):
-    c1, c2 = st.columns(2)
-    state.widget("content_layer", c1, options=layers)
-    state.widget("style_layers", c2, options=layers)
-    state.lambda_widgets()
-    state.widget("balance")
-    c1, c2 = st.columns(2)
-    state.widget("alpha", c1)
-    state.widget("beta", c2)
-    c1, c2, c3, c4 = st.columns(4)
-    state.widget("optimizer", c1)
-    state.widget("steps", c2)
-    state.widget("lr", c3)
-    state.widget("init", c4)
-    c1, c2, c3, c4 = st.columns(4)
-    state.widget("levels", c1)
-    state.widget("tv_weight", c2)
-    state.widget("pooling", c3)
-    state.widget("preserve_color", c4)
-    state.widget("normalization")
-    st.latex(FORMULAS[ss["normalization"]]["style_layer"])
+top = st.container()  # images, Run, and the stage
+below = st.container()  # the settings
+TRY = ("press **Run** and watch the preview: the network never changes, only the pixels of G do. Then set "
+       "**Start from** to *noise* (Settings → Advanced) and run again: G begins as static and still ends up "
+       "with the photo's layout in the painting's style.")
 
+# ---------------------------------------------------------------- settings (drawn first: they stay live
+# while a run is drawn above them, so changing one stops the run as everywhere else)
+with below:
+    if not present:
+        st.subheader("Settings")
+        c1, c2, c3 = st.columns([1, 1, 1], vertical_alignment="bottom")
+        with c1:
+            state.widget("use_second_style")
+        if ss["use_second_style"]:
+            with c2:
+                pickers.image_picker("style2", "style")
+            with c3:
+                state.widget("blend")
+        with st.expander("Advanced: layers, weights, optimizer", expanded=False):
+            c1, c2 = st.columns(2)
+            state.widget("content_layer", c1, options=layers)
+            state.widget("style_layers", c2, options=layers)
+            state.lambda_widgets()
+            state.widget("balance")
+            c1, c2 = st.columns(2)
+            state.widget("alpha", c1)
+            state.widget("beta", c2)
+            c1, c2, c3, c4 = st.columns(4)
+            state.widget("optimizer", c1)
+            state.widget("steps", c2)
+            state.widget("lr", c3)
+            state.widget("init", c4)
+            c1, c2, c3, c4 = st.columns(4)
+            state.widget("levels", c1)
+            state.widget("tv_weight", c2)
+            state.widget("pooling", c3)
+            state.widget("preserve_color", c4)
+            state.widget("normalization")
+            st.latex(FORMULAS[ss["normalization"]]["style_layer"])
+        st.caption("🔗 The page address holds these settings: copy it to share this exact setup.")
+
+# ---------------------------------------------------------------- images and Run
 two = ss["use_second_style"]
-try:
-    cfg, error = state.config_from_state(), None
-except ValueError as exc:
-    cfg, error = None, str(exc)
-st.caption("🔗 The page address holds these settings: copy it to share this exact setup.")
+style2 = pickers.chosen("style2", "style")[1] if two else None
+with top:
+    inputs, stage = st.columns([1, 3] if present else [2, 3], gap="medium")
+with inputs:
+    columns = st.columns(3 if two and style2 is not None else 2)
+    with columns[0]:
+        content = pickers.image_picker("content", "content")
+        if content is not None:
+            st.image(content, width="stretch")
+    with columns[1]:
+        style = pickers.image_picker("style", "style")
+        if style is not None:
+            st.image(style, width="stretch")
+    if len(columns) == 3:  # the second style is part of the recipe, so it is shown beside the first
+        columns[2].caption(f"Blended in at {ss['blend']:.0%}: {state.catalogue_label(ss['style2'])}")
+        columns[2].image(style2, width="stretch")
+    if not present:
+        state.widget("preset")
+    try:
+        cfg, error = state.config_from_state(), None
+    except ValueError as exc:
+        cfg, error = None, str(exc)
+    ready = content is not None and style is not None and cfg is not None and (not two or style2 is not None)
+    job = None
+    if ready:
+        names = {"content": pickers.chosen("content", "content")[0], "style": pickers.chosen("style", "style")[0]}
+        job = runs.Job(f"{names['content']} × {names['style']}", content, [style] + ([style2] if two else []),
+                       cfg, model, names)
+    if error:
+        st.error(f"These settings cannot run: {error}.", icon="🚫")
+    run_col, time_col = st.columns([1, 2], vertical_alignment="center")
+    clicked = run_col.button("▶ Run", type="primary", disabled=job is None, help="Start the optimization.")
+    if job is not None:
+        time_col.caption(runs.estimate_text([job]))
 
-ready = content is not None and style is not None and cfg is not None and (not two or style2 is not None)
-job = None
-if ready:
-    names = {"content": pickers.chosen("content", "content")[0], "style": pickers.chosen("style", "style")[0]}
-    job = runs.Job(f"{names['content']} × {names['style']}", content, [style] + ([style2] if two else []), cfg,
-                   model, names)
-    st.caption(f"⏱ Estimated time on this server: about {runs.estimate([job]):.0f} s.")
-if error:
-    st.error(f"These settings cannot run: {error}.", icon="🚫")
-if st.button("▶ Run", type="primary", disabled=job is None, help="Start the optimization."):
-    done = runs.run_panel([job], "stylize")
-else:
-    done = runs.resume_panel(job, "stylize")  # after a reload: the same job's run, in flight or kept
-if done and done[-1].status == "done":
-    st.rerun()  # redraw without the run panel: the result is in the session's gallery below
+# ---------------------------------------------------------------- the stage: live run, then the result
+with stage:
+    box = st.container(key="stage")
+with box:
+    panel = st.empty()
+    # Claimed before the run starts: Streamlit would otherwise keep showing the previous result,
+    # faded, under the live preview until the run ends.
+    shown = st.empty()
+    with panel.container():
+        # After a reload (a new session), the same job's run is found in flight and shown again.
+        done = runs.run_panel([job], "stylize") if clicked and job is not None else runs.resume_panel(job, "stylize")
+    if done:
+        if done[-1].status == "done":
+            st.rerun()  # redraw with the result in the stage and the run in the gallery
+        panel.empty()  # a Stop button left beside a finished run would mislead
+        panel.error(done[-1].message, icon="💥")
+    gallery = ss.get(runs.GALLERY, [])
+    picture, words = shown.container().columns([3, 2])
+    if gallery:
+        latest = gallery[0]
+        with picture:
+            st.subheader("Latest result")
+            runs.show_run(latest, "latest")
+        with words:
+            st.markdown(f"**{latest.label}**")
+            if latest.last is not None:
+                st.markdown(f"Final cost J = {friendly_number(latest.last.total)}: {share_text(latest.last)}.")
+                st.caption(f"⏱ Took {latest.last.elapsed:.1f} s; estimated beforehand: {latest.estimated:.1f} s.")
+            st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
+            st.caption(run_caption(latest.settings) + ". 🧠 " + network.honest_weights(latest.model))
+            if latest.weights:
+                with st.expander("α, β and λ as the run used them"):
+                    st.caption(used_weights_text(latest.weights) + (
+                        ": balanced, so each absorbs the scale of its own term." if latest.settings.get("balance")
+                        == "auto" else "."))
+    else:
+        example = pickers.gallery_image(ss["content"], ss["style"])
+        with picture:
+            st.markdown("**A finished example**")
+            if example is not None:
+                st.image(str(example[0]), width="stretch")
+            else:
+                st.caption("No precomputed result for this pair: press ▶ Run to make one.")
+        with words:
+            if example is not None:
+                st.caption(example[1] + (" (the first style only)" if two else ""))
+            st.caption("🧠 " + network.honest_weights(model.description))
+    frame.try_this(TRY)  # after the stage: on a phone the run shows right under the Run button
 
-# ---------------------------------------------------------------- results
-gallery = ss.get(runs.GALLERY, [])
-if gallery:
-    st.subheader("Latest result")
-    latest = gallery[0]
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        runs.show_run(latest, "latest")
-    with c2:
-        st.markdown(f"**{latest.label}** · {latest.model}")
-        if latest.last is not None:
-            st.caption(f"⏱ Took {latest.last.elapsed:.1f} s; estimated beforehand: {latest.estimated:.1f} s.")
-        st.markdown(runs.run_summary(latest))
-        if latest.weights:
-            w = latest.weights
-            st.caption(f"Weights actually used: α = {w['alpha']:.3g}, β = {w['beta']:.3g} "
-                       f"({'balanced' if latest.settings.get('balance') == 'auto' else 'raw'}).")
-        st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
-    if len(gallery) > 1:
-        st.subheader("This session's runs, side by side")
-        for col, entry in zip(st.columns(4), gallery[:4]):
-            with col:
-                if entry.image:
-                    st.image(entry.image, width="stretch")
-                st.caption(f"Run {entry.id} · {entry.status} · {runs.run_summary(entry, short=True)}")
+# ---------------------------------------------------------------- this session's runs
+if len(gallery) > 1:
+    st.subheader("This session's runs, side by side")
+    shown = gallery[:4]
+    labels = differing_labels([{"run": r.id, **r.settings} for r in shown])
+    for col, entry, label in zip(st.columns(4), shown, labels):
+        with col:
+            if entry.image:
+                st.image(entry.image, width="stretch")
+            st.caption(f"{label[0].upper()}{label[1:]} · {entry.status}")

@@ -133,8 +133,27 @@ def test_offline_imagenet_falls_back_with_a_notice(monkeypatch):
     at.run()
     no_exception(at)
     warnings = " ".join(w.value for w in at.warning)
-    assert "could not be loaded" in warnings and "Random (untrained)" in warnings
-    assert any("random untrained" in w.value for w in at.warning)
+    # Plain words for a class: what happened and what is used instead; no error text, no flags.
+    assert "cannot download the ImageNet VGG16" in warnings and "random, untrained weights" in warnings
+    assert "unreachable" not in warnings and "--weights" not in warnings and "Error" not in warnings
+    assert any(b.label == "Retry loading" for b in at.sidebar.button)
+
+
+def test_presentation_mode_hides_the_settings_and_survives_a_page_switch():
+    at = app()
+    at.run()
+    assert any(s.label == "Content layer" for s in at.selectbox)
+    next(t for t in at.toggle if t.label == "Presentation mode").set_value(True).run()
+    no_exception(at)
+    assert at.session_state["present"] is True and at.query_params["present"] == "true"
+    assert not any(s.label == "Content layer" for s in at.selectbox)
+    assert any(b.label == "▶ Run" for b in at.button)  # the picture and Run stay
+    at.switch_page("pages/cost_curves.py").run()
+    no_exception(at)
+    assert next(t for t in at.toggle if t.label == "Presentation mode").value is True
+    at.switch_page("pages/stylize.py").run()
+    assert at.session_state["present"] is True
+    assert not any(s.label == "Content layer" for s in at.selectbox)
 
 
 def test_bad_weights_file_in_the_environment_is_not_a_crash(monkeypatch, tmp_path):

@@ -40,6 +40,7 @@ def _inside():
 def app() -> None:
     """The whole app: page config, navigation, the student's settings, the sidebar, then the page."""
     st.set_page_config(page_title="Neural style transfer lab", page_icon="🎨", layout="wide")
+    st.html(_COMPACT)
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)], position="top")
     state.start()
@@ -48,6 +49,27 @@ def app() -> None:
     state.write_url(model.arch, network.loaded_source())
     with _inside():
         page.run()
+
+
+# Streamlit leaves a tall empty band above the first element; on a projector that band pushes the
+# Run button and the pictures below the fold, so the frame trims it on every page.
+_COMPACT = "<style>[data-testid='stMainBlockContainer'] {padding-top: 3.5rem; padding-bottom: 3rem;}</style>"
+# Presentation mode gives the sidebar's width to the pictures.
+_NO_SIDEBAR = "<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none;}</style>"
+
+
+def presentation_toggle(where=st) -> bool:
+    """The presentation switch (the ``present`` setting, so it survives page switches and links);
+    while it is on, the sidebar is hidden. Returns whether it is on."""
+    on = state.widget("present", where)
+    if on:
+        st.html(_NO_SIDEBAR)
+    return on
+
+
+def try_this(text: str) -> None:
+    """A short prompt that leads a student to the claim the page shows."""
+    st.info(f"**Try this:** {text}", icon="💡")
 
 
 def enter() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from nst_core import ModelError, load_vgg
-from nst_core.describe import describe_model
+from nst_core.describe import describe_model, describe_weights, offline_notice
 from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
 from ui import state
 
@@ -92,13 +92,31 @@ def current_model(notify: bool = False) -> VGGFeatures:
         if model is None:
             used, model = "random", load_model(arch, "random")[0]
         if notify:
-            st.warning(f"**{source_label(source)} could not be loaded.** {error}\n\n"
-                       f"Using **{source_label(used)}** instead; pick another source above.", icon="⚠️")
+            if source == "imagenet":  # a class needs to know what happened, not the download's traceback
+                st.warning(offline_notice(arch, _instead(used, model)), icon="📴")
+            else:
+                st.warning(f"**{source_label(source)} could not be loaded.** {error}\n\n"
+                           f"Using **{source_label(used)}** instead; pick another source above.", icon="⚠️")
             if st.button("Retry loading", key=f"retry_{source}"):
                 retry(arch, source)
                 st.rerun()
     ss["_loaded_source"] = used
     return model
+
+
+def _instead(source: str, model: VGGFeatures) -> str:
+    if source == "random":
+        return f"a {model.arch.upper()} with random, untrained weights"
+    return f"the offline {model.arch.upper()} described below"  # the "In use" line names what it is
+
+
+def honest_weights(description: str) -> str:
+    """:func:`describe_weights` for a finished run, which keeps only its network's description
+    (``VGG16, weights from x.pth``): the HED file is then named as the edge detector it is."""
+    arch = description.split(",", 1)[0].lower()
+    if "weights from " in description:
+        return describe_weights("file", arch, description.split("weights from ", 1)[1])
+    return describe_weights("random" if "random" in description else "imagenet", arch)
 
 
 def loaded_source() -> str:

@@ -108,6 +108,16 @@ def estimate(jobs: list[Job]) -> float:
     return sum(cal.estimate(calibration_key(j.model.description, j.config), _predicted(j)) for j in jobs)
 
 
+def estimate_text(jobs: list[Job]) -> str:
+    """The estimate shown beside Run, and a warning when it passes the server's ceiling on one run."""
+    seconds = estimate(jobs)
+    limit = registry().max_run_s
+    if max(estimate([j]) for j in jobs) > limit:
+        return (f"⏱ About {seconds:.0f} s: over this server's limit of {limit:.0f} s per run. "
+                "Lower the steps or the size.")
+    return f"⏱ About {seconds:.0f} s on this server."
+
+
 def png_bytes(img: Image.Image, settings: dict | None = None) -> bytes:
     info = PngImagePlugin.PngInfo()
     if settings:
@@ -205,8 +215,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
 
 def resume_panel(job: Job | None, kind: str) -> list[RunRecord]:
     """After a reload (a new session), or back with the same images and settings: show the run in
-    flight for exactly this job, or its kept result, found through the run's identity. Runs this
-    session already has, or stopped, are left alone."""
+    flight for exactly this job (returning what ``run_panel`` returns), or put its kept result in
+    the gallery (returning nothing), found through the run's identity. Runs this session already
+    has, or stopped, are left alone."""
     if job is None or "live" in st.session_state:
         return []
     key = transfer_key(job.content, job.styles, job.config, job.model)
@@ -215,13 +226,13 @@ def resume_panel(job: Job | None, kind: str) -> list[RunRecord]:
     view = registry().peek(key)
     if view is None or view.state in ("withdrawn", "refused", "failed"):
         return []
-    if view.finished:
+    if view.finished:  # straight into the gallery, which the page draws next
         record = _record(job)[0]
         record.key = key
         _update(record, view)
-        done = [_finish(record, view.state, "Found again: this exact run had already finished on this server.")]
-        _commit(Batch(GALLERY, done=done))
-        return done
+        _commit(Batch(GALLERY, done=[_finish(record, view.state, "Found again: this exact run had already "
+                                                                 "finished on this server.")]))
+        return []
     st.info("Your run is still going on the server: here it is again.", icon="🔁")
     return run_panel([job], kind)
 
@@ -234,7 +245,7 @@ class _Panel:
         self.root = st.empty()
         box = self.root.container()
         self.status = box.empty()
-        stop_col, bar_col = box.columns([1, 5])
+        stop_col, bar_col = box.columns([1, 3])  # wide enough for "Stop" in a stage at 1280 px
         stop_col.button("⏹ Stop", key=f"stop_{kind}", help="Stops the run and keeps the best image so far.")
         self.bar = bar_col.progress(0.0, text="Waiting…")
         preview, chart = box.columns(2)

@@ -115,6 +115,8 @@ def widget(key: str, where=st, options=None, label: str | None = None, fmt=None)
         where.select_slider(options=options, **kw)
     elif kind == "checkbox":
         where.checkbox(**kw)
+    elif kind == "toggle":
+        where.toggle(**kw)
     elif kind == "slider":
         where.slider(min_value=s.low, max_value=s.high, step=s.step, **kw)
     elif kind == "number_raw":

@@ -1,0 +1,148 @@
+"""Projector first, in a real browser: on a 1920×1080 screen the Run button, then the run's progress
+and live preview, then its result, lie in the viewport without scrolling; at 1280×720 after at most
+one scroll. Presentation mode hides the settings and keeps across pages; A/B runs leave no Stop
+button behind. Screenshots go to test-output/screenshots/.
+
+Run these alone with `.venv/bin/python -m pytest tests/test_browser_projector.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+
+pytestmark = pytest.mark.browser
+SHOTS = ROOT / "test-output" / "screenshots"
+# Tiny, fast settings through the shareable URL: random VGG16 at 128 px.
+FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
+# Enough steps that the live preview shows for seconds; the test stops the run once it has seen it.
+LONG = FAST.replace("steps=3", "steps=400")
+STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+    # No time cap: the long run is stopped by the test, and must not be refused up front.
+    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
+                          ROOT / "test-output" / "streamlit_projector.log") as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+def _page(browser, width: int, height: int):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    return context, context.new_page()
+
+
+def in_view(page, locator) -> bool:
+    """The element's whole box lies inside the viewport as the page is scrolled now."""
+    box = locator.bounding_box()
+    view = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= view["width"] + 1
+            and box["y"] + box["height"] <= view["height"] + 1)
+
+
+def no_exceptions(page):
+    problem = exception_text(page)
+    assert problem is None, problem
+
+
+@pytest.mark.parametrize("width, height, scrolls", [(1920, 1080, 0), (1280, 720, 1)])
+def test_run_progress_preview_and_result_are_in_view(server, browser, width, height, scrolls):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context, page = _page(browser, width, height)
+    # A seed of its own: the server shares identical runs, and a run already computed is served at once.
+    page.goto(server + "/" + LONG + f"&seed={width}")
+    wait_idle(page)
+    run = page.get_by_role("button", name="▶ Run")
+    run.wait_for(timeout=60_000)
+    stage = page.locator(STAGE)
+    if scrolls:  # the one scroll allowed: bring the stage into view, if it is not already
+        stage.scroll_into_view_if_needed()
+    assert in_view(page, run), f"Run button out of view at {width}×{height}: {run.bounding_box()}"
+    page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_open.png"))
+    run.click()
+
+    progress = stage.locator('[data-testid="stProgress"]').first
+    preview = stage.locator('[data-testid="stImage"] img').first
+    progress.wait_for(timeout=90_000)
+    preview.wait_for(timeout=90_000)
+    page.get_by_text(re.compile(r"Step \d+(/| of )400")).first.wait_for(timeout=90_000)
+    assert in_view(page, progress), f"progress out of view: {progress.bounding_box()}"
+    assert in_view(page, preview), f"live preview out of view: {preview.bounding_box()}"
+    page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_running.png"))
+    stop = page.get_by_role("button", name="⏹ Stop")
+    assert in_view(page, stop)
+    stop.click()
+
+    page.get_by_text("Latest result").wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exceptions(page)
+    result = stage.locator('[data-testid="stImage"] img').first
+    assert in_view(page, page.get_by_text("Latest result")), "the result's heading is out of view"
+    assert in_view(page, result), f"result out of view: {result.bounding_box()}"
+    page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_result.png"))
+    context.close()
+
+
+def test_presentation_mode_hides_the_settings_and_keeps_across_pages(server, browser):
+    context, page = _page(browser, 1920, 1080)
+    page.goto(server + "/" + FAST)
+    wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    advanced = page.get_by_text("Advanced: layers, weights, optimizer")
+    assert sidebar.is_visible() and advanced.count() == 1
+    width_before = page.locator(STAGE).bounding_box()["width"]
+
+    page.get_by_text("Presentation mode").first.click()
+    wait_idle(page)
+    assert not sidebar.is_visible() and advanced.count() == 0
+    assert page.locator(STAGE).bounding_box()["width"] > 1.3 * width_before  # the picture gets the room
+    assert in_view(page, page.get_by_role("button", name="▶ Run"))
+    assert "present=true" in page.url
+    page.screenshot(path=str(SHOTS / "projector_presentation.png"))
+
+    for title, heading in [("Cost curves", "Cost curves"), ("Stylize", "Stylize")]:
+        page.get_by_role("link", name=title).first.click()
+        wait_idle(page)
+        page.get_by_role("heading", name=re.compile(heading)).first.wait_for(timeout=60_000)
+        assert not sidebar.is_visible(), f"the sidebar came back on {title}"
+        assert "present=true" in page.url
+        no_exceptions(page)
+    assert advanced.count() == 0
+    page.get_by_text("Presentation mode").first.click()  # and back: the settings return
+    wait_idle(page)
+    assert sidebar.is_visible() and advanced.count() == 1
+    context.close()
+
+
+def test_ab_runs_leave_no_stop_button_and_are_named_by_what_differs(server, browser):
+    context, page = _page(browser, 1920, 1080)
+    page.goto(server + "/cost_curves" + FAST)
+    wait_idle(page)
+    page.get_by_role("button", name="Run A, then B").click()
+    page.get_by_text(re.compile("finished: they are overlaid")).wait_for(timeout=180_000)
+    wait_idle(page)
+    no_exceptions(page)
+    assert page.get_by_role("button", name=re.compile("Stop")).count() == 0
+    # The default A/B varies the content layer: the overlay names each run by it, and by nothing else.
+    chosen = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Runs to overlay").first.inner_text()
+    assert re.search(r"Run 1 · content layer conv2_2", chosen) and re.search(r"Run 2 · content layer conv3_2",
+                                                                            chosen), chosen
+    assert "default" not in chosen, chosen
+    page.screenshot(path=str(SHOTS / "cost_curves_after_ab.png"))
+    context.close()
