@@ -249,7 +249,7 @@ def test_compare_runs_legend_uses_the_labels_given():
     labels = differing_labels([TransferConfig(), TransferConfig(beta=20.0)])
     fig = plots.compare_runs(dict(zip(labels, [_history(), _history(20, 10)])))
     fig.canvas.draw()
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["β 5", "β 20"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["β 5", "β 20"]
 
 
 def test_style_channel_order_ignores_the_frame():

@@ -11,7 +11,7 @@ from nst_core import TransferConfig, content_cost, cost_terms, load_vgg, prepare
 from nst_core.experiments import (NO_PRIOR, STYLE_PRIOR, content_reconstruction, growing_style_sets, series,
                                   style_reconstruction, sweep)
 from nst_core.images import resize_tensor
-from nst_core.transfer import stage_plan
+from nst_core.transfer import MAX_COARSE_STEPS, stage_plan
 
 SMALL = dict(size=48, steps=8, snapshot_every=4, style_layers=("conv1_1", "conv2_1", "conv3_1"),
              content_layer="conv3_2")
@@ -87,6 +87,8 @@ def test_stage_plan_coarse_to_fine():
     assert [s for s, _ in plan] == [(48, 64), (96, 128), (192, 256)]
     assert sum(n for _, n in plan) == 90 and plan[0][1] > plan[1][1] > plan[2][1]
     assert len(stage_plan(TransferConfig(size=96, levels=4), (96, 96))) == 1  # never below 64 px
+    long = stage_plan(TransferConfig(size=256, steps=300, levels=2), (192, 256))
+    assert long[0][1] == MAX_COARSE_STEPS and long[1][1] == 300 - MAX_COARSE_STEPS  # a long run's rest is fine
 
 
 def test_coarse_to_fine_run(vgg19_random, content_img, style_img):
