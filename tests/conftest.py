@@ -64,6 +64,18 @@ def style_img():
     return stripes_image()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """One Debian Chromium per browser-test module (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.live_app import launch_chromium
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

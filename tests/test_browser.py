@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BAD_IMAGES, gradient_image
-from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+from tests.live_app import CHROMIUM, ROOT, exception_text, streamlit_server, wait_idle
 from tests.load_test import SHORT_RUN, load_test, shared_pair
 
 pytestmark = pytest.mark.browser
@@ -36,15 +36,6 @@ def live():
 @pytest.fixture(scope="module")
 def server(live):
     return live[0]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

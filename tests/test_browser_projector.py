@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+from tests.live_app import CHROMIUM, ROOT, exception_text, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -32,15 +32,6 @@ def server():
     with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
                           ROOT / "test-output" / "streamlit_projector.log") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def _page(browser, width: int, height: int):
