@@ -12,10 +12,6 @@ from ui import frame, network, pickers
 from ui.cache import shared
 
 frame.enter()
-# A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
-st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
-        ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
-        "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 
 st.title("🧮 What is style, concretely?")
 st.write("Style is measured by **which channels fire together**. For every pair of channels k and k′, "

@@ -53,7 +53,11 @@ def app() -> None:
 
 # Streamlit leaves a tall empty band above the first element; on a projector that band pushes the
 # Run button and the pictures below the fold, so the frame trims it on every page.
-_COMPACT = "<style>[data-testid='stMainBlockContainer'] {padding-top: 3.5rem; padding-bottom: 3rem;}</style>"
+# A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
+_COMPACT = ("<style>[data-testid='stMainBlockContainer'] {padding-top: 3.5rem; padding-bottom: 3rem;}"
+            ".katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
+            ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
+            "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
 # Presentation mode gives the sidebar's width to the pictures.
 _NO_SIDEBAR = "<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none;}</style>"
 
