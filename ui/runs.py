@@ -159,14 +159,18 @@ def recover_interrupted() -> None:
         return
     current = batch.current
     if current is not None:
+        status, message = "stopped", ""
         watching = registry().rejoin(current.key, session_id()) if current.key else None
         if watching is not None:
             view = watching.view()
             watching.leave(stop=True)
             _update(current, view)
+            if view.finished and view.state != "stopped":  # it ended on its own before the click
+                status, message = view.state, view.message
         if current.best is not None:
             step = current.last.step if current.last else 0
-            batch.done.append(_finish(current, "stopped", f"Stopped at step {step}; the best image so far is kept."))
+            message = message or f"Stopped at step {step}; the best image so far is kept."
+            batch.done.append(_finish(current, status, message))
     _commit(batch)
 
 
