@@ -107,7 +107,9 @@ def load_image(source, notes: list[str] | None = None, max_side: int = MAX_WORKI
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{name} claims more than {MAX_PIXELS // 10**6} million pixels; "
                              "it is refused as a possible decompression bomb.") from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        # PIL's format plugins also raise TypeError, KeyError or IndexError on some corrupt headers
+        # (a TIFF without its dimensions, found by the fuzz test).
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError, KeyError, IndexError) as exc:
             raise ImageError(f"{name} is not an image this app can read (PNG, JPEG, WebP, GIF, "
                              "BMP, TIFF).") from exc
     try:
@@ -116,7 +118,8 @@ def load_image(source, notes: list[str] | None = None, max_side: int = MAX_WORKI
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{name} is too large to decode safely.") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombWarning) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError, KeyError, IndexError,
+            Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name} is damaged or truncated and cannot be decoded.") from exc
 
 
