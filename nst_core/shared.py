@@ -329,7 +329,6 @@ class SharedRun:
         self._stop_now = False
         self._ending = False  # the worker decided to stop for want of watchers: too late to join
         self.state, self.message, self.version = "queued", "", 0
-        self._latest: Step | None = None
         self._history: list[Step] = []
         self._snapshots: list[tuple[int, bytes]] = []
         self._preview: tuple[int, torch.Tensor] | None = None
@@ -445,7 +444,6 @@ class SharedRun:
             snapshot = (rec.step, _jpeg_thumb(rec.image))
         with self._cond:
             self.state = "running"
-            self._latest = rec
             self._history.append(replace(rec, best_image=None, image=None))
             self._best = rec.best_image
             if snapshot is not None:
@@ -467,7 +465,7 @@ class SharedRun:
             self.final = self._view_locked(final=True)
             # keep nothing but the final view: the generator's closure holds the images and the model
             self._make_generator = None
-            self._latest = self._best = self._preview = self._best_pil = self._preview_pil = None
+            self._best = self._preview = self._best_pil = self._preview_pil = None
             self._history, self._snapshots = [], []
             self._cond.notify_all()
         self._registry._finished(self)
@@ -482,9 +480,7 @@ class SharedRun:
         status = self._registry.queue.status(self.ticket) if self.state == "queued" else None
         best = self._pil(self._best, "_best_pil")
         preview = None if final or self._preview is None else self._pil(self._preview[1], "_preview_pil")
-        latest = self._latest
-        if latest is not None:
-            latest = replace(latest, best_image=None, image=None)
+        latest = self._history[-1] if self._history else None  # already without its images
         return RunView(self.key, self.state, self.version, self.message, status, latest, tuple(self._history),
                        tuple(self._snapshots), preview, self._preview[0] if preview is not None else 0, best,
                        len(self._subs))

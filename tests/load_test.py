@@ -39,75 +39,6 @@ from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_serv
 SHORT_RUN = "preset=Quick&size=128&init=noise"
 
 
-def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 300,
-              server_pid: int | None = None, shots: Path | None = None) -> dict:
-    """Open ``sessions`` browser contexts on ``url``, press Run in all, wait for each result."""
-    contexts, pages = [], []
-    for i in range(sessions):
-        ctx = browser.new_context(viewport={"width": 1200, "height": 1400}, accept_downloads=True)
-        page = ctx.new_page()
-        page.goto(f"{url}/?{query}&seed={i + 1}")
-        contexts.append(ctx)
-        pages.append(page)
-    for page in pages:
-        wait_idle(page)
-        page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
-    start = time.time()
-    for page in pages:
-        page.get_by_role("button", name="▶ Run").click()
-    finished: dict[int, float] = {}
-    queued: set[int] = set()
-    errors: dict[int, str] = {}
-    deadline = start + timeout_s
-    while len(finished) + len(errors) < sessions and time.time() < deadline:
-        for i, page in enumerate(pages):
-            if i in finished or i in errors:
-                continue
-            if page.get_by_text("Queued behind").count():
-                queued.add(i)
-            problem = exception_text(page)
-            if problem:
-                errors[i] = problem.splitlines()[0]
-            elif page.get_by_text("Latest result").count():
-                finished[i] = time.time() - start
-        time.sleep(0.3)
-    for i in range(sessions):
-        if i not in finished and i not in errors:
-            errors[i] = f"no result within {timeout_s:.0f} s"
-
-    kept, digests = {}, {}
-    for i in sorted(finished):
-        page = pages[i]
-        wait_idle(page)
-        if shots is not None:
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / f"load_session{i + 1}.png"), full_page=True)
-        own_runs = page.get_by_text("Run 1:").count()
-        foreign = page.get_by_text("Run 2:").count()
-        with page.expect_download() as info:
-            page.get_by_role("button", name="⬇ Download PNG").first.click()
-        data = Path(info.value.path()).read_bytes()
-        png = Image.open(io.BytesIO(data))
-        seed = json.loads(png.text.get("nst-settings", "{}")).get("seed")
-        digests[i] = hashlib.sha256(png.tobytes()).hexdigest()
-        kept[i] = own_runs == 1 and foreign == 0 and seed == i + 1
-    duplicate = len(set(digests.values())) < len(digests)
-    for ctx in contexts:
-        ctx.close()
-    times = sorted(finished.values())
-    return {
-        "sessions": sessions,
-        "completed": len(finished),
-        "errors": [f"session {i + 1}: {text}" for i, text in sorted(errors.items())],
-        "queued_sessions": len(queued),
-        "lost_results": sessions - sum(kept.values()),
-        "identical_images_across_sessions": duplicate,
-        "first_result_s": round(times[0], 1) if times else None,
-        "last_result_s": round(times[-1], 1) if times else None,
-        "server_peak_rss_mb": peak_rss_mb(server_pid) if server_pid else None,
-    }
-
-
 def _result_png(page) -> tuple[dict, str]:
     """The settings a page's latest result carries in its PNG, and a digest of its pixels."""
     with page.expect_download() as info:
@@ -134,14 +65,16 @@ JOINED = ("you are watching the same computation", "had already been computed")
 
 
 def _poll(pages: dict[int, object], start: float, finished: dict[int, float], errors: dict[int, str],
-          joined: set[int] | None = None) -> None:
+          joined: set[int] | None = None, queued: set[int] | None = None) -> None:
     """One look at every page still waiting: a result, or an exception, timed from ``start``; and
-    whether the page said it shares a computation someone else started."""
+    whether the page said it shares a computation someone else started, or waits in the queue."""
     for i, page in pages.items():
         if i in finished or i in errors:
             continue
         if joined is not None and any(page.get_by_text(t).count() for t in JOINED):
             joined.add(i)
+        if queued is not None and page.get_by_text("Queued behind").count():
+            queued.add(i)
         problem = exception_text(page)
         if problem:
             errors[i] = problem.splitlines()[0]
@@ -152,13 +85,14 @@ def _poll(pages: dict[int, object], start: float, finished: dict[int, float], er
 
 
 def _wait_results(pages: dict[int, object], start: float, timeout_s: float, finished: dict[int, float] | None = None,
-                  errors: dict[int, str] | None = None, joined: set[int] | None = None) -> tuple[dict, dict]:
+                  errors: dict[int, str] | None = None, joined: set[int] | None = None,
+                  queued: set[int] | None = None) -> tuple[dict, dict]:
     """Poll every page until it shows a result or an exception."""
     finished = {} if finished is None else finished
     errors = {} if errors is None else errors
     deadline = start + timeout_s
     while len(finished) + len(errors) < len(pages) and time.time() < deadline:
-        _poll(pages, start, finished, errors, joined)
+        _poll(pages, start, finished, errors, joined, queued)
         time.sleep(0.3)
     for i in pages:
         if i not in finished and i not in errors:
@@ -166,11 +100,59 @@ def _wait_results(pages: dict[int, object], start: float, timeout_s: float, fini
     return finished, errors
 
 
+def _upload_content(page, photo: Path) -> None:
+    """Choose "Upload your own…" as the content image and give it ``photo``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Content image").first.click()
+    page.get_by_role("option", name="Upload your own…").first.click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
+
+
 def _open(browser, url: str, width: int = 1200, height: int = 1400):
     ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     page = ctx.new_page()
     page.goto(url)
     return ctx, page
+
+
+def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 300,
+              server_pid: int | None = None, shots: Path | None = None) -> dict:
+    """Open ``sessions`` browser contexts on ``url``, press Run in all, wait for each result."""
+    opened = [_open(browser, f"{url}/?{query}&seed={i + 1}") for i in range(sessions)]
+    for _, page in opened:
+        wait_idle(page)
+        page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
+    start = time.time()
+    for _, page in opened:
+        page.get_by_role("button", name="▶ Run").click()
+    queued: set[int] = set()
+    finished, errors = _wait_results({i: p for i, (_, p) in enumerate(opened)}, start, timeout_s, queued=queued)
+
+    kept, digests = {}, {}
+    for i in sorted(finished):
+        page = opened[i][1]
+        wait_idle(page)
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"load_session{i + 1}.png"), full_page=True)
+        own_runs = page.get_by_text("Run 1:").count()
+        foreign = page.get_by_text("Run 2:").count()
+        settings, digests[i] = _result_png(page)
+        kept[i] = own_runs == 1 and foreign == 0 and settings.get("seed") == i + 1
+    duplicate = len(set(digests.values())) < len(digests)
+    for ctx, _ in opened:
+        ctx.close()
+    times = sorted(finished.values())
+    return {
+        "sessions": sessions,
+        "completed": len(finished),
+        "errors": [f"session {i + 1}: {text}" for i, text in sorted(errors.items())],
+        "queued_sessions": len(queued),
+        "lost_results": sessions - sum(kept.values()),
+        "identical_images_across_sessions": duplicate,
+        "first_result_s": round(times[0], 1) if times else None,
+        "last_result_s": round(times[-1], 1) if times else None,
+        "server_peak_rss_mb": peak_rss_mb(server_pid) if server_pid else None,
+    }
 
 
 def shared_pair(browser, url: str, query: str, students: int, timeout_s: float = 300) -> dict:
@@ -209,10 +191,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         wait_idle(page)
         if i >= shared:
             photos[i] = _own_photo(i, tmp)
-            box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Content image").first
-            box.click()
-            page.get_by_role("option", name="Upload your own…").first.click()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photos[i]))
+            _upload_content(page, photos[i])
     for i in photos:
         wait_idle(opened[i][1])
     start = time.time()
@@ -319,10 +298,7 @@ def memory_test(browser, url: str, query: str, tourists: int = 4, uploads: int =
     errors: list[str] = []
     for i, (_, page) in enumerate(uploaders):
         wait_idle(page)
-        box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Content image").first
-        box.click()
-        page.get_by_role("option", name="Upload your own…").first.click()
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(_big_photo(tmp, i)))
+        _upload_content(page, _big_photo(tmp, i))
     start = time.time()
     for _, page in uploaders[:runs]:
         wait_idle(page)

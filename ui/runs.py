@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
 from nst_core.describe import layer_share_text, progress_text, share_text
-from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_seconds
+from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_run
 from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
@@ -95,11 +95,8 @@ def machine_speed(description: str, _model) -> float:
 
 
 def _predicted(job: Job) -> float:
-    shape = (job.content.height, job.content.width)
-    # The speed is measured in float32; what "auto" arithmetic means was decided at model load.
-    config = replace(job.config, precision=job.model.compute_precision(job.config.precision))
-    return predict_seconds(config, shape, job.model.arch, machine_speed(job.model.description, job.model),
-                           len(job.styles))
+    return predict_run(job.model, job.config, (job.content.height, job.content.width),
+                       machine_speed(job.model.description, job.model), len(job.styles))
 
 
 def estimate(jobs: list[Job]) -> float:
@@ -110,9 +107,9 @@ def estimate(jobs: list[Job]) -> float:
 
 def estimate_text(jobs: list[Job]) -> str:
     """The estimate shown beside Run, and a warning when it passes the server's ceiling on one run."""
-    seconds = estimate(jobs)
-    limit = registry().max_run_s
-    if max(estimate([j]) for j in jobs) > limit:
+    each = [estimate([j]) for j in jobs]
+    seconds, limit = sum(each), registry().max_run_s
+    if max(each) > limit:
         return (f"⏱ About {seconds:.0f} s: over this server's limit of {limit:.0f} s per run. "
                 "Lower the steps or the size.")
     return f"⏱ About {seconds:.0f} s on this server."
