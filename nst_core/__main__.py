@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 384, 512))
     p.add_argument("--steps", type=int, default=5, help="steps timed per size for the overhead")
     p.add_argument("--sections", type=_csv_list, default=("overhead", "precision", "totals", "gpu"),
-                   help="any of overhead,precision,totals,quality,concurrency,gpu (quality and concurrency take "
-                        "minutes)")
+                   help="any of overhead,precision,totals,quality,concurrency,estimates,gpu (quality, concurrency "
+                        "and estimates take minutes)")
     p.add_argument("--quality-size", type=int, default=256, help="(default: the app's default size)")
     p.add_argument("--presets", type=_preset_list, default=tuple(PRESETS),
-                   help=f"presets the quality section times, of {','.join(PRESET_NAMES)}")
+                   help=f"presets the quality and estimates sections time, of {','.join(PRESET_NAMES)}")
     p.add_argument("--baseline-steps", type=int, default=300)
     p.add_argument("--concurrency-size", type=int, default=256)
     p.add_argument("--json", default=None, help="also write the results as JSON")

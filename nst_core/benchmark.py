@@ -11,7 +11,9 @@ Sections (each figure from this one run, on this machine):
 * precision: float32 against bfloat16 step times, and the judged cost each reaches;
 * totals: seconds to the first preview and to the end of the app's default run, and peak memory
   (RSS, in a fresh process per size);
-* concurrency: three default runs in three threads of one process, against the same three in a row.
+* concurrency: three default runs in three threads of one process, against the same three in a row;
+* estimates: the time the app announces before Run against the real time, for each preset and size
+  and the experiments' recompute, in that order on one fresh calibration, as on a new server.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from dataclasses import replace
 
 import torch
 
+from .estimate import Calibration, calibration_key, measure_speed, predict_run
+from .experiments import series
 from .images import load_image, to_tensor
 from .model import alternated_pass_times, load_vgg, resolve_device, step_gflop
 from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
@@ -232,6 +236,35 @@ def concurrency(model, size: int, n: int = 3) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def estimates(model, sizes, presets, experiments=("content", "beta")) -> list[dict]:
+    """Announced against real seconds. ``speed_only_s`` is the estimate from the measured speed alone
+    (a new server's first run); ``announced_s`` is what the app shows, scaled by the runs finished
+    before it (:class:`Calibration`), which is recorded with each run as the app does."""
+    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    shape = (content.height, content.width)
+    speeds = measure_speed(model)
+    cal = Calibration()
+    batches = [(f"{name} {side} px", [preset_config(name, size=side)]) for name in presets for side in sizes]
+    batches += [(f"experiment '{name}'", [cfg for _, cfg in series(name)]) for name in experiments]
+    rows = []
+    for label, configs in batches:
+        predicted = [predict_run(model, cfg, shape, speeds) for cfg in configs]
+        keys = [calibration_key(model.description, cfg) for cfg in configs]
+        announced = sum(cal.estimate(k, p) for k, p in zip(keys, predicted))
+        actual = 0.0
+        for cfg, key, p in zip(configs, keys, predicted):
+            t = time.perf_counter()
+            for _ in run(content, style, cfg, model):
+                pass
+            seconds = time.perf_counter() - t
+            cal.record(key, p, seconds)
+            actual += seconds
+        rows.append({"run": label, "runs": len(configs), "speed_only_s": round(sum(predicted), 2),
+                     "announced_s": round(announced, 2), "actual_s": round(actual, 2),
+                     "error": round(announced / actual - 1, 3)})
+    return rows
+
+
 def main(args) -> int:
     device = resolve_device("auto")
     model = load_vgg(None if args.weights not in ("random", "imagenet") else args.arch, args.weights, device=device)
@@ -279,6 +312,14 @@ def main(args) -> int:
         print(f"\n{c['runs']} Quick runs at {c['size']} px: in a row {c['sequential_s']} s, in {c['runs']} threads "
               f"{c['concurrent_s']} s (throughput ×{c['throughput_ratio']}), errors {len(c['errors'])}, "
               f"peak RSS {c['peak_rss_mb']} MB")
+    if "estimates" in sections:
+        result["estimates"] = rows = estimates(model, args.sizes, args.presets)
+        print(f"\nEstimates shown before Run against real time, in this order on a fresh calibration")
+        print(f"{'run':<34} {'speed only s':>13} {'announced s':>12} {'actual s':>9} {'error':>7}")
+        for r in rows:
+            print(f"{r['run']:<34} {r['speed_only_s']:>13.1f} {r['announced_s']:>12.1f} {r['actual_s']:>9.1f} "
+                  f"{r['error']:>+7.0%}")
+        print(f"worst error of the announced time: {max(abs(r['error']) for r in rows):.0%}")
     if "gpu" in sections:
         result["gpu"] = "skipped: no CUDA" if not torch.cuda.is_available() else "see the device rows above"
         print(f"\nGPU: {result['gpu']}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import threading
 from collections import deque
+from dataclasses import replace
 
 from .images import fit_long_side
 from .model import VGGFeatures, step_gflop
@@ -74,6 +75,14 @@ def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, s
     seconds = sum(RUN_OVERHEAD * (passes * fixed + gflop * per_gflop)
                   for passes, gflop in _stages(config, shape, arch, n_styles)) + PER_STEP_S * config.steps
     return seconds * PRECISION_FACTOR.get(config.precision, 1.0)
+
+
+def predict_run(model: VGGFeatures, config: TransferConfig, shape: tuple[int, int], speeds: dict[int, float],
+                n_styles: int = 1) -> float:
+    """:func:`predict_seconds` for a run on ``model``, whose load decided what "auto" arithmetic means
+    (the speeds are measured in float32)."""
+    config = replace(config, precision=model.compute_precision(config.precision))
+    return predict_seconds(config, shape, model.arch, speeds, n_styles)
 
 
 def measure_speed(model: VGGFeatures, sides=SPEED_SIDES, tries: int = 3) -> dict[int, float]:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from nst_core.__main__ import main
+from nst_core.transfer import TransferConfig
 from tests.conftest import BAD_IMAGES, ROOT, gradient_image, stripes_image
 
 
@@ -133,6 +134,20 @@ def test_benchmark_quality_section_on_a_tiny_network(vgg16_random):
             assert r["speedup_at_equal_cost"] == pytest.approx(r["baseline_s_to_this_cost"] / r["seconds"], rel=0.05)
         else:  # the baseline never got down to this preset's cost
             assert r["final_cost"] < base["final_cost"]
+
+
+def test_benchmark_estimates_section_calibrates_from_the_runs_before(vgg16_random, monkeypatch):
+    import nst_core.benchmark as bench
+    monkeypatch.setattr(bench, "series", lambda name: [("one", TransferConfig(size=32, steps=2, levels=1))])
+    rows = bench.estimates(vgg16_random, (32, 48), ("Quick",), experiments=("content",))
+    assert [r["run"] for r in rows] == ["Quick 32 px", "Quick 48 px", "experiment 'content'"]
+    first, later = rows[0], rows[1:]
+    # A fresh server announces the speed-only estimate; afterwards the finished runs scale it.
+    assert first["announced_s"] == first["speed_only_s"]
+    assert all(r["actual_s"] > 0 for r in rows)
+    assert any(r["announced_s"] != r["speed_only_s"] for r in later)
+    for r in rows:  # the error says which way the announcement missed
+        assert (r["error"] > 0) == (r["announced_s"] > r["actual_s"]) or r["announced_s"] == r["actual_s"]
 
 
 @pytest.mark.parametrize("name", list(BAD_IMAGES))

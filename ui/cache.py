@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 
 import streamlit as st
+import torch
 from PIL import Image
 
-from nst_core.model import VGGFeatures
 from nst_core.shared import ByteCache, digest, network_identity
 
 TTL_S = 3600.0
@@ -24,7 +24,7 @@ _CACHES: dict[tuple[str, str], ByteCache] = {}
 
 
 def _part(value):
-    if isinstance(value, VGGFeatures):
+    if isinstance(value, torch.nn.Module):
         return network_identity(value)
     if isinstance(value, Image.Image):
         return digest(value)
