@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -37,6 +38,12 @@ from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_serv
 
 # A short run that still takes a few seconds, so runs overlap and some must queue.
 SHORT_RUN = "preset=Quick&size=128&init=noise"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the process has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _result_png(page) -> tuple[dict, str]:
@@ -336,6 +343,9 @@ def main(argv=None) -> int:
                                         "(class: the app's defaults; queue: a short run from noise)")
     parser.add_argument("--standin", action="store_true", help="run the server under Community Cloud's limits")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--browsers-nice", type=int, default=0,
+                        help="run the browsers at this niceness (19: they get only what the server leaves, "
+                             "as on Community Cloud, where they run on the students' own computers)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -357,7 +367,8 @@ def main(argv=None) -> int:
         url, proc = stack.enter_context(streamlit_server(env, out / "load_test_streamlit.log",
                                                          preexec_fn=group.enter if group else None))
         p = stack.enter_context(sync_playwright())
-        browser = launch_chromium(p)
+        browser = launch_chromium(p, args.browsers_nice)
+        cpu_before = cpu_seconds(proc.pid)
         if args.scenario == "memory":
             result = memory_test(browser, url, query, timeout_s=args.timeout)
             result["server_peak_rss_mb"] = peak_rss_mb(proc.pid)
@@ -378,12 +389,14 @@ def main(argv=None) -> int:
                   and not result["misdelivered_results"] and not result["errors"])
         browser.close()
         alive = proc.poll() is None
+        if alive:
+            result["server_cpu_s"] = round(cpu_seconds(proc.pid) - cpu_before, 1)
         if group is not None:
             proc.terminate()
             result["standin"] = group.report(None if alive else proc.wait())
             ok = ok and not result["standin"]["oom_killed"]
         result["server_survived"] = alive
-    result["max_runs"] = args.max_runs
+    result["max_runs"], result["browsers_nice"] = args.max_runs, args.browsers_nice
     result["settings"] = query
     print(json.dumps(result, indent=2))
     if args.json:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import fields, replace
+from dataclasses import fields
 
 import pytest
 import torch
 
 from nst_core import stylize
-from nst_core.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_seconds,
-                               run_gflop)
+from nst_core.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_run,
+                               predict_seconds, run_gflop)
 from nst_core.model import step_gflop
 from nst_core.settings import (BY_URL, DEFAULT_CONFIG, PRESET_KEYS, SETTINGS, TABLE, ab_choices, add_cli_options,
                                cli_values, config_from, defaults, parse_query, to_query)
@@ -148,9 +148,8 @@ def test_estimate_is_within_30_percent_of_a_measured_run(vgg16_random, content_i
     shape = (content_img.height, content_img.width)
     key = calibration_key("m", cfg)
 
-    def predicted():  # as the app does: "auto" arithmetic resolved for this model first
-        resolved = replace(cfg, precision=vgg16_random.compute_precision(cfg.precision))
-        return predict_seconds(resolved, shape, vgg16_random.arch, measure_speed(vgg16_random, sides=(64, 96)))
+    def predicted():
+        return predict_run(vgg16_random, cfg, shape, measure_speed(vgg16_random, sides=(64, 96)))
 
     def from_speed():
         return predicted(), _timed(cfg, content_img, style_img, vgg16_random)
