@@ -29,6 +29,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -190,6 +191,23 @@ def relieve_caches(fraction: float = 0.5) -> None:
     for cache in list(_CACHES):
         cache.shrink(fraction)
     memory.release_free_memory()
+
+
+_HEAVY = threading.Lock()
+
+
+@contextmanager
+def heavy_turn(budget_mb: float | None = None, rss_mb: Callable[[], float | None] = memory.status_mb):
+    """Hold the process's one turn for heavy work that is not a run (an explainer page's
+    activations, Grams, patch index). Each such result is shared, but a class touring the pages
+    with photos of their own asks for many different ones at once: unqueued, they took the CPU
+    from the runs and stacked their transient memory. One at a time, they leave the runs at least
+    two thirds of the CPU; a turn that finds the process over its memory budget first shrinks
+    the caches. Whoever holds the turn must not wait for another shared computation."""
+    with _HEAVY:
+        if not memory.fits_budget(0.0, budget_mb=budget_mb, rss_mb=rss_mb):
+            relieve_caches()
+        yield
 
 
 # ---------------------------------------------------------------- what identifies a run

@@ -43,7 +43,7 @@ st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // i
         icon="📏")
 
 
-@shared(max_mb=160, spinner="Computing activations…")
+@shared(max_mb=160, spinner="Computing activations…", heavy=True)
 def _acts(model, images, layer, size):
     return [a.cpu() for a in activations(model, [to_tensor(i) for i in images], layer, size)]
 
@@ -82,7 +82,7 @@ def maps_section(layer):
 maps_section(layer)
 
 
-@shared(max_mb=160, spinner="Searching the bundled photos and paintings at three sizes (once per layer)…")
+@shared(max_mb=160, spinner="Searching the bundled photos and paintings at three sizes (once per layer)…", heavy=True)
 def _index(model, layer):
     return patch_index(model, bundled_collection(pickers.ASSETS), layer, border_px=BORDER_PX)
 

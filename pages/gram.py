@@ -75,7 +75,7 @@ pickers.images_caption()
 side = min(st.session_state["size"], 256)
 
 
-@shared(max_mb=128, spinner="Computing Gram matrices…")
+@shared(max_mb=128, spinner="Computing Gram matrices…", heavy=True)
 def _grams(model, images, layer, side):
     blocks = [activations(model, [to_tensor(img, side)], layer)[0] for img in images]
     grams = [gram_matrix(b) for b in blocks]
@@ -138,7 +138,7 @@ st.write("Cut the style image into tiles and shuffle them. Every texture is stil
          "compares activations position by position, jumps.")
 
 
-@shared(max_mb=48, spinner="Shuffling…")
+@shared(max_mb=48, spinner="Shuffling…", heavy=True)
 def _shuffle(model, img, tiles, seed, side):
     style_layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
     result = shuffle_experiment(model, to_tensor(img, side), style_layers, "conv4_2", tiles, seed)

@@ -85,7 +85,7 @@ st.write("Multiply every activation by a factor s (a differently trained network
          "wrong by orders of magnitude for another.")
 
 
-@shared(max_mb=1, spinner="Measuring cost scales…")
+@shared(max_mb=1, spinner="Measuring cost scales…", heavy=True)
 def _scales(model, content, style):
     return cost_scales(model, content, style, "conv4_2", ["conv1_1", "conv3_1", "conv5_1"], sizes=(128, 256))
 

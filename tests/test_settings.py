@@ -115,10 +115,12 @@ def test_calibration_uses_the_same_key_then_the_same_network():
     a, b = calibration_key("net", TransferConfig()), calibration_key("net", TransferConfig(optimizer="lbfgs"))
     assert cal.estimate(a, 10.0) == 10.0
     cal.record(a, 10.0, 30.0)
-    assert cal.estimate(a, 10.0) == pytest.approx(30.0)
-    assert cal.estimate(b, 10.0) == pytest.approx(30.0)  # the same server, another optimizer
+    assert cal.estimate(a, 10.0) == pytest.approx(20.0)  # one run moves it halfway from the speed's 1
+    assert cal.estimate(b, 10.0) == pytest.approx(20.0)  # the same server, another optimizer
+    cal.record(a, 10.0, 30.0)
+    assert cal.estimate(a, 10.0) == pytest.approx(30.0)  # two that agree outvote the speed
     cal.record(b, 10.0, 5.0)
-    assert cal.estimate(b, 10.0) == pytest.approx(5.0)
+    assert cal.estimate(b, 10.0) == pytest.approx(7.5)  # its own key first: median of 0.5 and 1
     assert cal.estimate(calibration_key("other", TransferConfig()), 10.0) == 10.0
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from nst_core import load_vgg
 from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
-from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, nbytes, network_identity,
-                             run_key, start_transfer, transfer_key)
+from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, heavy_turn, nbytes,
+                             network_identity, run_key, start_transfer, transfer_key)
 from nst_core.slots import FairQueue
 from nst_core.transfer import Step, TransferConfig
 
@@ -414,3 +414,13 @@ def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
     view = until(big.view, lambda v: v.finished)
     assert view.state == "refused" and "smaller size" in view.message and "500 MB" in view.message
     assert until(small.view, lambda v: v.finished).state == "done"
+
+
+def test_a_heavy_turn_over_the_memory_budget_shrinks_the_caches_first():
+    cache = ByteCache(10_000)
+    for i in range(4):
+        cache.put(i, b"", 1000)
+    with heavy_turn(budget_mb=100, rss_mb=lambda: 50):
+        assert cache.bytes == 4000  # within the budget: nothing is dropped
+    with heavy_turn(budget_mb=100, rss_mb=lambda: 150):
+        assert cache.bytes == 2000

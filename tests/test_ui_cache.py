@@ -64,3 +64,45 @@ def test_unkeyable_arguments_are_refused():
     compute, _ = counting()
     with pytest.raises(TypeError):
         compute(object(), 4)
+
+
+def test_heavy_computations_take_turns_across_sessions():
+    """Ten students' own photos ask for ten different heavy results at once: one computes at a time."""
+    import threading
+    import time
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    @shared(1, heavy=True)
+    def heavy(seed):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return seed
+
+    heavy.cache.clear()
+    threads = [threading.Thread(target=heavy, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and len(heavy.cache) == 6
+
+
+def test_a_heavy_computation_may_not_wait_for_another_shared_one():
+    @shared(1)
+    def light(x):
+        return x
+
+    @shared(1, heavy=True)
+    def heavy(x):
+        return light(x)
+
+    heavy.cache.clear()
+    with pytest.raises(RuntimeError, match="inside a heavy shared computation"):
+        heavy(1)
+    assert light(2) == 2  # the turn was given back
