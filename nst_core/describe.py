@@ -14,7 +14,7 @@ FIELD_WORDS: dict[str, str | None] = {
     "normalization": "cost formula", "optimizer": "optimizer", "lr": "learning rate", "steps": "steps",
     "init": "start", "size": "size", "style_scale": "style scale", "levels": "levels", "seed": "seed",
     "pooling": "pooling", "precision": "precision", "preserve_color": "colour preservation",
-    "style_blend": "blend", "lbfgs_history": "L-BFGS memory", "snapshot_every": None,
+    "style_blend": "blend", "snapshot_every": None,
 }
 _INITS = {"content": "the content photo", "noise": "random noise", "style": "the style image"}
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -192,14 +192,6 @@ def offline_notice(arch: str, using: str) -> str:
             "the pictures differ a little from the paper's. To get the ImageNet network, start the app "
             "once on a machine that is online (the download is kept), or choose another network in the "
             "sidebar.")
-
-
-def run_note(settings, record=None) -> str:
-    """Caption plus, when a record is given, where the cost ended: for a result under an image."""
-    text = run_caption(settings)
-    if record is not None:
-        text += f". Final cost {friendly_number(_row(record).get('total', float('nan')))}: {share_text(record)}."
-    return text
 
 
 def level_switches(history: list[dict]) -> list[dict]:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from .images import fit_long_side
 from .slots import server_limit
-from .transfer import TransferConfig, stage_plan
+from .transfer import LBFGS_HISTORY, TransferConfig, stage_plan
 
 # One forward+backward through VGG19 to conv5_1 keeps every activation (and each ReLU's output,
 # since no ReLU runs in place) for the backward pass: memory grows with the image's pixels.
@@ -69,7 +69,7 @@ def run_memory_mb(config: TransferConfig, shape: tuple[int, int]) -> float:
     pixels = max(h * w for (h, w), _ in stage_plan(config, fit_long_side(shape, config.size)))
     mb = RUN_MB_FIXED + RUN_MB_PER_MEGAPIXEL * pixels / 1e6
     if config.optimizer == "lbfgs":
-        mb += 2 * config.lbfgs_history * 3 * 4 * pixels / 2**20
+        mb += 2 * LBFGS_HISTORY * 3 * 4 * pixels / 2**20
     return mb
 
 

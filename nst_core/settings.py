@@ -166,8 +166,9 @@ TABLE: tuple[Setting, ...] = (
     Setting("blend", "Weight of the second style", "0 uses only the first style, 1 only the second.", "slider",
             url="blend", low=0.0, high=1.0, step=0.05, app_default=0.5, cli=False),
     # ------------------------------------------------ Stylize settings
-    Setting("preset", "Preset", "Quick: a few coarse-to-fine Adam steps. Paper: L-BFGS from noise with average "
-            "pooling, as Gatys et al. did. Fine: more steps for a cleaner result.", "radio", url="preset",
+    Setting("preset", "Preset", "Quick: the fewest steps that look finished, half size first. Paper: L-BFGS "
+            "from noise with average pooling, as Gatys et al. did. Fine: more steps for a cleaner result.",
+            "radio", url="preset",
             choices=tuple(PRESETS), app_default=DEFAULT_PRESET, cli=False),
     Setting("content_layer", "Content layer", "Shallow layers pin G to the photo's exact pixels; deep layers keep "
             "only its layout.", "select", field="content_layer", url="content_layer", choices="layers",
@@ -200,6 +201,9 @@ TABLE: tuple[Setting, ...] = (
             "faster.", "number", field="levels", url="levels", low=1, high=3, ab=(1, 2, 3)),
     Setting("tv_weight", "TV weight", "Total variation smooths G; 0 turns it off.", "number", field="tv_weight",
             url="tv", low=0.0, high=100.0),
+    Setting("style_scale", "Style scale", "The style image's size relative to G before its Grams are taken: "
+            "below 1 its strokes and motifs come out smaller in G, above 1 larger.", "slider",
+            field="style_scale", url="style_scale", low=0.5, high=1.5, step=0.25, ab=(0.5, 1.0, 1.5)),
     Setting("pooling", "Pooling", "The paper swapped max for average pooling.", "select", field="pooling",
             url="pooling", choices=("max", "avg"), ab=("max", "avg")),
     Setting("preserve_color", "Keep the photo's colours", "Takes the luminance from G and the colours from the "

@@ -40,6 +40,7 @@ MIN_STAGE_SIDE = 64
 # lower (3.47e6 against 3.52e6).
 MAX_COARSE_STEPS = 46
 LBFGS_MAX_EVAL = 25  # cost evaluations one L-BFGS step may spend in its line search
+LBFGS_HISTORY = 20  # curvature pairs L-BFGS keeps; 20 was measured with the presets
 
 
 # Named starting points for the app and CLI. The size comes from the caller; these set the rest.
@@ -93,7 +94,6 @@ class TransferConfig:
     preserve_color: bool = False
     style_blend: tuple[float, ...] | None = None  # weights of several style images
     snapshot_every: int = 10
-    lbfgs_history: int = 20  # curvature pairs L-BFGS keeps; 20 was measured with the presets
 
     def __post_init__(self):
         checks = [
@@ -341,7 +341,7 @@ def _make_optimizer(config: TransferConfig, x: torch.Tensor) -> torch.optim.Opti
     # which leaves t = 0 and stalls the run. The tolerances are off because the cost's scale
     # depends on the network; the loop decides when to stop.
     return torch.optim.LBFGS([x], lr=config.lr, max_iter=1, max_eval=LBFGS_MAX_EVAL,
-                             history_size=config.lbfgs_history, line_search_fn="strong_wolfe",
+                             history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe",
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 

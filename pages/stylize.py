@@ -61,7 +61,9 @@ with below:
             state.widget("tv_weight", c2)
             state.widget("pooling", c3)
             state.widget("preserve_color", c4)
-            state.widget("normalization")
+            c1, c2 = st.columns(2)
+            state.widget("style_scale", c1)
+            state.widget("normalization", c2)
             st.latex(FORMULAS[ss["normalization"]]["style_layer"])
         st.caption("🔗 The page address holds these settings: copy it to share this exact setup.")
 

@@ -159,7 +159,7 @@ def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
     assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
 
 
-def test_run_memory_grows_with_pixels_and_lbfgs_history():
+def test_run_memory_grows_with_pixels_and_the_lbfgs_history():
     small, big = TransferConfig(size=128), TransferConfig(size=256)
     assert run_memory_mb(big, (256, 256)) > 3 * run_memory_mb(small, (256, 256)) - 100
     lbfgs = TransferConfig(size=256, optimizer="lbfgs", lr=1.0)

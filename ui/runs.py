@@ -316,18 +316,6 @@ def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position
         panel.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
 
 
-def run_summary(entry: RunRecord, short: bool = False) -> str:
-    """The settings that matter most for comparing runs, in words."""
-    s = entry.settings
-    parts = {"content layer": s.get("content_layer"), "style layers": ", ".join(s.get("style_layers") or ()),
-             "optimizer": s.get("optimizer"), "steps": s.get("steps"), "size": s.get("size"), "β": s.get("beta"),
-             "start": s.get("init")}
-    parts = {k: v for k, v in parts.items() if v not in (None, "")}
-    if short:
-        return ", ".join(f"{k} {v}" for k, v in parts.items() if k != "style layers")
-    return "\n".join(f"- **{k}**: {v}" for k, v in parts.items())
-
-
 def show_run(entry: RunRecord, key: str) -> None:
     """One finished run: its image, status, download buttons and settings."""
     if entry.image is None:
