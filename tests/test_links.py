@@ -146,6 +146,17 @@ def test_settings_persist_across_pages_that_do_not_draw_them():
     assert at.radio(key="_w_normalization").value == "mse"
 
 
+def test_drawing_stylize_does_not_change_a_linked_weight_off_the_slider_scale():
+    """α = 0.3 from a link (between the slider's 0.2 and 0.5) is what every page runs with, whether
+    or not Stylize has drawn its slider."""
+    at = _linked(PAGES[0], {"alpha": "0.3", "style_scale": "0.75"})
+    no_exception(at)
+    assert at.session_state["alpha"] == 0.3 and at.select_slider(key="_w_alpha").value == 0.3
+    assert at.session_state["style_scale"] == 0.75
+    at.switch_page("pages/cost_curves.py").run()
+    assert at.session_state["alpha"] == 0.3 and _param(at, "alpha") == "0.3"
+
+
 def test_the_url_names_the_network_really_loaded(monkeypatch, tmp_path):
     from tests.conftest import REAL_WEIGHTS
     if not REAL_WEIGHTS.is_file():

@@ -99,8 +99,9 @@ def widget(key: str, where=st, options=None, label: str | None = None, fmt=None)
     kind = s.widget
     if kind == "weight":
         if ss["balance"] == "auto":
-            value = ss[key] = min(WEIGHT_SCALE, key=lambda v: abs(v - value))
-            kind, options = "select_slider", list(WEIGHT_SCALE)
+            # A value from a link that is off the scale is offered beside it, not snapped to it:
+            # drawing Stylize must not change what the other pages run with.
+            kind, options = "select_slider", sorted({*WEIGHT_SCALE, value})
         else:
             kind = "number_raw"
     ss[WIDGET + key] = list(value) if isinstance(value, list) else value
