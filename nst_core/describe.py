@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .transfer import Step
 
 # How each setting is named when it is shown to a student; None hides it (it changes no picture).
 FIELD_WORDS: dict[str, str | None] = {
@@ -120,23 +124,22 @@ def run_caption(settings, network: str | None = None) -> str:
     return " · ".join(parts)
 
 
-def _row(record) -> dict:
-    if isinstance(record, dict):
-        return record
-    row = record.as_row() if hasattr(record, "as_row") else vars(record)
-    return row
+def size_label(size: tuple[int, int]) -> str:
+    """An image size (H, W), as a record keeps it, written as a student reads it: ``192×128``
+    (width first)."""
+    h, w = size
+    return f"{w}×{h}"
 
 
-def cost_shares(record) -> dict[str, float]:
+def cost_shares(record: Step) -> dict[str, float]:
     """Each weighted term's share of J(G): ``{"content": 0.38, "style": 0.62, "tv": 0.0}``."""
-    row = _row(record)
-    parts = {k: max(float(row.get(k) or 0.0), 0.0) for k in ("content", "style", "tv")}
+    parts = {k: max(float(getattr(record, k) or 0.0), 0.0) for k in ("content", "style", "tv")}
     parts = {k: 0.0 if math.isnan(v) else v for k, v in parts.items()}
     total = sum(parts.values())
     return {k: (v / total if total > 0 else 0.0) for k, v in parts.items()}
 
 
-def share_text(record) -> str:
+def share_text(record: Step) -> str:
     """``style 62% of the cost, content 38%`` (and smoothing when it carries at least 1%)."""
     shares = cost_shares(record)
     names = {"style": "style", "content": "content", "tv": "smoothing (TV)"}
@@ -149,12 +152,9 @@ def share_text(record) -> str:
     return text + "".join(f", {names[k]} {v:.0%}" for k, v in rest)
 
 
-def layer_share_text(record) -> str:
+def layer_share_text(record: Step) -> str:
     """Which style layer carries most of β·J_style: ``conv1_1 carries 45% of the style cost``."""
-    row = _row(record)
-    layers = {k[len("style_"):]: float(v) for k, v in row.items() if k.startswith("style_")}
-    if not layers and "style_layers" in row:
-        layers = dict(row["style_layers"])
+    layers = {name: float(v) for name, v in record.style_layers.items()}
     total = sum(layers.values())
     if total <= 0:
         return "no style cost"
@@ -162,10 +162,10 @@ def layer_share_text(record) -> str:
     return f"{top} carries {layers[top] / total:.0%} of the style cost"
 
 
-def progress_text(record) -> str:
+def progress_text(record: Step) -> str:
     """One progress line: ``Step 12 of 40 · cost 1.63 (style 62% of the cost, content 38%) · 5 s,
     about 12 s left``. Takes a ``transfer.Step``."""
-    eta = getattr(record, "eta", 0.0) or 0.0
+    eta = record.eta or 0.0
     line = (f"Step {record.step} of {record.total_steps} · cost {friendly_number(record.total)} "
             f"({share_text(record)}) · {record.elapsed:.0f} s")
     return line + (f", about {eta:.0f} s left" if eta >= 1 else "")
@@ -194,22 +194,22 @@ def offline_notice(arch: str, using: str) -> str:
             "sidebar.")
 
 
-def level_switches(history: list[dict]) -> list[dict]:
-    """Where a coarse-to-fine run moved to a larger image: step, sizes, and the cost just before
-    and just after (the cost is measured afresh on the new image, so it can jump up)."""
+def level_switches(history: list[Step]) -> list[dict]:
+    """Where a coarse-to-fine run moved to a larger image: step, sizes (H, W), and the cost just
+    before and just after (the cost is measured afresh on the new image, so it can jump up)."""
     out = []
-    for prev, row in zip(history, history[1:]):
-        if prev.get("size") != row.get("size"):
-            out.append({"step": row["step"], "from": prev["size"], "to": row["size"],
-                        "before": prev["total"], "after": row["total"]})
+    for prev, rec in zip(history, history[1:]):
+        if prev.size != rec.size:
+            out.append({"step": rec.step, "from": prev.size, "to": rec.size,
+                        "before": prev.total, "after": rec.total})
     return out
 
 
-def level_switch_note(history: list[dict]) -> str:
+def level_switch_note(history: list[Step]) -> str:
     """One sentence per level switch, for under the cost curve: why J jumps although no step raised it."""
     notes = []
     for s in level_switches(history):
-        size_from, size_to = (x.replace("x", "×") for x in (s["from"], s["to"]))
+        size_from, size_to = size_label(s["from"]), size_label(s["to"])
         change = "jumps" if s["after"] > s["before"] else "moves"
         notes.append(f"At step {s['step']} the run moved from {size_from} px to a new, larger image of {size_to} px. "
                      f"The cost is now measured on that image, so J {change} from {friendly_number(s['before'])} "

@@ -11,6 +11,7 @@ import io
 import math
 import textwrap
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -21,7 +22,10 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 from PIL import Image, ImageDraw
 
-from .describe import friendly_number
+from .describe import friendly_number, size_label
+
+if TYPE_CHECKING:
+    from .transfer import Step
 
 FONT = 14
 CMAP = "magma"
@@ -326,40 +330,40 @@ def pair_panels(a: torch.Tensor, k: int, k2: int) -> list[Figure]:
     return figs
 
 
-def _xs(history):
-    return [h["step"] for h in history]
+def _xs(history: list[Step]) -> list[int]:
+    return [h.step for h in history]
 
 
 TERMS = [("content", "α·J_content", "#1f77b4"), ("style", "β·J_style", "#d62728"), ("tv", "TV", "#7f7f7f")]
 
 
-def stage_spans(history: list[dict]) -> list[tuple[int, int]]:
-    """(first, last + 1) row indices of each coarse-to-fine level in a cost history."""
+def stage_spans(history: list[Step]) -> list[tuple[int, int]]:
+    """(first, last + 1) record indices of each coarse-to-fine level in a cost history."""
     spans, first = [], 0
     for n in range(1, len(history) + 1):
-        if n == len(history) or history[n].get("size") != history[first].get("size"):
+        if n == len(history) or history[n].size != history[first].size:
             spans.append((first, n))
             first = n
     return spans
 
 
-def _cost_scale(history: list[dict], keys=("total",)) -> str:
+def _cost_scale(history: list[Step], keys=("total",)) -> str:
     """Log when the cost falls over more than a factor 20 (a linear axis would flatten the end),
     linear otherwise (a log axis would flatten the whole run)."""
-    values = [h[k] for h in history for k in keys if h.get(k) is not None and h[k] > 0]
+    values = [v for h in history for v in (getattr(h, k) for k in keys) if v is not None and v > 0]
     return "log" if values and max(values) / min(values) > 20 else "linear"
 
 
-def _mark_stages(ax, history, spans=None, explain: bool = True):
+def _mark_stages(ax, history: list[Step], spans=None, explain: bool = True):
     """A dashed line where the run moves to a finer level, labelled with the new size: from there
     the cost is measured on a new, larger image, so its value may jump up although no step raised it."""
     for n, (first, _) in enumerate(spans or stage_spans(history)):
         if n == 0:
             continue
-        x = history[first]["step"] - 0.5
+        x = history[first].step - 0.5
         ax.axvline(x, color="#555", ls="--", lw=1.5)
         words = "\nlarger image" if explain else ""
-        ax.annotate(f"{history[first]['size'].replace('x', '×')} px{words}", (x, 1), xycoords=("data", "axes fraction"),
+        ax.annotate(f"{size_label(history[first].size)} px{words}", (x, 1), xycoords=("data", "axes fraction"),
                     xytext=(4, -4), textcoords="offset points", va="top", ha="left", fontsize=FONT - 2, color="#222",
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
 
@@ -392,7 +396,7 @@ def _floor(totals) -> float:
     return float(values.min()) / 100 if values.size else 0.0
 
 
-def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total_steps: int | None = None) -> Figure:
+def cost_curves(history: list[Step], title: str = "", scale: str = "auto", total_steps: int | None = None) -> Figure:
     """J(G) and its weighted parts over the steps.
 
     Linear scale: the parts stacked, so the top edge is J(G) and the colours show what it is paying
@@ -409,29 +413,30 @@ def cost_curves(history: list[dict], title: str = "", scale: str = "auto", total
         ax.axis("off")
         return fig
     scale = _cost_scale(history) if scale == "auto" else scale
-    terms = [t for t in TERMS if any((h.get(t[0]) or 0) > 0 for h in history)]
+    terms = [t for t in TERMS if any((getattr(h, t[0]) or 0) > 0 for h in history)]
     spans = stage_spans(history)
     arrays = []
     for n, (first, last) in enumerate(spans):
         part = history[first:last]
         x = _xs(part)
         if scale == "linear":
-            ax.stackplot(x, *[[_positive(h[k]) for h in part] for k, _, _ in terms], colors=[c for *_, c in terms],
-                         alpha=0.8, labels=[label for _, label, _ in terms] if n == 0 else ())
-            ax.plot(x, [h["total"] for h in part], color="black", lw=2.5, label="J(G) total" if n == 0 else None)
+            ax.stackplot(x, *[[_positive(getattr(h, k)) for h in part] for k, _, _ in terms],
+                         colors=[c for *_, c in terms], alpha=0.8,
+                         labels=[label for _, label, _ in terms] if n == 0 else ())
+            ax.plot(x, [h.total for h in part], color="black", lw=2.5, label="J(G) total" if n == 0 else None)
             continue
         for key, label, color in [("total", "J(G) total", "black"), *terms]:
-            y = np.array([h[key] if _positive(h[key]) else np.nan for h in part], dtype=float)
+            y = np.array([getattr(h, key) if _positive(getattr(h, key)) else np.nan for h in part], dtype=float)
             arrays.append(y)
             ax.plot(x, y, color=color, lw=2.8 if key == "total" else 2, label=label if n == 0 else None)
     if scale == "log":
         ax.set_yscale("log")
-        _limit_log(ax, arrays, _floor([[h["total"] for h in history]]))
+        _limit_log(ax, arrays, _floor([[h.total for h in history]]))
     else:
         ax.set_ylim(0, None)
     _mark_stages(ax, history, spans)
     if total_steps:
-        ax.set_xlim(0, max(total_steps, history[-1]["step"]) + 0.5)
+        ax.set_xlim(0, max(total_steps, history[-1].step) + 0.5)
     ax.set_xlabel("step", fontsize=FONT)
     ax.set_ylabel("weighted cost" + (" (log scale)" if scale == "log" else ""), fontsize=FONT)
     ax.tick_params(labelsize=FONT - 2)
@@ -448,13 +453,14 @@ def _positive(v) -> float:
     return float(v) if v is not None and v > 0 else 0.0
 
 
-def _layer_rows(history: list[dict]) -> tuple[list[str], np.ndarray]:
-    layers = [k[len("style_"):] for k in (history[0] if history else {}) if k.startswith("style_")]
-    ys = np.array([[_positive(h.get(f"style_{name}")) for h in history] for name in layers], dtype=float)
+def _layer_rows(history: list[Step]) -> tuple[list[str], np.ndarray]:
+    """The style layers (those of the first record) and each one's cost per record."""
+    layers = list(history[0].style_layers) if history else []
+    ys = np.array([[_positive(h.style_layers.get(name)) for h in history] for name in layers], dtype=float)
     return layers, ys.reshape(len(layers), len(history))
 
 
-def _draw_shares(ax, history: list[dict], total_steps: int | None = None) -> None:
+def _draw_shares(ax, history: list[Step], total_steps: int | None = None) -> None:
     """Each style layer's share of β·J_style, stacked to 100%, each band named where it ends."""
     layers, ys = _layer_rows(history)
     if not layers or not history:
@@ -480,7 +486,7 @@ def _draw_shares(ax, history: list[dict], total_steps: int | None = None) -> Non
     ax.tick_params(labelsize=FONT - 2)
 
 
-def layer_shares(history: list[dict], title: str | None = None, total_steps: int | None = None) -> Figure:
+def layer_shares(history: list[Step], title: str | None = None, total_steps: int | None = None) -> Figure:
     """Each style layer's share of β·J_style over the steps, stacked to 100%.
 
     Works on the history so far, so a page can redraw it live during a run; ``total_steps`` fixes
@@ -497,7 +503,7 @@ def layer_shares(history: list[dict], title: str | None = None, total_steps: int
     return fig
 
 
-def layer_costs(history: list[dict], title: str = "") -> Figure:
+def layer_costs(history: list[Step], title: str = "") -> Figure:
     """Each style layer's weighted cost β·λ[l]·J_style[l] over the steps (log scale, from the
     smallest nonzero value), beside its share of β·J_style (:func:`layer_shares`' picture). Wide:
     for a phone, show :func:`layer_shares` alone."""
@@ -527,7 +533,7 @@ def layer_costs(history: list[dict], title: str = "") -> Figure:
     return fig
 
 
-def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figure:
+def compare_runs(histories: dict[str, list[Step]], scale: str = "auto") -> Figure:
     """Runs overlaid against time in seconds: the total cost J(G) (top) and its content (solid) and
     style (dashed) parts (bottom). Label the runs with ``describe.differing_labels`` so each legend
     entry says what differs. Stacked, not side by side, so it stays readable in a narrow column."""
@@ -541,8 +547,9 @@ def compare_runs(histories: dict[str, list[dict]], scale: str = "auto") -> Figur
         color = f"C{i}"
         for first, last in stage_spans(hist):
             part = hist[first:last]
-            t = [h["elapsed"] for h in part]
-            y = lambda key: np.array([h[key] if h[key] > 0 else np.nan for h in part], dtype=float)  # noqa: E731
+            t = [h.elapsed for h in part]
+            y = lambda key: np.array([getattr(h, key) if getattr(h, key) > 0 else np.nan for h in part],  # noqa: E731
+                                     dtype=float)
             top.append(y("total"))
             bottom += [y("content"), y("style")]
             first_piece = first == 0

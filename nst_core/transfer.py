@@ -169,7 +169,7 @@ class Step:
     weights: dict = field(default_factory=dict)  # the α, β, λ actually used
 
     def as_row(self) -> dict:
-        """The record's numbers as one flat row (the CLI's CSV log, the app's cost history)."""
+        """The record's numbers as one flat row, for the CLI's CSV log (the figures and texts take the records)."""
         return {"step": self.step, "stage": self.stage, "size": f"{self.size[1]}x{self.size[0]}",
                 "elapsed": self.elapsed, "total": self.total, "content": self.content, "style": self.style,
                 "tv": self.tv, **{f"style_{k}": v for k, v in self.style_layers.items()}}

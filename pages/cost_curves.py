@@ -107,8 +107,8 @@ pick_run, pick_scale = st.columns([3, 2], vertical_alignment="bottom")
 run_id = pick_run.selectbox("Run", ids, key="cc_run", format_func=lambda i: f"{names[i]} ({by_id[i].status}, "
                                                                              f"{len(by_id[i].history)} steps)")
 entry = by_id[run_id]
-rows = entry.rows()
-last = entry.history[-1]
+history = entry.history
+last = history[-1]
 SCALES = {"auto": "Automatic", "linear": "Linear (stacked)", "log": "Log"}
 scale = pick_scale.radio("Cost axis", list(SCALES), format_func=SCALES.get, horizontal=True, key="cc_scale",
                          help="Linear stacks the parts, so they add up to J. Log draws one line per part and shows "
@@ -117,15 +117,15 @@ scale = pick_scale.radio("Cost axis", list(SCALES), format_func=SCALES.get, hori
 costs, layers = st.columns(2, gap="medium")
 with costs:
     st.subheader("The three costs")
-    st.pyplot(plots.cost_curves(rows, scale=scale), width=FIGURE_PX)
+    st.pyplot(plots.cost_curves(history, scale=scale), width=FIGURE_PX)
     st.markdown(f"At the end **J = {friendly_number(last.total)}**: {share_text(last)}.")
-    switch_note = level_switch_note(rows)
+    switch_note = level_switch_note(history)
     if switch_note:
         st.info(switch_note, icon="🔍")
 with layers:
     st.subheader("Which style layer carries the cost")
     if last.style_layers:
-        st.pyplot(plots.layer_shares(rows, title=""), width=FIGURE_PX)
+        st.pyplot(plots.layer_shares(history, title=""), width=FIGURE_PX)
         st.markdown(f"At the end, {layer_share_text(last)}.")
         st.caption("Each layer's Gram sums over its own positions and channels, so raw costs differ by orders of "
                    "magnitude; the balanced weighting (Stylize → Advanced) evens out their starting values.")
@@ -135,7 +135,7 @@ st.caption(f"**Run {entry.id}**: {run_caption(entry.settings)}. 🧠 {network.ho
            + (f" Weights used: {used_weights_text(entry.weights)}." if entry.weights else ""))
 if last.style_layers:
     with st.expander("Each style layer's cost on a log scale"):
-        st.pyplot(plots.layer_costs(rows, entry.label))
+        st.pyplot(plots.layer_costs(history, entry.label))
 
 if entry.snapshots:
     snaps = entry.snapshots
@@ -156,7 +156,7 @@ if len(gallery) > 1:
         picked = [by_id[i] for i in chosen]
         overlay = _names(picked)  # only what differs between the runs shown together
         figure, words = st.columns(2, gap="medium")
-        figure.pyplot(plots.compare_runs({overlay[r.id]: r.rows() for r in picked}, scale=scale), width=FIGURE_PX)
+        figure.pyplot(plots.compare_runs({overlay[r.id]: r.history for r in picked}, scale=scale), width=FIGURE_PX)
         with words:
             for r in picked:
                 st.markdown(f"**{overlay[r.id]}** ends at J = {friendly_number(r.last.total)} after "

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core import load_vgg
+from nst_core import Step, load_vgg
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_WEIGHTS = Path(os.environ.get("NST_TEST_WEIGHTS",
@@ -52,6 +52,16 @@ def stripes_image(w: int = 64, h: int = 64) -> Image.Image:
     band = ((xx + yy) // 4) % 2
     arr = np.where(band[..., None] == 1, (30, 60, 200), (250, 210, 40)).astype(np.uint8)
     return Image.fromarray(arr)
+
+
+def step_record(step: int = 1, size: tuple[int, int] = (48, 64), total: float = 0.0, content: float = 0.0,
+                style: float = 0.0, tv: float = 0.0, elapsed: float = 0.0,
+                style_layers: dict[str, float] | None = None) -> Step:
+    """A loop record with the few numbers a test cares about (``size`` is (H, W), as the loop keeps
+    it); everything else is zero."""
+    return Step(step=step, total_steps=0, stage=0, size=size, elapsed=elapsed, eta=0.0, content=content,
+                style=style, tv=tv, total=total, style_layers=dict(style_layers or {}),
+                best_image=torch.zeros(1), best_total=0.0)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The explainer computations and their figures."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_co
                                patch_indexes, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
-from tests.conftest import gradient_image, stripes_image
+from tests.conftest import gradient_image, step_record, stripes_image
 
 
 def test_toy_gram_equals_f_times_f_transpose():
@@ -144,8 +145,8 @@ def test_every_figure_builds(vgg19_random):
     block = activations(vgg19_random, [to_tensor(img)], "conv2_1", (48, 64))[0]
     order = channel_order(block)
     limits = plots.scale_limits([block, block], "global", order, 16)
-    history = [{"step": s, "elapsed": s * 0.1, "total": 10 / s, "content": 1 / s, "style": 9 / s, "tv": 0.0,
-                "size": "32x24" if s < 3 else "64x48", "style_conv1_1": 4 / s, "style_conv2_1": 5 / s}
+    history = [step_record(s, elapsed=s * 0.1, total=10 / s, content=1 / s, style=9 / s,
+                           size=(24, 32) if s < 3 else (48, 64), style_layers={"conv1_1": 4 / s, "conv2_1": 5 / s})
                for s in range(1, 6)]
     toy = toy_block()
     figs = [
@@ -204,9 +205,9 @@ def _history(n=30, switch=20, content_from_zero=True):
         fine = s > switch
         style = (40.0 if not fine else 20.0) / s
         content = 0.0 if (content_from_zero and s == 1) else 0.5
-        rows.append({"step": s, "elapsed": 0.1 * s, "size": "64x48" if fine else "32x24", "total": content + style,
-                     "content": content, "style": style, "tv": 0.0, "style_conv1_1": 0.7 * style,
-                     "style_conv2_1": 0.3 * style})
+        rows.append(step_record(s, elapsed=0.1 * s, size=(48, 64) if fine else (24, 32), total=content + style,
+                                content=content, style=style,
+                                style_layers={"conv1_1": 0.7 * style, "conv2_1": 0.3 * style}))
     return rows
 
 
@@ -222,12 +223,12 @@ def test_cost_curves_axis_shows_the_decrease_not_the_zero():
     hist = _history()
     ax = plots.cost_curves(hist, scale="log").axes[0]
     lo, hi = ax.get_ylim()
-    positives = [h[k] for h in hist for k in ("total", "content", "style") if h[k] > 0]
+    positives = [getattr(h, k) for h in hist for k in ("total", "content", "style") if getattr(h, k) > 0]
     assert lo > min(positives) / 2 and hi < 2 * max(positives)
     total_lines = [line for line in ax.get_lines() if line.get_color() == "black"]
     assert len(total_lines) == 2  # one per level: no line drawn across the switch
     # A run whose cost falls by less than 20× reads best on a linear, stacked axis from 0.
-    flat = [{**h, "total": 2.0 - 0.01 * h["step"], "style": 1.5 - 0.01 * h["step"]} for h in _history(10, 99)]
+    flat = [replace(h, total=2.0 - 0.01 * h.step, style=1.5 - 0.01 * h.step) for h in _history(10, 99)]
     assert plots.cost_curves(flat).axes[0].get_yscale() == "linear"
     assert plots.cost_curves(hist).axes[0].get_yscale() == "log"
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from nst_core import plots
+from nst_core import Step, plots
+from tests.conftest import step_record
 
 
-def _falling(noise: float = 1e-12) -> list[dict]:
+def _falling(noise: float = 1e-12) -> list[Step]:
     """J falls 100-fold; the content cost starts at rounding noise (not exactly 0) from the photo."""
     rows = []
     for s in range(1, 41):
         style = 100.0 / s ** 1.25
         content = noise if s == 1 else 0.3
-        rows.append({"step": s, "elapsed": 0.1 * s, "size": "64x48", "total": content + style, "content": content,
-                     "style": style, "tv": 0.0, "style_conv1_1": 0.6 * style, "style_conv2_1": 0.4 * style})
+        rows.append(step_record(s, elapsed=0.1 * s, size=(48, 64), total=content + style, content=content,
+                                style=style, style_layers={"conv1_1": 0.6 * style, "conv2_1": 0.4 * style}))
     return rows
 
 
@@ -21,9 +22,9 @@ def test_a_log_axis_ignores_rounding_noise_near_zero():
     ax = plots.cost_curves(hist).axes[0]
     assert ax.get_yscale() == "log"
     lo, hi = ax.get_ylim()
-    smallest_total = min(h["total"] for h in hist)
+    smallest_total = min(h.total for h in hist)
     assert lo > smallest_total / 200, lo  # not 10⁻¹²: the fall of J fills the axis
-    assert hi < 2 * max(h["total"] for h in hist)
+    assert hi < 2 * max(h.total for h in hist)
     fig = plots.compare_runs({"a": hist, "b": _falling(0.0)})
     for ax in fig.axes:
         assert ax.get_ylim()[0] > smallest_total / 200

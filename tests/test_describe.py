@@ -8,6 +8,7 @@ import pytest
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
                                offline_notice, progress_text, run_caption, share_text)
 from nst_core.transfer import TransferConfig, preset_config
+from tests.conftest import step_record
 
 
 @pytest.mark.parametrize("x, text", [(2e-07, "2×10⁻⁷"), (1e-7, "10⁻⁷"), (-3.5e-9, "−3.5×10⁻⁹"), (0.25, "0.25"),
@@ -46,11 +47,12 @@ def test_differing_labels_name_only_what_differs_and_never_collide():
 
 
 def test_shares_in_words():
-    row = {"content": 0.38, "style": 0.62, "tv": 0.0, "total": 1.0}
-    assert cost_shares(row) == pytest.approx({"content": 0.38, "style": 0.62, "tv": 0.0})
-    assert share_text(row) == "style 62% of the cost, content 38%"
-    assert "smoothing (TV) 10%" in share_text({"content": 0.3, "style": 0.6, "tv": 0.1})
-    assert layer_share_text({"style_conv1_1": 3.0, "style_conv2_1": 1.0}) == "conv1_1 carries 75% of the style cost"
+    rec = step_record(content=0.38, style=0.62, tv=0.0, total=1.0)
+    assert cost_shares(rec) == pytest.approx({"content": 0.38, "style": 0.62, "tv": 0.0})
+    assert share_text(rec) == "style 62% of the cost, content 38%"
+    assert "smoothing (TV) 10%" in share_text(step_record(content=0.3, style=0.6, tv=0.1))
+    assert (layer_share_text(step_record(style_layers={"conv1_1": 3.0, "conv2_1": 1.0}))
+            == "conv1_1 carries 75% of the style cost")
 
 
 def test_progress_text_on_a_real_record(vgg19_random, content_img, style_img):
@@ -71,10 +73,11 @@ def test_weights_and_offline_words_are_plain():
 
 
 def test_level_switch_note_explains_the_jump():
-    from nst_core.describe import level_switch_note, level_switches
-    hist = [{"step": s, "size": "96x64" if s < 4 else "192x128", "total": 1.0 / s if s < 4 else 2.0 / s}
+    from nst_core.describe import level_switch_note, level_switches, size_label
+    hist = [step_record(s, size=(64, 96) if s < 4 else (128, 192), total=1.0 / s if s < 4 else 2.0 / s)
             for s in range(1, 7)]
-    assert level_switches(hist) == [{"step": 4, "from": "96x64", "to": "192x128", "before": 1 / 3, "after": 0.5}]
+    assert level_switches(hist) == [{"step": 4, "from": (64, 96), "to": (128, 192), "before": 1 / 3, "after": 0.5}]
+    assert size_label((128, 192)) == "192×128"  # (H, W) kept until the label: width first
     note = level_switch_note(hist)
     assert "step 4" in note and "192×128 px" in note and "jumps from 0.333 to 0.5" in note
     assert level_switch_note(hist[:3]) == ""

@@ -40,10 +40,6 @@ class RunRecord:
     estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
     key: str = ""  # the shared run's identity (nst_core.shared.transfer_key)
 
-    def rows(self) -> list[dict]:
-        """The history as flat rows, for the figures (the same flattener as the CLI's CSV)."""
-        return [h.as_row() for h in self.history]
-
     @property
     def last(self) -> Step | None:
         return self.history[-1] if self.history else None
