@@ -39,11 +39,19 @@ from PIL import Image
 from . import memory
 from .images import to_pil
 from .slots import FairQueue, QueueStatus, Ticket, server_limit
+from .estimate import run_gflop
 from .transfer import Step, TransferConfig, run
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SIDE = 160  # long side of the thumbnails kept of a run's progress
+# A run's ceiling (NST_MAX_RUN_S) caps its work, not its wall time: a class pressing Run at once
+# slows every run several-fold, and a wall-time cap stopped the class's one shared picture at step
+# 9 of 70 after 120 s. A run may do WORK_MARGIN times the network work (Step.gflop) its estimate
+# fits into the ceiling, the margin for the estimate's own error; wall time stops it only past
+# WALL_BACKSTOP times the ceiling, in case it is stuck.
+WORK_MARGIN = 1.5
+WALL_BACKSTOP = 5
 FINISHED = ("done", "diverged", "capped", "stopped", "failed", "withdrawn", "refused")
 # Finished states worth serving to the next student who asks: the same request would end the same
 # way. A stopped or failed run is only shown to someone rejoining it (see RunRegistry.peek).
@@ -338,8 +346,9 @@ class SharedRun:
     generator; everyone else reads :meth:`view`."""
 
     def __init__(self, key: str, make_generator: Callable[[], Iterator[Step]], ticket: Ticket,
-                 registry: RunRegistry):
+                 registry: RunRegistry, work_gflop: float | None = None):
         self.key, self.ticket, self._registry = key, ticket, registry
+        self.work_gflop = work_gflop  # the network work it may do (Step.gflop); None: wall time alone
         self._make_generator = make_generator
         self._cond = threading.Condition()
         self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, last seen)
@@ -440,10 +449,17 @@ class SharedRun:
                     state = "stopped"
                     message = f"Stopped at step {rec.step} when nobody was watching; the best image so far is kept."
                     break
-                if reg.clock() - started >= reg.max_run_s:
+                if self.work_gflop is not None and rec.gflop > self.work_gflop:
                     state = "capped"
-                    message = (f"Stopped at step {rec.step} of {rec.total_steps}: a run may take at most "
-                               f"{reg.max_run_s:g} s on this shared server. The best image so far is kept.")
+                    message = (f"Stopped at step {rec.step} of {rec.total_steps}: this run needed more work than "
+                               f"a run may do on this shared server (about {reg.max_run_s:g} s of it when free). "
+                               "The best image so far is kept.")
+                    break
+                if reg.clock() - started >= WALL_BACKSTOP * reg.max_run_s:
+                    state = "capped"
+                    message = (f"Stopped at step {rec.step} of {rec.total_steps}: it ran for "
+                               f"{WALL_BACKSTOP * reg.max_run_s:g} s, far past the {reg.max_run_s:g} s a run may "
+                               "take on this shared server. The best image so far is kept.")
                     break
             else:
                 state, message = "done", "Finished."
@@ -629,13 +645,15 @@ class RunRegistry:
     # ------------------------------------------------------------ the way in
 
     def start_or_join(self, key: str, make_generator: Callable[[], Iterator[Step]], *, session,
-                      estimate_s: float = 0.0, memory_mb: float = 0.0) -> Subscription:
+                      estimate_s: float = 0.0, memory_mb: float = 0.0,
+                      work_gflop: float | None = None) -> Subscription:
         """Join the run ``key`` if it is in flight, get it at once if it finished (done, diverged or
         capped) and is still cached, or queue a new one that ``make_generator()`` computes.
 
         ``session`` is any stable id of the student's session: a session keeps at most one queued
         run, so a new request replaces its queued one. Call :func:`check_run` first to refuse runs
-        over the limits; ``estimate_s`` and ``memory_mb`` feed the queue's wait and memory budget.
+        over the limits; ``estimate_s`` and ``memory_mb`` feed the queue's wait and memory budget;
+        ``work_gflop`` caps the run's work (see :data:`WORK_MARGIN`).
         """
         with self._lock:
             run, sub_id = self._subscribe_live(key, session)
@@ -647,7 +665,7 @@ class RunRegistry:
                 if cached is not None and cached.state in SERVED:
                     return Subscription(_Result(cached), None, joined=True)
                 ticket = Ticket(sessions={session}, estimate_s=float(estimate_s or 0.0), memory_mb=float(memory_mb))
-                run = SharedRun(key, make_generator, ticket, self)
+                run = SharedRun(key, make_generator, ticket, self, work_gflop)
                 self._live[key] = run
                 sub_id = run._subscribe(session)
                 affected = self.queue.enqueue(ticket)
@@ -713,9 +731,12 @@ def start_transfer(registry: RunRegistry, content, styles, config: TransferConfi
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     key = transfer_key(content, styles, config, model)
     known = registry.peek(key)
-    need = 0.0
+    need, work = 0.0, None
     if known is None or (known.finished and known.state not in SERVED):  # joining costs nothing
         shape = (content.height, content.width) if isinstance(content, Image.Image) else tuple(content.shape[-2:])
         need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb())
+        if estimate_s:
+            work = (WORK_MARGIN * run_gflop(config, shape, model.arch, len(styles))
+                    * max(registry.max_run_s / estimate_s, 1.0))
     return registry.start_or_join(key, lambda: run(content, styles, config, model), session=session,
-                                  estimate_s=estimate_s or 0.0, memory_mb=need)
+                                  estimate_s=estimate_s or 0.0, memory_mb=need, work_gflop=work)

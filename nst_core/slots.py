@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 # Streamlit exports as environment variables) with its default and what it bounds.
 SERVER_LIMITS: dict[str, tuple[float, str]] = {
     "NST_MAX_RUNS": (2, "runs computed at once; the rest wait in the queue"),
-    "NST_MAX_RUN_S": (120.0, "ceiling on one run's estimated and wall-clock seconds"),
+    "NST_MAX_RUN_S": (120.0, "ceiling on one run's estimated seconds, and on its work"),
     "NST_MEMORY_MB": (2200.0, "memory budget of the whole server process, in MB"),
     "NST_RESULTS_MB": (96.0, "memory for finished runs kept for rejoining and sharing, in MB"),
 }

@@ -24,7 +24,7 @@ from PIL import Image
 
 from . import costs
 from .images import MIN_SIDE, fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
-from .model import VGGFeatures, layer_table
+from .model import VGGFeatures, layer_table, step_gflop
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -167,6 +167,7 @@ class Step:
     status: str = "running"  # running | done | diverged
     message: str = ""
     weights: dict = field(default_factory=dict)  # the α, β, λ actually used
+    gflop: float = 0.0  # the network's work so far: every forward+backward pass, by its image size
 
     def as_row(self) -> dict:
         """The record's numbers as one flat row, for the CLI's CSV log (the figures and texts take the records)."""
@@ -361,12 +362,14 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     total_steps = sum(n for _, n in plan)
     work = [n * h * w for (h, w), n in plan]  # pixel-steps, to estimate time left
     done_work, step = 0.0, 0
+    passes = [0.0]  # GFLOP of every cost evaluation so far (an L-BFGS step makes several)
     x = None
     for stage, (size, n_steps) in enumerate(plan):
         targets = prepare_targets(content_t, styles_t, size, config, model)
         weights = {"alpha": targets.alpha, "beta": targets.beta, "lambdas": dict(targets.lambdas)}
         x = _stage_start(config, content_t, styles_t, size, x).to(device).requires_grad_(True)
         optimizer = _make_optimizer(config, x)
+        pass_gflop = step_gflop(model.arch, config.layers, size) if config.layers else 0.0
         best_image, best_total = _finish(x.detach(), content_t, config), math.inf
         final_stage = stage == len(plan) - 1
         for _ in range(n_steps):
@@ -378,6 +381,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
                 optimizer.zero_grad(set_to_none=True)
                 terms = cost_terms(x, targets, config, model)
                 terms["total"].backward()
+                passes[0] += pass_gflop
                 if not first:
                     first.update({k: v.detach() if torch.is_tensor(v) else {n: t.detach() for n, t in v.items()}
                                   for k, v in terms.items()})
@@ -390,7 +394,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
             eta = elapsed / done_work * (sum(work) - done_work) if done_work else 0.0
             if not math.isfinite(total):
                 yield _record(step, total_steps, stage, size, elapsed, 0.0, first, best_image, best_total,
-                              image=best_image, status="diverged", weights=weights,
+                              image=best_image, status="diverged", weights=weights, gflop=passes[0],
                               message=f"The cost became {total} at step {step}: the run diverged "
                                       "(learning rate or α/β too large). The best finite image is kept.")
                 return
@@ -401,7 +405,8 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
             # Step 1 too, so a preview appears within a second of Run rather than after ten steps.
             snap = step == 1 or step % max(1, config.snapshot_every) == 0
             yield _record(step, total_steps, stage, size, elapsed, eta, first, best_image, best_total,
-                          image=_finish(x.detach(), content_t, config) if snap else None, weights=weights)
+                          image=_finish(x.detach(), content_t, config) if snap else None, weights=weights,
+                          gflop=passes[0])
         if final_stage:
             with torch.no_grad():
                 terms = cost_terms(x, targets, config, model)
@@ -409,7 +414,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
                 best_total, best_image = float(terms["total"]), _finish(x.detach(), content_t, config)
             yield _record(step, total_steps, stage, size, time.perf_counter() - start, 0.0, terms,
                           best_image, best_total, image=best_image, status="done", weights=weights,
-                          message=f"Finished {total_steps} steps.")
+                          message=f"Finished {total_steps} steps.", gflop=passes[0])
 
 
 def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> torch.Tensor:
@@ -418,7 +423,7 @@ def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> t
 
 
 def _record(step, total_steps, stage, size, elapsed, eta, terms, best_image, best_total, image=None,
-            status="running", message="", weights=None) -> Step:
+            status="running", message="", weights=None, gflop=0.0) -> Step:
     def f(key):
         v = terms.get(key)
         return float(v) if v is not None else math.nan
@@ -426,7 +431,7 @@ def _record(step, total_steps, stage, size, elapsed, eta, terms, best_image, bes
                 content=f("content"), style=f("style"), tv=f("tv"), total=f("total"),
                 style_layers={k: float(v) for k, v in terms.get("style_layers", {}).items()},
                 best_image=best_image, best_total=best_total, image=image, status=status,
-                message=message, weights=weights or {})
+                message=message, weights=weights or {}, gflop=gflop)
 
 
 def stylize(content, style, config: TransferConfig, model: VGGFeatures) -> tuple[Image.Image, list[Step]]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 from PIL import Image
 
-from nst_core import load_vgg
+from nst_core import load_vgg, shared
+from nst_core.estimate import run_gflop
 from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
-from nst_core.shared import (ByteCache, RunRefused, RunRegistry, check_run, digest, heavy_turn, nbytes,
-                             network_identity, run_key, start_transfer, transfer_key)
+from nst_core.shared import (WALL_BACKSTOP, WORK_MARGIN, ByteCache, RunRefused, RunRegistry, check_run, digest,
+                             heavy_turn, nbytes, network_identity, run_key, start_transfer, transfer_key)
 from nst_core.slots import FairQueue
 from nst_core.transfer import Step, TransferConfig
 
@@ -308,11 +310,11 @@ def test_a_subscriber_that_stops_polling_times_out():
     assert until(lambda: reg.peek("k"), lambda v: v.finished, timeout=5).state == "stopped"
 
 
-def test_the_wall_time_cap_stops_a_run_and_keeps_its_best_image():
-    reg, work = registry(max_run_s=0.3), Script(n=10_000, delay=0.02)
+def test_the_wall_time_backstop_stops_a_stuck_run_and_keeps_its_best_image():
+    reg, work = registry(max_run_s=0.06), Script(n=10_000, delay=0.02)
     sub = reg.start_or_join("k", work, session="A")
     view = until(lambda: sub.wait(-1, 0.1), lambda v: v.finished)
-    assert view.state == "capped" and view.best is not None and "at most 0.3 s" in view.message
+    assert view.state == "capped" and view.best is not None and f"ran for {WALL_BACKSTOP * 0.06:g} s" in view.message
     assert 3 <= len(view.history) < 10_000
     assert reg.start_or_join("k", work, session="B").view().state == "capped", "a capped run would cap again"
 
@@ -405,6 +407,22 @@ def test_start_transfer_refuses_over_the_limits_but_serves_what_is_done(vgg19_ra
     until(sub.view, lambda v: v.finished)
     again = start_transfer(reg, content, [style], cfg, vgg19_random, session="B", estimate_s=50)
     assert again.joined and again.view().state == "done", "a finished result costs nothing to serve"
+
+
+def test_the_ceiling_caps_a_runs_work_not_its_wall_time(vgg19_random, monkeypatch):
+    """A busy server slows a run but does not stop it; more work than the estimate allowed does."""
+    content, style = gradient_image(48, 40), stripes_image(40, 40)
+    cfg = TransferConfig(size=40, steps=6)
+    predicted = run_gflop(cfg, (40, 48), vgg19_random.arch)
+    reg = registry(max_run_s=60)
+    sub = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=60)
+    view = until(sub.view, lambda v: v.finished)
+    assert view.state == "done" and 0.5 * predicted < view.history[-1].gflop < WORK_MARGIN * predicted
+    monkeypatch.setattr(shared, "WORK_MARGIN", 0.3)  # as if the estimate had missed the work five-fold
+    sub = start_transfer(reg, content, [style], replace(cfg, seed=1), vgg19_random, session="A", estimate_s=60)
+    view = until(sub.view, lambda v: v.finished)
+    assert view.state == "capped" and "more work" in view.message and view.best is not None
+    assert 1 <= len(view.history) < 6
 
 
 def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
