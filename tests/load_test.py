@@ -242,7 +242,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         tab.close()
     _wait_results(mains, start, timeout_s, finished, errors, joined)
 
-    wrong, lost, digests = [], [], {}
+    wrong, lost, unfinished, digests = [], [], [], {}
     for i in sorted(finished):
         page = opened[i][1]
         wait_idle(page)
@@ -254,6 +254,8 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         expected = photos[i].name if i in photos else SETTINGS["content"].default
         if runs_shown != 1:
             lost.append(i)
+        if not page.get_by_text("(done)").count():  # capped or stopped: a picture, but not a finished one
+            unfinished.append(i)
         if settings.get("content") != expected:
             wrong.append(i)
     shared_digests = {digests[i] for i in digests if i < shared}
@@ -275,6 +277,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         "errors": [f"student {i + 1}: {t}" for i, t in sorted(errors.items())]
                   + [f"student {i + 1} tour {t}" for i, t in sorted(tour_errors.items())],
         "lost_results": len(set(lost)) + len(errors),
+        "unfinished_results": len(unfinished),
         "misdelivered_results": len(set(wrong)),
         "first_result_s": round(times[0], 1) if times else None,
         "every_result_s": round(times[-1], 1) if len(times) == students else None,
@@ -386,7 +389,8 @@ def main(argv=None) -> int:
                                             if alone["seconds"] and two["seconds"] else None)
             result["two_students_same_image"], result["two_students_joined"] = two["same_image"], two["joined"]
             ok = (result["completed"] == result["students"] and not result["lost_results"]
-                  and not result["misdelivered_results"] and not result["errors"])
+                  and not result["misdelivered_results"] and not result["errors"]
+                  and not result["unfinished_results"])
         browser.close()
         alive = proc.poll() is None
         if alive:

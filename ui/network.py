@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_
 from ui import state
 
 configure_threads()  # once per server process: a hosted container may see more cores than it gets
+# Runs share the process's GIL with every session's script thread, and a run's loop takes it back
+# between hundreds of small tensor operations per step. Beside four busy Python threads, a 20-step
+# run took 257 s instead of 2.3 s under Python's default 5 ms switch interval, and 28 s under
+# 0.2 ms (scripts/measure_gil.py, 2026-11-26).
+sys.setswitchinterval(0.0002)
 RUN_SOURCES = {"imagenet": "ImageNet (torchvision)", "random": "Random (untrained)"}
 
 
