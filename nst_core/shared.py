@@ -51,7 +51,7 @@ SNAPSHOT_SIDE = 160  # long side of the thumbnails kept of a run's progress
 # fits into the ceiling, the margin for the estimate's own error; wall time stops it only past
 # WALL_BACKSTOP times the ceiling, in case it is stuck.
 WORK_MARGIN = 1.5
-WALL_BACKSTOP = 5
+WALL_BACKSTOP = 20
 FINISHED = ("done", "diverged", "capped", "stopped", "failed", "withdrawn", "refused")
 # Finished states worth serving to the next student who asks: the same request would end the same
 # way. A stopped or failed run is only shown to someone rejoining it (see RunRegistry.peek).
