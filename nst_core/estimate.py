@@ -119,7 +119,7 @@ class Calibration:
         The measured speed itself counts as one more ratio of 1: a single finished run, often a
         short one whose fixed costs and a neighbour's burst weigh most, only moves the estimate
         halfway (measured: a 128 px run 21% slow, carried whole to 256 px, announced 36% too
-        much); from two runs that agree on, they outvote it."""
+        much); once two runs agree, they outvote it."""
         with self._lock:
             same = list(self._ratios.get(key, ()))
             network = [r for k, rs in self._ratios.items() if k[0] == key[0] for r in rs]

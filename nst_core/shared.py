@@ -37,9 +37,9 @@ import torch
 from PIL import Image
 
 from . import memory
+from .estimate import run_gflop
 from .images import to_pil
 from .slots import FairQueue, QueueStatus, Ticket, server_limit
-from .estimate import run_gflop
 from .transfer import Step, TransferConfig, run
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,9 @@ def heavy_turn(budget_mb: float | None = None, rss_mb: Callable[[], float | None
     """Hold the process's one turn for heavy work that is not a run (an explainer page's
     activations, Grams, patch index). Each such result is shared, but a class touring the pages
     with photos of their own asks for many different ones at once: unqueued, they took the CPU
-    from the runs and stacked their transient memory. One at a time, they leave the runs at least
-    two thirds of the CPU; a turn that finds the process over its memory budget first shrinks
-    the caches. Whoever holds the turn must not wait for another shared computation."""
+    from the runs and stacked their transient memory. One at a time, they take at most one
+    computation's share from the runs; a turn that finds the process over its memory budget first
+    shrinks the caches. Whoever holds the turn must not wait for another shared computation."""
     with _HEAVY:
         if not memory.fits_budget(0.0, budget_mb=budget_mb, rss_mb=rss_mb):
             relieve_caches()
