@@ -32,8 +32,8 @@ LBFGS_EVALS = 2.7
 # A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record
-# Speeds are measured in float32; bf16 halved a step on this CPU (README, "Speed and memory": the
-# benchmark's precision section). Callers resolve "auto" first (``VGGFeatures.compute_precision``).
+# bf16 over fp32 for a step (README, "Speed and memory": the benchmark's precision section), used
+# only where a run's arithmetic differs from the one its speed was measured in (see predict_run).
 PRECISION_FACTOR = {"bf16": 0.5}
 SPEED_SIDES = (128, 256)  # the speed is measured at these sides (see pass_cost)
 
@@ -79,19 +79,26 @@ def predict_seconds(config: TransferConfig, shape: tuple[int, int], arch: str, s
 
 def predict_run(model: VGGFeatures, config: TransferConfig, shape: tuple[int, int], speeds: dict[int, float],
                 n_styles: int = 1) -> float:
-    """:func:`predict_seconds` for a run on ``model``, whose load decided what "auto" arithmetic means
-    (the speeds are measured in float32)."""
-    config = replace(config, precision=model.compute_precision(config.precision))
-    return predict_seconds(config, shape, model.arch, speeds, n_styles)
+    """:func:`predict_seconds` for a run on ``model``, whose speeds :func:`measure_speed` took in the
+    arithmetic "auto" chose. A fixed bf16 factor is applied only to a run forced to the other one:
+    bf16's gain varies with the machine, the network and the image size (on one CPU: 0.55-0.65 of
+    fp32's time for VGG16 at 96-160 px, 0.71 for the tests' small network at 64 px on one thread,
+    where the fixed half left an estimate a third short in a CI run)."""
+    used, measured = model.compute_precision(config.precision), model.compute_precision("auto")
+    seconds = predict_seconds(replace(config, precision="fp32"), shape, model.arch, speeds, n_styles)
+    if used == measured:
+        return seconds
+    return seconds * (PRECISION_FACTOR["bf16"] if used == "bf16" else 1 / PRECISION_FACTOR["bf16"])
 
 
 def measure_speed(model: VGGFeatures, sides=SPEED_SIDES, tries: int = 3) -> dict[int, float]:
-    """GFLOP/s of a bare forward+backward pass on this machine at each side: the fastest of a few
-    tries, since a neighbour's burst can only slow a pass down, and what a run really loses to a
-    busy server is learnt from the finished runs (:class:`Calibration`)."""
-    layers = TransferConfig().layers
+    """GFLOP/s of a bare forward+backward pass on this machine at each side, in the arithmetic
+    "auto" chose for ``model``: the fastest of a few tries, since a neighbour's burst can only slow
+    a pass down, and what a run really loses to a busy server is learnt from the finished runs
+    (:class:`Calibration`)."""
+    layers, precision = TransferConfig().layers, model.compute_precision("auto")
     return {side: step_gflop(model.arch, layers, (side, side))
-            / min(bare_step_seconds(model, layers, (side, side), precision="fp32") for _ in range(tries))
+            / min(bare_step_seconds(model, layers, (side, side), precision=precision) for _ in range(tries))
             for side in sides}
 
 
