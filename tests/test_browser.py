@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import BAD_IMAGES, gradient_image
 from tests.live_app import CHROMIUM, ROOT, exception_text, streamlit_server, wait_idle
@@ -54,8 +55,16 @@ def no_exceptions(page):
 def choose(page, label: str, option: str):
     """Pick an option of a Streamlit selectbox by its label."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.click()
-    page.get_by_role("option", name=option).first.click()
+    wanted = page.get_by_role("option", name=option).first
+    for attempt in range(3):  # a rerun that lands just after the click redraws the box closed
+        box.click()
+        try:
+            wanted.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    wanted.click()
 
 
 @pytest.mark.parametrize("path, title", [("activations", "What does each layer see?"),
