@@ -331,7 +331,7 @@ class RunView:
     latest: Step | None = None
     history: tuple[Step, ...] = ()  # every record, images dropped
     snapshots: tuple[tuple[int, bytes], ...] = ()  # (step, JPEG thumbnail)
-    preview: Image.Image | None = None  # the newest snapshot at full size, while running
+    preview: bytes | None = None  # the newest snapshot at full size as a JPEG, while running
     preview_step: int = 0
     best: Image.Image | None = None
     subscribers: int = 0
@@ -358,10 +358,9 @@ class SharedRun:
         self.state, self.message, self.version = "queued", "", 0
         self._history: list[Step] = []
         self._snapshots: list[tuple[int, bytes]] = []
-        self._preview: tuple[int, torch.Tensor] | None = None
+        self._preview: tuple[int, bytes] | None = None
         self._best: torch.Tensor | None = None
         self._best_pil: tuple[torch.Tensor, Image.Image] | None = None
-        self._preview_pil: tuple[torch.Tensor, Image.Image] | None = None
         self.final: RunView | None = None
         self.thread = threading.Thread(target=self._work, name=f"nst-run-{key[:8]}", daemon=True)
 
@@ -473,16 +472,17 @@ class SharedRun:
             self._finish(state, message)
 
     def _record(self, rec: Step) -> None:
-        snapshot = None
-        if rec.image is not None:
-            snapshot = (rec.step, _jpeg_thumb(rec.image))
+        snapshot = preview = None
+        if rec.image is not None:  # encoded once here, not once per watching student
+            snapshot = (rec.step, _jpeg(rec.image, SNAPSHOT_SIDE))
+            preview = (rec.step, _jpeg(rec.image, quality=90))
         with self._cond:
             self.state = "running"
             self._history.append(replace(rec, best_image=None, image=None))
             self._best = rec.best_image
             if snapshot is not None:
                 self._snapshots.append(snapshot)
-                self._preview = (rec.step, rec.image)
+                self._preview = preview
             self.ticket.remaining_s = rec.eta
             self.version += 1
             self._cond.notify_all()
@@ -499,7 +499,7 @@ class SharedRun:
             self.final = self._view_locked(final=True)
             # keep nothing but the final view: the generator's closure holds the images and the model
             self._make_generator = None
-            self._best = self._preview = self._best_pil = self._preview_pil = None
+            self._best = self._preview = self._best_pil = None
             self._history, self._snapshots = [], []
             self._cond.notify_all()
         self._registry._finished(self)
@@ -513,10 +513,10 @@ class SharedRun:
     def _view_locked(self, final: bool) -> RunView:
         status = self._registry.queue.status(self.ticket) if self.state == "queued" else None
         best = self._pil(self._best, "_best_pil")
-        preview = None if final or self._preview is None else self._pil(self._preview[1], "_preview_pil")
+        step, preview = (0, None) if final or self._preview is None else self._preview
         latest = self._history[-1] if self._history else None  # already without its images
         return RunView(self.key, self.state, self.version, self.message, status, latest, tuple(self._history),
-                       tuple(self._snapshots), preview, self._preview[0] if preview is not None else 0, best,
+                       tuple(self._snapshots), preview, step, best,
                        len(self._subs))
 
     def _pil(self, tensor: torch.Tensor | None, slot: str) -> Image.Image | None:
@@ -536,11 +536,12 @@ class SharedRun:
         return self.view()
 
 
-def _jpeg_thumb(image: torch.Tensor) -> bytes:
+def _jpeg(image: torch.Tensor, side: int | None = None, quality: int = 85) -> bytes:
     img = to_pil(image)
-    img.thumbnail((SNAPSHOT_SIDE, SNAPSHOT_SIDE))
+    if side is not None:
+        img.thumbnail((side, side))
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
+    img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 

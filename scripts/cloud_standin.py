@@ -55,53 +55,95 @@ def _mount(controller: str, root: Path) -> Path:
     raise Unavailable(f"no cgroup v1 '{controller}' controller under {root} (cgroup v2 only, or not mounted)")
 
 
-class CloudGroup:
-    """A memory group and a CPU group with Community Cloud's limits, removed on exit."""
+class _Groups:
+    """Groups made inside this process's own v1 groups, and removed on exit with whatever the
+    command left running in them."""
 
-    def __init__(self, memory_mb: float = COMMUNITY_CLOUD_MEMORY_MB, cpus: float = COMMUNITY_CLOUD_CPUS,
-                 name: str | None = None, root: Path = CGROUP_ROOT):
-        self.memory_bytes = int(memory_mb * 1_000_000)
-        self.cpus = cpus
-        self.name = name or f"nst-cloud-standin-{os.getpid()}"
-        self.root = root
-        self.memory_dir: Path | None = None
-        self.cpu_dir: Path | None = None
+    controllers: tuple[str, ...] = ()
+
+    def __init__(self, name: str, root: Path = CGROUP_ROOT):
+        self.name, self.root = name, root
+        self.dirs: dict[str, Path] = {}
 
     def check(self) -> None:
         """Raise :class:`Unavailable` with the reason when the groups cannot be made here."""
         if os.geteuid() != 0:
             raise Unavailable("needs root to create cgroups (run it with sudo, or as root in a container)")
-        for controller in ("memory", "cpu"):
+        for controller in self.controllers:
             base = _mount(controller, self.root) / _own_group(controller).lstrip("/")
             if not os.access(base, os.W_OK):
                 raise Unavailable(f"cannot create groups in {base} (read-only cgroup filesystem?)")
 
-    def __enter__(self) -> CloudGroup:
+    def __enter__(self):
         self.check()
         try:
-            self.memory_dir = self._make("memory")
-            # The limit first; memsw (memory + swap) may only be set at or above it.
-            (self.memory_dir / "memory.limit_in_bytes").write_text(str(self.memory_bytes))
-            memsw = self.memory_dir / "memory.memsw.limit_in_bytes"
-            if memsw.exists():
-                memsw.write_text(str(self.memory_bytes))
-            self.cpu_dir = self._make("cpu")
-            period = int((self.cpu_dir / "cpu.cfs_period_us").read_text())
-            (self.cpu_dir / "cpu.cfs_quota_us").write_text(str(int(self.cpus * period)))
+            for controller in self.controllers:
+                path = _mount(controller, self.root) / _own_group(controller).lstrip("/") / self.name
+                path.mkdir()
+                self.dirs[controller] = path
+            self._limit()
         except OSError as exc:
             self.__exit__(None, None, None)
             raise Unavailable(f"could not set up the groups: {exc}") from exc
         return self
 
-    def _make(self, controller: str) -> Path:
-        path = _mount(controller, self.root) / _own_group(controller).lstrip("/") / self.name
-        path.mkdir()
-        return path
+    def _limit(self) -> None:
+        raise NotImplementedError
 
     def enter(self) -> None:
-        """Move the calling process into both groups (a ``preexec_fn`` for subprocess)."""
-        for group in (self.memory_dir, self.cpu_dir):
+        """Move the calling process into every group (a ``preexec_fn`` for subprocess)."""
+        for group in self.dirs.values():
             (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _leftovers(self) -> list[int]:
+        pids = set()
+        for group in self.dirs.values():
+            if group.exists():
+                pids |= {int(p) for p in (group / "cgroup.procs").read_text().split()}
+        return sorted(pids)
+
+    def __exit__(self, *exc) -> None:
+        # Processes the command left behind (it started them) are ended so the groups can go.
+        for pid in self._leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while self._leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for group in reversed(list(self.dirs.values())):
+            if group.exists():
+                group.rmdir()
+
+
+class CloudGroup(_Groups):
+    """A memory group and a CPU group with Community Cloud's limits, removed on exit."""
+
+    controllers = ("memory", "cpu")
+
+    def __init__(self, memory_mb: float = COMMUNITY_CLOUD_MEMORY_MB, cpus: float = COMMUNITY_CLOUD_CPUS,
+                 name: str | None = None, root: Path = CGROUP_ROOT):
+        super().__init__(name or f"nst-cloud-standin-{os.getpid()}", root)
+        self.memory_bytes = int(memory_mb * 1_000_000)
+        self.cpus = cpus
+
+    @property
+    def memory_dir(self) -> Path | None:
+        return self.dirs.get("memory")
+
+    @property
+    def cpu_dir(self) -> Path | None:
+        return self.dirs.get("cpu")
+
+    def _limit(self) -> None:
+        # The limit first; memsw (memory + swap) may only be set at or above it.
+        (self.memory_dir / "memory.limit_in_bytes").write_text(str(self.memory_bytes))
+        memsw = self.memory_dir / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            memsw.write_text(str(self.memory_bytes))
+        period = int((self.cpu_dir / "cpu.cfs_period_us").read_text())
+        (self.cpu_dir / "cpu.cfs_quota_us").write_text(str(int(self.cpus * period)))
 
     def report(self, returncode: int | None = None) -> dict:
         """Peak memory, the limit, and whether the kernel's OOM killer fired in the group."""
@@ -117,26 +159,24 @@ class CloudGroup:
                 "cpus": quota / period, "failcnt": failcnt, "oom_kills": oom_kills,
                 "oom_killed": oom_kills > 0 or (killed and failcnt > 0), "returncode": returncode}
 
-    def _leftovers(self) -> list[int]:
-        pids = set()
-        for group in (self.memory_dir, self.cpu_dir):
-            if group is not None and group.exists():
-                pids |= {int(p) for p in (group / "cgroup.procs").read_text().split()}
-        return sorted(pids)
 
-    def __exit__(self, *exc) -> None:
-        # Processes the command left behind (it started them) are ended so the groups can go.
-        for pid in self._leftovers():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while self._leftovers() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for group in (self.cpu_dir, self.memory_dir):
-            if group is not None and group.exists():
-                group.rmdir()
+class BackgroundGroup(_Groups):
+    """A CPU group at the lowest weight (``cpu.shares`` 2 against the default 1024): what runs in it
+    gets only the CPU time everything else leaves. A load test's browsers go here, since on
+    Community Cloud they run on the students' own computers. Niceness does not do this: Chromium
+    running as root sets its own browser process to nice -8 and its busy renderers to 0."""
+
+    controllers = ("cpu",)
+
+    def __init__(self, name: str | None = None, root: Path = CGROUP_ROOT):
+        super().__init__(name or f"nst-background-{os.getpid()}", root)
+
+    def _limit(self) -> None:
+        (self.dirs["cpu"] / "cpu.shares").write_text("2")
+
+    @property
+    def procs(self) -> Path:
+        return self.dirs["cpu"] / "cgroup.procs"
 
 
 def run(command: list[str], memory_mb: float, cpus: float) -> dict:

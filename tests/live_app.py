@@ -62,14 +62,15 @@ def streamlit_server(env: dict[str, str | None], log_path: Path, ready_s: float 
                 proc.kill()
 
 
-def launch_chromium(playwright, nice: int = 0):
-    """Debian's Chromium; with ``nice``, at that niceness (its renderers inherit it), so the load
-    test's browsers use only the CPU the server leaves, as if they ran on the students' computers."""
+def launch_chromium(playwright, cgroup_procs: Path | None = None):
+    """Debian's Chromium; with ``cgroup_procs`` (a cgroup's ``cgroup.procs``, such as
+    ``scripts.cloud_standin.BackgroundGroup``'s), started inside that group, which its renderers
+    cannot leave."""
     executable = CHROMIUM
-    if nice:
-        wrapper = ROOT / "test-output" / f"chromium_nice{nice}.sh"
+    if cgroup_procs is not None:
+        wrapper = ROOT / "test-output" / "chromium_in_group.sh"
         wrapper.parent.mkdir(parents=True, exist_ok=True)
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\necho $$ > "{cgroup_procs}"\nexec {CHROMIUM} "$@"\n')
         wrapper.chmod(0o755)
         executable = str(wrapper)
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

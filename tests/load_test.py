@@ -68,7 +68,7 @@ def _own_photo(i: int, folder: Path) -> Path:
     return path
 
 
-JOINED = ("you are watching the same computation", "had already been computed")
+JOINED = ("you are watching the same computation", "had already been computed", "It was computed once")
 
 
 def _poll(pages: dict[int, object], start: float, finished: dict[int, float], errors: dict[int, str],
@@ -346,9 +346,10 @@ def main(argv=None) -> int:
                                         "(class: the app's defaults; queue: a short run from noise)")
     parser.add_argument("--standin", action="store_true", help="run the server under Community Cloud's limits")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--browsers-nice", type=int, default=0,
-                        help="run the browsers at this niceness (19: they get only what the server leaves, "
-                             "as on Community Cloud, where they run on the students' own computers)")
+    parser.add_argument("--browsers-background", action="store_true",
+                        help="run the browsers in a CPU group of the lowest weight, so they get only what the "
+                             "server leaves, as on Community Cloud, where they run on the students' own "
+                             "computers (needs root and cgroup v1)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -370,7 +371,11 @@ def main(argv=None) -> int:
         url, proc = stack.enter_context(streamlit_server(env, out / "load_test_streamlit.log",
                                                          preexec_fn=group.enter if group else None))
         p = stack.enter_context(sync_playwright())
-        browser = launch_chromium(p, args.browsers_nice)
+        background = None
+        if args.browsers_background:
+            from scripts.cloud_standin import BackgroundGroup
+            background = stack.enter_context(BackgroundGroup())
+        browser = launch_chromium(p, background.procs if background else None)
         cpu_before = cpu_seconds(proc.pid)
         if args.scenario == "memory":
             result = memory_test(browser, url, query, timeout_s=args.timeout)
@@ -400,7 +405,7 @@ def main(argv=None) -> int:
             result["standin"] = group.report(None if alive else proc.wait())
             ok = ok and not result["standin"]["oom_killed"]
         result["server_survived"] = alive
-    result["max_runs"], result["browsers_nice"] = args.max_runs, args.browsers_nice
+    result["max_runs"], result["browsers_background"] = args.max_runs, args.browsers_background
     result["settings"] = query
     print(json.dumps(result, indent=2))
     if args.json:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scripts.cloud_standin import CloudGroup, Unavailable, _mount, main
+from scripts.cloud_standin import BackgroundGroup, CloudGroup, Unavailable, _mount, main
 
 try:
     CloudGroup().check()
@@ -49,3 +49,35 @@ def test_without_cgroup_v1_it_says_why(tmp_path):
     (tmp_path / "cgroup.controllers").write_text("memory cpu")  # a cgroup v2 mount
     with pytest.raises(Unavailable, match="cgroup v2 only"):
         _mount("memory", tmp_path)
+
+
+SPIN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.time() < {end}: pass\n"
+        "print(time.process_time() - t)"]
+
+
+@needs_cgroups
+def test_a_process_in_the_background_group_gets_only_the_cpu_others_leave():
+    """Two busy processes on one CPU: the one in the background group gets a sliver, however
+    high a priority it gives itself (Chromium as root sets its own to nice -8)."""
+    import os
+    import subprocess
+    import time
+
+    end = time.time() + 2.0
+    spin = [*SPIN[:2], SPIN[2].format(end=end)]
+    with BackgroundGroup() as background:
+        made = background.dirs["cpu"]
+        assert (made / "cpu.shares").read_text().strip() == "2"
+
+        def start(group):
+            def enter():
+                os.sched_setaffinity(0, {0})
+                if group is not None:
+                    group.enter()
+                    os.nice(-8)  # what Chromium does to its browser process
+            return subprocess.Popen(spin, preexec_fn=enter, stdout=subprocess.PIPE, text=True)
+
+        low, normal = start(background), start(None)
+        low_cpu, normal_cpu = (float(p.communicate()[0]) for p in (low, normal))
+    assert low_cpu < 0.2 * normal_cpu, (low_cpu, normal_cpu)
+    assert not made.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -20,6 +21,11 @@ configure_threads()  # once per server process: a hosted container may see more 
 # run took 257 s instead of 2.3 s under Python's default 5 ms switch interval, and 28 s under
 # 0.2 ms (scripts/measure_gil.py, 2026-11-26).
 sys.setswitchinterval(0.0002)
+# Streamlit runs a full garbage collection after every script run of every session. With torch and
+# Streamlit loaded that scanned about 460,000 objects and held the GIL for 0.26 s, and in a class of
+# 20 watching one run it took half the GIL. Those objects (modules, classes, functions) live as long
+# as the process, so they are moved out of the collector's sight once, on this first import.
+gc.freeze()
 RUN_SOURCES = {"imagenet": "ImageNet (torchvision)", "random": "Random (untrained)"}
 
 

@@ -185,6 +185,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
     """
     panel = _Panel(kind)
     batch = Batch(dest)
+    joined = False
     st.session_state["live"] = batch
     for i, job in enumerate(jobs):
         record, predicted, cal_key = _record(job)
@@ -196,6 +197,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
             batch.done.append(_finish(record, "refused", exc.message))
             break
         record.key = subscription.key
+        joined = joined or subscription.joined
         with subscription:
             status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1)
         batch.done.append(_finish(record, status, message))
@@ -206,7 +208,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
             break
     st.session_state.pop("live", None)
     _commit(batch)
-    panel.close(batch.done)
+    panel.close(batch.done, joined)
     return batch.done
 
 
@@ -249,12 +251,13 @@ class _Panel:
         self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
         self.preview_step = -1
 
-    def close(self, done: list[RunRecord]) -> None:
+    def close(self, done: list[RunRecord], joined: bool) -> None:
         """The runs are over: the live panel (and its Stop button) gives way to one line."""
         last = done[-1]
         if last.status == "done":
             took = sum(r.last.elapsed for r in done if r.last)
-            self.root.success(f"Done in {took:.1f} s.", icon="✅")
+            shared = " It was computed once, for you and whoever else on this server asked for it." if joined else ""
+            self.root.success(f"Done in {took:.1f} s.{shared}", icon="✅")
         else:
             self.root.error(last.message, icon="💥")
 
@@ -306,10 +309,23 @@ def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position
     panel.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_text(rec))
     if view.preview is not None and view.preview_step != panel.preview_step:
         panel.preview_step = view.preview_step
-        panel.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch")
-        panel.chart.line_chart([{"α·J_content": h.content, "β·J_style": h.style} for h in record.history],
-                               height=220)
+        panel.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch",
+                            output_format="JPEG")
+        panel.chart.vega_lite_chart(spec=cost_chart(record.history), width="stretch")
         panel.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
+
+
+def cost_chart(history: list[Step]) -> dict:
+    """The live chart of α·J_content and β·J_style per step, as a Vega-Lite spec with its data inline.
+    A class redraws it once per preview for every watching student; built by Altair (``st.line_chart``)
+    it was most of the server's Python work, and the run starved for the GIL behind it."""
+    values = [{"step": h.step, "term": name, "cost": cost}
+              for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
+    return {"data": {"values": values}, "height": 220, "mark": {"type": "line"},
+            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step"},
+                         "y": {"field": "cost", "type": "quantitative", "title": "weighted cost"},
+                         "color": {"field": "term", "type": "nominal", "title": None,
+                                   "legend": {"orient": "bottom"}}}}
 
 
 def show_run(entry: RunRecord, key: str) -> None:
