@@ -161,18 +161,24 @@ class CloudGroup(_Groups):
 
 
 class BackgroundGroup(_Groups):
-    """A CPU group at the lowest weight (``cpu.shares`` 2 against the default 1024): what runs in it
-    gets only the CPU time everything else leaves. A load test's browsers go here, since on
-    Community Cloud they run on the students' own computers. Niceness does not do this: Chromium
-    running as root sets its own browser process to nice -8 and its busy renderers to 0."""
+    """A CPU group that takes little from everything else: a low weight (``cpu.shares``, against the
+    default 1024; 2 is the lowest), and with ``cpus`` a cap. A load test's browsers go here, since
+    on Community Cloud they run on the students' own computers. Niceness does not do this:
+    Chromium running as root sets its own browser process to nice -8 and its busy renderers to 0."""
 
     controllers = ("cpu",)
 
-    def __init__(self, name: str | None = None, root: Path = CGROUP_ROOT):
+    def __init__(self, shares: int = 2, cpus: float | None = None, name: str | None = None,
+                 root: Path = CGROUP_ROOT):
         super().__init__(name or f"nst-background-{os.getpid()}", root)
+        self.shares, self.cpus = shares, cpus
 
     def _limit(self) -> None:
-        (self.dirs["cpu"] / "cpu.shares").write_text("2")
+        cpu = self.dirs["cpu"]
+        (cpu / "cpu.shares").write_text(str(self.shares))
+        if self.cpus is not None:
+            period = int((cpu / "cpu.cfs_period_us").read_text())
+            (cpu / "cpu.cfs_quota_us").write_text(str(int(self.cpus * period)))
 
     @property
     def procs(self) -> Path:

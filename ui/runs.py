@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -19,7 +20,8 @@ from nst_core.estimate import Calibration, calibration_key, measure_speed, predi
 from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
-GALLERY = "runs"  # the session key of the gallery; other destinations are a page's own key
+GALLERY = "runs"
+SHARED_NOTE = "Computed once for everyone on this server who asked for exactly this run."  # the session key of the gallery; other destinations are a page's own key
 
 
 @dataclass
@@ -39,6 +41,7 @@ class RunRecord:
     id: int = 0
     estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
     key: str = ""  # the shared run's identity (nst_core.shared.transfer_key)
+    ready_s: float = 0.0  # from Run to this result, as the server saw it: the queue's wait included
 
     @property
     def last(self) -> Step | None:
@@ -183,9 +186,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
     Each job goes through the server's shared registry: an identical run in flight is joined, one
     already finished is served at once, and a new one waits in the fair queue.
     """
+    pressed = time.monotonic()
     panel = _Panel(kind)
     batch = Batch(dest)
-    joined = False
     st.session_state["live"] = batch
     for i, job in enumerate(jobs):
         record, predicted, cal_key = _record(job)
@@ -197,9 +200,11 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
             batch.done.append(_finish(record, "refused", exc.message))
             break
         record.key = subscription.key
-        joined = joined or subscription.joined
         with subscription:
             status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1)
+        if status == "done":
+            message = SHARED_NOTE if subscription.joined else ""
+        record.ready_s = time.monotonic() - pressed
         batch.done.append(_finish(record, status, message))
         batch.current = None
         if status == "done" and record.last is not None and not subscription.joined:
@@ -208,7 +213,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
             break
     st.session_state.pop("live", None)
     _commit(batch)
-    panel.close(batch.done, joined)
+    panel.close(batch.done)
     return batch.done
 
 
@@ -251,13 +256,12 @@ class _Panel:
         self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
         self.preview_step = -1
 
-    def close(self, done: list[RunRecord], joined: bool) -> None:
+    def close(self, done: list[RunRecord]) -> None:
         """The runs are over: the live panel (and its Stop button) gives way to one line."""
         last = done[-1]
         if last.status == "done":
             took = sum(r.last.elapsed for r in done if r.last)
-            shared = " It was computed once, for you and whoever else on this server asked for it." if joined else ""
-            self.root.success(f"Done in {took:.1f} s.{shared}", icon="✅")
+            self.root.success(f"Done in {took:.1f} s.", icon="✅")
         else:
             self.root.error(last.message, icon="💥")
 
@@ -334,8 +338,11 @@ def show_run(entry: RunRecord, key: str) -> None:
         st.info("This run stopped before its first step.")
         return
     st.image(entry.image, caption=f"Run {entry.id}: {entry.label} ({entry.status})", width="stretch")
-    if entry.status != "done":
-        st.caption(entry.message)
+    notes = [entry.message] if entry.message else []
+    if entry.ready_s:
+        notes.append(f"Ready {entry.ready_s:.0f} s after Run.")
+    if notes:
+        st.caption(" ".join(notes))
     c1, c2 = st.columns(2)
     c1.download_button("⬇ Download PNG", entry.image, file_name=f"nst_run{entry.id}.png", mime="image/png",
                        key=f"dl_{key}", help="The PNG also carries the settings in its metadata.")
