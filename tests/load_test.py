@@ -77,6 +77,7 @@ def _own_photo(i: int, folder: Path) -> Path:
     return path
 
 
+UNFINISHED = re.compile(r"Run \d+: .* \((stopped|capped|diverged|failed)\)")
 READY = re.compile(r"Ready (\d+) s after Run")  # the server's time from a student's Run to the result
 JOINED = ("you are watching the same computation", "had already been computed", "Computed once for everyone")
 
@@ -269,7 +270,8 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         if runs_shown != 1:
             lost.append(i)
         if not page.get_by_text("(done)").count():  # capped or stopped: a picture, but not a finished one
-            unfinished.append(i)
+            why = page.get_by_text(UNFINISHED)
+            unfinished.append(f"student {i + 1}: {why.first.inner_text() if why.count() else 'no finished picture'}")
         if settings.get("content") != expected:
             wrong.append(i)
     shared_digests = {digests[i] for i in digests if i < shared}
@@ -292,6 +294,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
                   + [f"student {i + 1} tour {t}" for i, t in sorted(tour_errors.items())],
         "lost_results": len(set(lost)) + len(errors),
         "unfinished_results": len(unfinished),
+        "unfinished": unfinished,
         "misdelivered_results": len(set(wrong)),
         "first_result_s": round(times[0], 1) if times else None,
         "every_result_s": round(times[-1], 1) if len(times) == students else None,

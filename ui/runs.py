@@ -20,8 +20,8 @@ from nst_core.estimate import Calibration, calibration_key, measure_speed, predi
 from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
-GALLERY = "runs"
-SHARED_NOTE = "Computed once for everyone on this server who asked for exactly this run."  # the session key of the gallery; other destinations are a page's own key
+GALLERY = "runs"  # the session key of the gallery; other destinations are a page's own key
+SHARED_NOTE = "Computed once for everyone on this server who asked for exactly this run."
 
 
 @dataclass
@@ -162,7 +162,7 @@ def recover_interrupted() -> None:
             watching.leave(stop=True)
             _update(current, view)
             if view.finished and view.state != "stopped":  # it ended on its own before the click
-                status, message = view.state, view.message
+                status, message = view.state, "" if view.state == "done" else view.message
         if current.best is not None:
             step = current.last.step if current.last else 0
             message = message or f"Stopped at step {step}; the best image so far is kept."
@@ -322,7 +322,8 @@ def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position
 def cost_chart(history: list[Step]) -> dict:
     """The live chart of α·J_content and β·J_style per step, as a Vega-Lite spec with its data inline.
     A class redraws it once per preview for every watching student; built by Altair (``st.line_chart``)
-    it was most of the server's Python work, and the run starved for the GIL behind it."""
+    it was the largest part of the watching sessions' Python work in a profile, and the run waited
+    for the GIL behind it."""
     values = [{"step": h.step, "term": name, "cost": cost}
               for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
     return {"data": {"values": values}, "height": 220, "mark": {"type": "line"},
