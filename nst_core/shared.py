@@ -512,22 +512,20 @@ class SharedRun:
 
     def _view_locked(self, final: bool) -> RunView:
         status = self._registry.queue.status(self.ticket) if self.state == "queued" else None
-        best = self._pil(self._best, "_best_pil")
+        best = self._best_image()
         step, preview = (0, None) if final or self._preview is None else self._preview
         latest = self._history[-1] if self._history else None  # already without its images
         return RunView(self.key, self.state, self.version, self.message, status, latest, tuple(self._history),
                        tuple(self._snapshots), preview, step, best,
                        len(self._subs))
 
-    def _pil(self, tensor: torch.Tensor | None, slot: str) -> Image.Image | None:
-        """One PIL conversion per distinct tensor, however many subscribers poll."""
-        if tensor is None:
+    def _best_image(self) -> Image.Image | None:
+        """One PIL conversion per best image, however many subscribers poll."""
+        if self._best is None:
             return None
-        cached = getattr(self, slot)
-        if cached is None or cached[0] is not tensor:
-            cached = (tensor, to_pil(tensor))
-            setattr(self, slot, cached)
-        return cached[1]
+        if self._best_pil is None or self._best_pil[0] is not self._best:
+            self._best_pil = (self._best, to_pil(self._best))
+        return self._best_pil[1]
 
     def wait(self, after_version: int, timeout: float) -> RunView:
         with self._cond:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -59,10 +62,6 @@ SPIN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.
 def test_a_process_in_the_background_group_gets_only_the_cpu_others_leave():
     """Two busy processes on one CPU: the one in the background group gets a sliver, however
     high a priority it gives itself (Chromium as root sets its own to nice -8)."""
-    import os
-    import subprocess
-    import time
-
     end = time.time() + 2.0
     spin = [*SPIN[:2], SPIN[2].format(end=end)]
     with BackgroundGroup() as background:
