@@ -25,10 +25,11 @@ from .images import fit_long_side
 from .model import VGGFeatures, step_gflop
 from .transfer import TransferConfig, bare_step_seconds, stage_plan
 
-# Cost evaluations per L-BFGS step before any run is observed: 2.2 (trained VGG16, 128 px) and 2.7
-# (random VGG16, 96 px) on the Paper preset from noise, counted on 2026-11-24. The larger is used: an
-# L-BFGS step also pays for its line search's bookkeeping, and calibration corrects it anyway.
-LBFGS_EVALS = 2.7
+# Cost evaluations per L-BFGS step before any run is observed, counted at 128 px on 2026-11-26 (the
+# step reuses its predecessor's last evaluation): 1.1-1.2 on the trained VGG16 for every preset, 1.2
+# (Quick) to 2.3 (Paper, from noise) on a random one. Between the two, so a run near the work ceiling
+# on a random network stays within WORK_MARGIN; calibration corrects it from the first finished run.
+LBFGS_EVALS = 1.7
 # A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record

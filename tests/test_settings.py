@@ -95,7 +95,7 @@ def test_cli_options_come_from_the_table():
 def test_the_work_counts_lbfgs_evaluations_coarse_levels_and_targets():
     one = TransferConfig(steps=10, levels=1, size=128)
     assert run_gflop(TransferConfig(steps=10, levels=1, size=128, optimizer="lbfgs"), (128, 128), "vgg19") > \
-        2 * run_gflop(one, (128, 128), "vgg19")
+        1.5 * run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(TransferConfig(steps=10, levels=2, size=128), (128, 128), "vgg19") < run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(one, (128, 128), "vgg19", n_styles=2) > run_gflop(one, (128, 128), "vgg19")
     speeds = {128: 10.0, 256: 20.0}
