@@ -80,3 +80,18 @@ def test_a_process_in_the_background_group_gets_only_the_cpu_others_leave():
         low_cpu, normal_cpu = (float(p.communicate()[0]) for p in (low, normal))
     assert low_cpu < 0.2 * normal_cpu, (low_cpu, normal_cpu)
     assert not made.exists()
+
+
+@needs_cgroups
+def test_the_background_groups_limits_are_lifted_for_a_moment_and_restored():
+    """The load test lifts the browsers' weight and cap while a class presses Run."""
+    with BackgroundGroup(cpus=0.5) as background:
+        cpu = background.dirs["cpu"]
+        limits = lambda: ((cpu / "cpu.shares").read_text().strip(), int((cpu / "cpu.cfs_quota_us").read_text()))
+        period = int((cpu / "cpu.cfs_period_us").read_text())
+        assert limits() == ("2", period // 2)
+        with pytest.raises(KeyboardInterrupt):  # restored even when the clicks fail
+            with background.lifted():
+                assert limits() == ("1024", -1)
+                raise KeyboardInterrupt
+        assert limits() == ("2", period // 2)
