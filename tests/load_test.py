@@ -134,7 +134,7 @@ def _open(browser, url: str, width: int = 1200, height: int = 1400):
 
 
 def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 300,
-              server_pid: int | None = None, shots: Path | None = None) -> dict:
+              server_pid: int | None = None, shots: Path | None = None, clicking=nullcontext) -> dict:
     """Open ``sessions`` browser contexts on ``url``, press Run in all, wait for each result."""
     opened = [_open(browser, f"{url}/?{query}&seed={i + 1}") for i in range(sessions)]
     for _, page in opened:
@@ -416,7 +416,8 @@ def main(argv=None) -> int:
             result["one_student_s"] = alone["seconds"]
             ok = not result["errors"] and result["same_image"]
         elif args.scenario == "queue":
-            result = load_test(browser, url, args.sessions, query, args.timeout, proc.pid, out / "screenshots")
+            result = load_test(browser, url, args.sessions, query, args.timeout, proc.pid, out / "screenshots",
+                               clicking=clicking)
             ok = result["completed"] == args.sessions and not result["lost_results"]
         else:
             alone = shared_pair(browser, url, query + "&seed=101", 1, clicking=clicking)
