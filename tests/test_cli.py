@@ -95,6 +95,7 @@ def test_benchmark_prints_and_writes_json(tmp_path, capsys):
     row = result["overhead"][0]
     assert row["size"] == 32 and row["run_step_s"] > 0 and row["bare_fwd_bwd_s"] > 0
     assert row["overhead_ratio"] == pytest.approx(row["run_step_s"] / row["bare_fwd_bwd_s"], rel=0.01)
+    assert row["overhead_ratio"] > 0.5, "a run() step contains a whole pass: it was measured on a step that made none"
     assert "overhead" in capsys.readouterr().out
 
 

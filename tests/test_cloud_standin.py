@@ -54,16 +54,17 @@ def test_without_cgroup_v1_it_says_why(tmp_path):
         _mount("memory", tmp_path)
 
 
-SPIN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.time() < {end}: pass\n"
-        "print(time.process_time() - t)"]
+# Both start spinning at {start}, so a slow interpreter start on a busy machine cannot eat the time.
+SPIN = [sys.executable, "-c", "import time\nwhile time.time() < {start}: time.sleep(0.01)\n"
+        "t = time.process_time()\nwhile time.time() < {end}: pass\nprint(time.process_time() - t)"]
 
 
 @needs_cgroups
 def test_a_process_in_the_background_group_gets_only_the_cpu_others_leave():
     """Two busy processes on one CPU: the one in the background group gets a sliver, however
     high a priority it gives itself (Chromium as root sets its own to nice -8)."""
-    end = time.time() + 2.0
-    spin = [*SPIN[:2], SPIN[2].format(end=end)]
+    start = time.time() + 1.5
+    spin = [*SPIN[:2], SPIN[2].format(start=start, end=start + 2.0)]
     with BackgroundGroup() as background:
         made = background.dirs["cpu"]
         assert (made / "cpu.shares").read_text().strip() == "2"
