@@ -380,13 +380,17 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
         # The last evaluation. An L-BFGS step begins by evaluating the point where its predecessor's
         # line search ended, which that search has just evaluated: reusing it halves the passes.
         last: dict = {}
+
+        def at_last_point() -> bool:
+            return bool(last) and torch.equal(last["x"], x.detach())
+
         for _ in range(n_steps):
             step += 1
             before = x.detach().clone()
             first: dict = {}
 
             def closure():
-                if last and torch.equal(last["x"], x.detach()):
+                if at_last_point():
                     x.grad = last["grad"].clone()
                     terms = last["terms"]
                 else:
@@ -427,7 +431,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
                           image=_finish(x.detach(), content_t, config) if snap else None, weights=weights,
                           gflop=passes[0])
         if final_stage:
-            if last and torch.equal(last["x"], x.detach()):
+            if at_last_point():
                 terms = last["terms"]
             else:
                 with torch.no_grad():
