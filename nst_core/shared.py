@@ -8,8 +8,9 @@ Nobody sees another student's upload unless they uploaded the same bytes: the ke
 those bytes.
 
 Each run's generator (``nst_core.transfer.run``) is driven by one worker thread; subscribers only
-read what it publishes. When every subscriber has gone (a closed tab), the run stops within a few
-seconds and its best image is kept as a ``stopped`` result, so a reload can still find it. A run
+read what it publishes. When every subscriber has gone (a closed tab), the run stops after a lease
+and a grace period (about 15 s; a dropped connection that comes back within them finds the run
+going on) and its best image is kept as a ``stopped`` result, so a reload can still find it. A run
 longer than ``NST_MAX_RUN_S`` in wall time stops and keeps its best image; a run estimated longer
 is refused up front with what to lower.
 """
@@ -386,6 +387,9 @@ class SharedRun:
     def _leave(self, sub_id: int, stop: bool) -> None:
         with self._cond:
             session, _ = self._subs.pop(sub_id, (None, 0.0))
+            if stop:  # the student means it: their subscriptions of interrupted scripts go too
+                for other in [i for i, (s, _) in self._subs.items() if s == session]:
+                    del self._subs[other]
             if session is not None and all(s != session for s, _ in self._subs.values()):
                 self._registry.queue.leave(self.ticket, session)
             if not self._subs:
@@ -562,7 +566,14 @@ class _Result:
 
 class Subscription:
     """A session watching one run. Poll :meth:`wait` (it keeps the subscription alive) and call
-    :meth:`leave` when the script run ends, however it ends; ``with`` does that."""
+    :meth:`leave` when done watching; ``with`` does that when its block ends normally.
+
+    A block that ends by an exception (the script was stopped or rerun: a dropped connection, a
+    click) does not leave: the subscription stays until its lease runs out (``lease_s`` without a
+    poll), so the run goes on for the browser that reconnects or the rerun that follows it again
+    (:meth:`RunRegistry.rejoin`). A closed tab therefore stops its run after the lease and the
+    grace; ``leave(stop=True)`` from the same session ends it at once.
+    """
 
     def __init__(self, run: SharedRun | _Result, sub_id: int | None, joined: bool):
         self.run, self._id = run, sub_id
@@ -585,7 +596,8 @@ class Subscription:
 
     def leave(self, stop: bool = False) -> None:
         """Stop watching. With ``stop`` and nobody else watching, the run stops at its next step
-        (keeping its best image) instead of after the grace period."""
+        (keeping its best image) instead of after the grace period; the session's other
+        subscriptions to it, left by interrupted scripts, end too."""
         if self._id is not None:
             self.run._leave(self._id, stop)
             self._id = None
@@ -593,8 +605,9 @@ class Subscription:
     def __enter__(self) -> Subscription:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.leave()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.leave()
 
 
 class RunRegistry:

@@ -76,10 +76,11 @@ def ab_runs(expanded: bool) -> None:
                              replace(base, **{SETTINGS[name].field: v}), model, images)
                     for tag, v in (("A", a), ("B", b))]
             st.caption(f"⏱ Both runs: about {runs.estimate(jobs):.0f} s on this server.")
-            if st.button("Run A, then B", type="primary", key="ab_run"):
-                panel = st.empty()
-                with panel.container():
-                    done = runs.run_panel(jobs, "ab")
+            clicked = st.button("Run A, then B", type="primary", key="ab_run")
+            panel = st.empty()
+            with panel.container():
+                done = runs.run_panel(jobs, "ab") if clicked else runs.resume_panel(jobs, "ab")
+            if done:
                 panel.empty()  # a Stop button left beside finished runs would mislead
                 if done[-1].status == "done":
                     st.success(f"Runs {' and '.join(str(r.id) for r in done)} finished: they are overlaid under "

@@ -95,6 +95,8 @@ if name == "weights" and not model.trained:
 result_key = f"exp_result_{name}"
 if st.button("▶ Recompute", type="primary", key="exp_run"):
     runs.run_panel(jobs, "experiment", dest=result_key)
+else:
+    runs.resume_panel(jobs, "experiment", dest=result_key)
 
 results = [r for r in st.session_state.get(result_key, []) if r.image]
 if results:

@@ -113,8 +113,9 @@ with box:
     # faded, under the live preview until the run ends.
     shown = st.empty()
     with panel.container():
-        # After a reload (a new session), the same job's run is found in flight and shown again.
-        done = runs.run_panel([job], "stylize") if clicked and job is not None else runs.resume_panel(job, "stylize")
+        # After a dropped connection or a reload, the same job's run is found in flight and shown again.
+        jobs = [job] if job is not None else []
+        done = runs.run_panel(jobs, "stylize") if clicked and jobs else runs.resume_panel(jobs, "stylize")
     if done:
         if done[-1].status == "done":
             st.rerun()  # redraw with the result in the stage and the run in the gallery

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -96,3 +97,57 @@ def exception_text(page) -> str | None:
     """The text of the first exception box Streamlit shows, if any."""
     boxes = page.locator('[data-testid="stException"]')
     return boxes.first.inner_text() if boxes.count() else None
+
+
+class FlakyNetwork:
+    """A localhost TCP proxy in front of the app whose connections can be cut, as a school's Wi-Fi
+    drops them: the browser's WebSocket closes without a goodbye, and Streamlit's page reconnects
+    by itself once the proxy lets it through again. Use ``url`` instead of the server's."""
+
+    def __init__(self, server_url: str):
+        self._target = ("127.0.0.1", int(server_url.rsplit(":", 1)[1]))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.down = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self, seconds: float) -> None:
+        """Drop every connection and refuse new ones for ``seconds``."""
+        self.down = True
+        with self._lock:
+            for conn in self._open:
+                self._shut(conn)
+            self._open.clear()
+        time.sleep(seconds)
+        self.down = False
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self._listener.accept()
+            if self.down:
+                client.close()
+                continue
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for conn in (src, dst):
+            FlakyNetwork._shut(conn)
+
+    @staticmethod
+    def _shut(conn: socket.socket) -> None:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

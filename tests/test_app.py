@@ -84,14 +84,17 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     assert any(h.value == "Latest result" for h in at.subheader)
 
 
-def test_an_interrupted_run_is_kept_as_stopped():
-    """A Stop click reruns the script mid-run; the next run must store what the run had reached."""
+@pytest.mark.parametrize("page", ["gram", ""])
+def test_an_interrupted_run_is_kept_as_stopped(page):
+    """A rerun mid-run that does not go on with the run (a move to another page; on the run's own
+    page, changed settings) must store what the run had reached."""
     at = app()
     at.run()
     steps = [Step(step=i, total_steps=9, stage=0, size=(16, 16), elapsed=i, eta=1, content=1, style=1, tv=0,
                   total=3 - i, style_layers={"conv1_1": 1.0}, best_image=None, best_total=1) for i in (1, 2)]
-    at.session_state["live"] = Batch("runs", current=RunRecord("x", {"steps": 9}, "m", history=steps,
-                                                               best=torch.rand(1, 3, 16, 16)))
+    at.session_state["live"] = Batch("runs", "stylize", page, ["the key of other settings"], 0.0,
+                                     current=RunRecord("x", {"steps": 9}, "m", history=steps,
+                                                       best=torch.rand(1, 3, 16, 16)))
     at.run()
     no_exception(at)
     entry = at.session_state["runs"][0]

@@ -7,13 +7,14 @@ Run these alone with `.venv/bin/python -m pytest -m browser`.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import BAD_IMAGES, gradient_image
-from tests.live_app import CHROMIUM, ROOT, exception_text, streamlit_server, wait_idle
+from tests.live_app import CHROMIUM, ROOT, FlakyNetwork, exception_text, streamlit_server, wait_idle
 from tests.load_test import SHORT_RUN, load_test, shared_pair
 
 pytestmark = pytest.mark.browser
@@ -246,6 +247,35 @@ def test_widget_change_mid_run_keeps_the_result(server, page):
     assert page.get_by_role("button", name="⬇ Download PNG").count() >= 1
     assert seed.locator("input").input_value() == "7"
     page.screenshot(path=str(SHOTS / "stylize_widget_changed_mid_run.png"), full_page=True)
+
+
+def test_a_dropped_connection_mid_run_keeps_the_run_going(server, page, tmp_path):
+    """Streamlit stops the script when the connection drops and reruns it when the browser
+    reconnects: that rerun must follow the run again, not stop it, and the upload must survive."""
+    net = FlakyNetwork(server)
+    page.goto(net.url + "/" + FAST.replace("steps=3", "steps=400") + "&seed=15")
+    wait_idle(page)
+    choose(page, "Content image", "Upload your own…")
+    photo = tmp_path / "own_photo.png"
+    gradient_image(160, 120).save(photo)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
+    wait_idle(page)
+    page.get_by_role("button", name="▶ Run").click()
+    progress = page.get_by_text(re.compile(r"Step (\d+) of 400")).first
+    progress.wait_for(timeout=90_000)
+    net.cut(3)
+    page.get_by_text("Reconnected to your run.").wait_for(timeout=60_000)
+    before = int(re.search(r"Step (\d+) of", progress.inner_text()).group(1))
+    deadline = time.time() + 60
+    while int(re.search(r"Step (\d+) of", progress.inner_text()).group(1)) <= before + 5:
+        assert time.time() < deadline, "the run did not go on after the reconnect"
+        time.sleep(0.5)
+    page.screenshot(path=str(SHOTS / "stylize_reconnected.png"), full_page=True)
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.get_by_text("Latest result").wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exceptions(page)
+    assert page.get_by_text("own_photo.png × starry_night (stopped)").count() == 1
 
 
 def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):

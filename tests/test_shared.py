@@ -293,6 +293,34 @@ def test_a_reload_within_the_grace_period_rejoins_the_live_run():
     assert until(back.view, lambda v: v.finished).state == "stopped"
 
 
+def test_a_script_interrupted_mid_run_keeps_watching_until_its_lease_runs_out():
+    """Streamlit stops a script whose connection dropped: its subscription must outlive the
+    script, so the run is still going when the browser reconnects, and a Stop from the same
+    session still ends it at once."""
+    reg, work = registry(grace_s=0.1, lease_s=30), Script(n=10_000, delay=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        with reg.start_or_join("k", work, session="A") as sub:
+            until(sub.view, lambda v: len(v.history) >= 2)
+            raise KeyboardInterrupt  # what a stopped script's exception does to the block
+    time.sleep(0.5)
+    assert reg.peek("k").state == "running"
+    back = reg.rejoin("k", "A")
+    back.leave(stop=True)
+    assert until(back.view, lambda v: v.finished, timeout=5).state == "stopped"
+
+
+def test_a_closed_tab_stops_its_run_after_the_lease_and_the_grace():
+    reg, work = registry(grace_s=0.1, lease_s=0.5), Script(n=10_000, delay=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        with reg.start_or_join("k", work, session="A") as sub:
+            until(sub.view, lambda v: len(v.history) >= 2)
+            left = time.monotonic()
+            raise KeyboardInterrupt
+    view = until(lambda: reg.peek("k"), lambda v: v.finished, timeout=10)
+    assert view.state == "stopped" and view.best is not None
+    assert time.monotonic() - left >= 0.5
+
+
 def test_stop_ends_a_run_only_when_nobody_else_watches():
     reg, work = registry(grace_s=30), Script(n=10_000, delay=0.01)
     a = reg.start_or_join("k", work, session="A")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from ui import network, state
-from ui.runs import recover_interrupted
+from ui.runs import recover_interrupted, settle_interrupted
 
 _frame = threading.local()  # each session's script runs in its own thread
 
@@ -44,11 +44,12 @@ def app() -> None:
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)], position="top")
     state.start()
-    recover_interrupted()
+    recover_interrupted(page.url_path)
     model = network.sidebar()
     state.write_url(model.arch, network.loaded_source())
     with _inside():
         page.run()
+    settle_interrupted()  # the page did not go on with an interrupted run
 
 
 # Streamlit leaves a tall empty band above the first element; on a projector that band pushes the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ class RunRecord:
     estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
     key: str = ""  # the shared run's identity (nst_core.shared.transfer_key)
     ready_s: float = 0.0  # from Run to this result, as the server saw it: the queue's wait included
+    shared: bool = False  # the run was in flight or finished when asked for: someone else computed it
 
     @property
     def last(self) -> Step | None:
@@ -62,12 +64,20 @@ class Job:
 
 @dataclass
 class Batch:
-    """The runs one button started; kept in the session while they run, so a rerun mid-run
-    (Stop, or any widget change) can store what they reached."""
+    """The runs one button started; kept in the session while they run, so a rerun mid-run (Stop,
+    a widget change, or a dropped connection coming back) can go on with them or store what they
+    reached."""
 
     dest: str
+    kind: str  # the run panel's name on its page
+    page: str  # the page that started it
+    keys: list[str]  # the identity of every job (nst_core.shared.transfer_key), in order
+    pressed: float  # time.monotonic() of the click on Run
     done: list[RunRecord] = field(default_factory=list)
     current: RunRecord | None = None
+
+
+_script = threading.local()  # what the frame tells this session's script run (one thread per run)
 
 
 @st.cache_resource
@@ -147,12 +157,35 @@ def _commit(batch: Batch) -> None:
         st.session_state[batch.dest] = done
 
 
-def recover_interrupted() -> None:
-    """A Stop click or a widget change reruns the page mid-run: keep what the run had reached, and
-    stop it unless classmates are watching it too."""
+def recover_interrupted(page: str) -> None:
+    """Called by the frame before ``page`` runs. A run that was live when this script run began was
+    interrupted by a rerun: a Stop click, a widget change, a move to another page, or a dropped
+    connection coming back (Streamlit stops the script when the connection drops and reruns it
+    when the browser reconnects).
+
+    Stop, or another page: stop the run and keep what it reached. Otherwise the run goes on, and
+    the page decides in :func:`resume_panel`: the same jobs are followed again, others stop it."""
+    _script.page = page
+    settle_interrupted()  # left over from a script run that ended before its page could decide
     batch = st.session_state.pop("live", None)
     if batch is None:
         return
+    if batch.page == page and batch.current is not None and not st.session_state.get(f"stop_{batch.kind}"):
+        st.session_state["interrupted"] = batch
+        return
+    _stop(batch)
+
+
+def settle_interrupted() -> None:
+    """An interrupted run no page went on with: stop it and keep what it reached."""
+    batch = st.session_state.pop("interrupted", None)
+    if batch is not None:
+        _stop(batch)
+
+
+def _stop(batch: Batch) -> None:
+    """Stop the batch's current run unless classmates are watching it too, and store what its runs
+    reached."""
     current = batch.current
     if current is not None:
         status, message = "stopped", ""
@@ -179,35 +212,47 @@ def _record(job: Job) -> tuple[RunRecord, float, str]:
     return record, predicted, cal_key
 
 
-def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord]:
+def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | None = None) -> list[RunRecord]:
     """Run the jobs one after another, with a progress bar, a live preview, a cost chart and a Stop
     button; store the finished runs in ``dest`` and return them.
 
     Each job goes through the server's shared registry: an identical run in flight is joined, one
-    already finished is served at once, and a new one waits in the fair queue.
+    already finished is served at once, and a new one waits in the fair queue. ``resumed`` is an
+    interrupted batch of these same jobs (:func:`resume_panel`): its finished runs are kept and its
+    current run is followed again, not started anew.
     """
-    pressed = time.monotonic()
+    batch = resumed or Batch(dest, kind, getattr(_script, "page", ""), [_key(j) for j in jobs], time.monotonic())
     panel = _Panel(kind)
-    batch = Batch(dest)
     st.session_state["live"] = batch
     for i, job in enumerate(jobs):
-        record, predicted, cal_key = _record(job)
+        if i < len(batch.done):
+            continue
+        fresh, predicted, cal_key = _record(job)
+        record = batch.current or fresh
         batch.current = record
-        try:
-            subscription = start_transfer(registry(), job.content, job.styles, job.config, job.model,
-                                          session=session_id(), estimate_s=record.estimated)
-        except RunRefused as exc:
-            batch.done.append(_finish(record, "refused", exc.message))
-            break
-        record.key = subscription.key
+        again = registry().rejoin(record.key, session_id()) if record.key else None
+        if again is not None:
+            subscription = again
+        else:
+            try:
+                subscription = start_transfer(registry(), job.content, job.styles, job.config, job.model,
+                                              session=session_id(), estimate_s=record.estimated)
+            except RunRefused as exc:
+                batch.done.append(_finish(record, "refused", exc.message))
+                break
+            record.key, record.shared = subscription.key, subscription.joined
+        note = (("Reconnected to your run.", "🔁") if again is not None else
+                (("This exact run had already been computed on this server: here it is at once."
+                  if subscription.view().finished else "Someone on this server asked for exactly this run: "
+                  "you are watching the same computation."), "🤝") if subscription.joined else None)
         with subscription:
-            status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1)
+            status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1, note)
         if status == "done":
-            message = SHARED_NOTE if subscription.joined else ""
-        record.ready_s = time.monotonic() - pressed
+            message = SHARED_NOTE if record.shared else ""
+        record.ready_s = time.monotonic() - batch.pressed
         batch.done.append(_finish(record, status, message))
         batch.current = None
-        if status == "done" and record.last is not None and not subscription.joined:
+        if status == "done" and record.last is not None and not record.shared:
             calibration().record(cal_key, predicted, record.last.elapsed)
         if status != "done":
             break
@@ -217,15 +262,34 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord
     return batch.done
 
 
-def resume_panel(job: Job | None, kind: str) -> list[RunRecord]:
-    """After a reload (a new session), or back with the same images and settings: show the run in
-    flight for exactly this job (returning what ``run_panel`` returns), or put its kept result in
-    the gallery (returning nothing), found through the run's identity. Runs this session already
-    has, or stopped, are left alone."""
-    if job is None or "live" in st.session_state:
+def _key(job: Job) -> str:
+    return transfer_key(job.content, job.styles, job.config, job.model)
+
+
+def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord]:
+    """Where a page would call :func:`run_panel` had Run been pressed. Returns what ``run_panel``
+    returns when it goes on with a run, else nothing:
+
+    - after a rerun that interrupted this panel's runs (:func:`recover_interrupted`): the same jobs
+      are followed again, as if nothing happened; other jobs (a changed setting) stop them, and
+      what they reached goes to ``dest``;
+    - after a reload (a new session), or back with the same images and settings: the run in flight
+      for exactly this one job is shown again, or its kept result put in the gallery, found
+      through the run's identity. Runs this session already has, or stopped, are left alone.
+    """
+    ss = st.session_state
+    interrupted = ss.get("interrupted")
+    if interrupted is not None and interrupted.kind == kind:
+        del ss["interrupted"]
+        if jobs and interrupted.keys == [_key(j) for j in jobs]:
+            return run_panel(jobs, kind, dest, resumed=interrupted)
+        _stop(interrupted)
         return []
-    key = transfer_key(job.content, job.styles, job.config, job.model)
-    if key in st.session_state.get("known_runs", ()):
+    if len(jobs) != 1 or dest != GALLERY or "live" in ss:
+        return []
+    job = jobs[0]
+    key = _key(job)
+    if key in ss.get("known_runs", ()):
         return []
     view = registry().peek(key)
     if view is None or view.state in ("withdrawn", "refused", "failed"):
@@ -234,11 +298,12 @@ def resume_panel(job: Job | None, kind: str) -> list[RunRecord]:
         record = _record(job)[0]
         record.key = key
         _update(record, view)
-        _commit(Batch(GALLERY, done=[_finish(record, view.state, "Found again: this exact run had already "
-                                                                 "finished on this server.")]))
+        _commit(Batch(GALLERY, kind, getattr(_script, "page", ""), [key], time.monotonic(),
+                      done=[_finish(record, view.state, "Found again: this exact run had already "
+                                                          "finished on this server.")]))
         return []
     st.info("Your run is still going on the server: here it is again.", icon="🔁")
-    return run_panel([job], kind)
+    return run_panel(jobs, kind)
 
 
 class _Panel:
@@ -276,16 +341,15 @@ def _update(record: RunRecord, view: RunView) -> None:
 
 
 def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, position: tuple[int, int],
-            several: bool) -> tuple[str, str]:
-    """Draw the shared run as it goes until it ends; return its final state and message."""
+            several: bool, note: tuple[str, str] | None) -> tuple[str, str]:
+    """Draw the shared run as it goes until it ends; return its final state and message. ``note``
+    (text, icon) says how the student came to watch it, when not by starting it."""
     prefix = f"{record.label} · " if several else ""
+    if note:
+        panel.status.info(note[0], icon=note[1])
     version = -1
     while True:
         view = subscription.wait(version, timeout=0.5)
-        if version == -1 and subscription.joined:
-            panel.status.info("This exact run had already been computed on this server: here it is at once."
-                              if view.finished else "Someone on this server asked for exactly this run: you "
-                              "are watching the same computation.", icon="🤝")
         if view.version != version:
             version = view.version
             _update(record, view)
