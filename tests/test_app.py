@@ -92,9 +92,9 @@ def test_an_interrupted_run_is_kept_as_stopped(page):
     at.run()
     steps = [Step(step=i, total_steps=9, stage=0, size=(16, 16), elapsed=i, eta=1, content=1, style=1, tv=0,
                   total=3 - i, style_layers={"conv1_1": 1.0}, best_image=None, best_total=1) for i in (1, 2)]
-    at.session_state["live"] = Batch("runs", "stylize", page, ["the key of other settings"], 0.0,
-                                     current=RunRecord("x", {"steps": 9}, "m", history=steps,
-                                                       best=torch.rand(1, 3, 16, 16)))
+    at.session_state["live"] = Batch("runs", current=RunRecord("x", {"steps": 9}, "m", history=steps,
+                                                               best=torch.rand(1, 3, 16, 16)),
+                                     kind="stylize", page=page, keys=["the key of other settings"])
     at.run()
     no_exception(at)
     entry = at.session_state["runs"][0]

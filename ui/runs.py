@@ -69,12 +69,12 @@ class Batch:
     reached."""
 
     dest: str
-    kind: str  # the run panel's name on its page
-    page: str  # the page that started it
-    keys: list[str]  # the identity of every job (nst_core.shared.transfer_key), in order
-    pressed: float  # time.monotonic() of the click on Run
     done: list[RunRecord] = field(default_factory=list)
     current: RunRecord | None = None
+    kind: str = ""  # the run panel's name on its page
+    page: str = ""  # the page that started it
+    keys: list[str] = field(default_factory=list)  # every job's identity (nst_core.shared.transfer_key)
+    pressed: float = 0.0  # time.monotonic() of the click on Run
 
 
 _script = threading.local()  # what the frame tells this session's script run (one thread per run)
@@ -221,7 +221,8 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
     interrupted batch of these same jobs (:func:`resume_panel`): its finished runs are kept and its
     current run is followed again, not started anew.
     """
-    batch = resumed or Batch(dest, kind, getattr(_script, "page", ""), [_key(j) for j in jobs], time.monotonic())
+    batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=[_key(j) for j in jobs],
+                             pressed=time.monotonic())
     panel = _Panel(kind)
     st.session_state["live"] = batch
     for i, job in enumerate(jobs):
@@ -298,9 +299,8 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
         record = _record(job)[0]
         record.key = key
         _update(record, view)
-        _commit(Batch(GALLERY, kind, getattr(_script, "page", ""), [key], time.monotonic(),
-                      done=[_finish(record, view.state, "Found again: this exact run had already "
-                                                          "finished on this server.")]))
+        _commit(Batch(GALLERY, done=[_finish(record, view.state, "Found again: this exact run had already "
+                                                                 "finished on this server.")]))
         return []
     st.info("Your run is still going on the server: here it is again.", icon="🔁")
     return run_panel(jobs, kind)
