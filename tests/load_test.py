@@ -271,7 +271,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         tab.close()
     _wait_results(mains, start, timeout_s, finished, errors, joined)
 
-    wrong, lost, unfinished, digests, ready_s = [], [], [], {}, {}
+    wrong, why_wrong, lost, unfinished, digests, ready_s = [], [], [], [], {}, {}
     with unthrottled():
         for i in sorted(finished):
             page = opened[i][1]
@@ -292,13 +292,20 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
                 unfinished.append(f"student {i + 1}: {why.first.inner_text() if why.count() else 'no finished picture'}")
             if settings.get("content") != expected:
                 wrong.append(i)
-    shared_digests = {digests[i] for i in digests if i < shared}
-    upload_digests = [digests[i] for i in digests if i >= shared]
+                why_wrong.append(f"student {i + 1}: a picture of {settings.get('content')!r}, not {expected!r}")
     # The class on one pair must see one picture; every upload must see a picture of its own.
+    by_digest: dict[str, list[int]] = {}
+    for i, d in sorted(digests.items()):
+        by_digest.setdefault(d, []).append(i)
+    shared_digests = {digests[i] for i in digests if i < shared}
     if len(shared_digests) > 1:
         wrong += [i for i in digests if i < shared]
-    if len(set(upload_digests)) < len(upload_digests) or shared_digests & set(upload_digests):
-        wrong += [i for i in digests if i >= shared]
+        why_wrong.append(f"the default pair gave {len(shared_digests)} different pictures")
+    for same in by_digest.values():
+        uploaders = [i for i in same if i >= shared]
+        if uploaders and len(same) > 1:
+            wrong += uploaders
+            why_wrong.append("one picture shown to students " + ", ".join(str(i + 1) for i in same))
     for ctx, _ in opened:
         ctx.close()
     times = sorted(finished.values())
@@ -314,11 +321,13 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         "unfinished_results": len(unfinished),
         "unfinished": unfinished,
         "misdelivered_results": len(set(wrong)),
+        "misdelivered": why_wrong,
         "first_result_s": round(times[0], 1) if times else None,
         "every_result_s": round(times[-1], 1) if len(times) == students else None,
         # From each student's Run to their result as the server saw it: the browsers' own delays
         # (here they share the server's cores) left out.
         "every_result_server_s": max(ready_s.values()) if len(ready_s) == students else None,
+        "without_ready_time": [i + 1 for i in sorted(finished) if i not in ready_s],
         "median_result_server_s": sorted(ready_s.values())[len(ready_s) // 2] if ready_s else None,
         "server_peak_rss_mb": peak_rss_mb(server_pid) if server_pid else None,
     }
