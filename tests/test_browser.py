@@ -68,6 +68,14 @@ def choose(page, label: str, option: str):
     wanted.click()
 
 
+def upload_photo(page, path: Path):
+    """Choose "Upload your own…" as the content image and upload a small gradient saved at ``path``."""
+    choose(page, "Content image", "Upload your own…")
+    gradient_image(160, 120).save(path)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+    wait_idle(page)
+
+
 @pytest.mark.parametrize("path, title", [("activations", "What does each layer see?"),
                                          ("gram", "What is style, concretely?"), ("cost_curves", "Cost curves"),
                                          ("experiments", "Layer experiments"), ("how_it_works", "How it works")])
@@ -167,11 +175,7 @@ def test_stylize_upload_run_download(server, page, tmp_path):
     page.goto(server + "/" + FAST)
     wait_idle(page)
     no_exceptions(page)
-    choose(page, "Content image", "Upload your own…")
-    photo = tmp_path / "photo.png"
-    gradient_image(160, 120).save(photo)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
-    wait_idle(page)
+    upload_photo(page, tmp_path / "photo.png")
     page.get_by_role("button", name="▶ Run").click()
     page.get_by_text("Latest result").wait_for(timeout=120_000)
     wait_idle(page)
@@ -255,11 +259,7 @@ def test_a_dropped_connection_mid_run_keeps_the_run_going(server, page, tmp_path
     net = FlakyNetwork(server)
     page.goto(net.url + "/" + FAST.replace("steps=3", "steps=400") + "&seed=15")
     wait_idle(page)
-    choose(page, "Content image", "Upload your own…")
-    photo = tmp_path / "own_photo.png"
-    gradient_image(160, 120).save(photo)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
-    wait_idle(page)
+    upload_photo(page, tmp_path / "own_photo.png")
     page.get_by_role("button", name="▶ Run").click()
     progress = page.get_by_text(re.compile(r"Step (\d+) of 400")).first
     progress.wait_for(timeout=90_000)
