@@ -9,7 +9,7 @@ those bytes.
 
 Each run's generator (``nst_core.transfer.run``) is driven by one worker thread; subscribers only
 read what it publishes. When every subscriber has gone (a closed tab), the run stops after a lease
-and a grace period (about 15 s; a dropped connection that comes back within them finds the run
+and a grace period (about a minute; a dropped connection that comes back within it finds the run
 going on) and its best image is kept as a ``stopped`` result, so a reload can still find it. A run
 longer than ``NST_MAX_RUN_S`` in wall time stops and keeps its best image; a run estimated longer
 is refused up front with what to lower.
@@ -352,7 +352,7 @@ class SharedRun:
         self.work_gflop = work_gflop  # the network work it may do (Step.gflop); None: wall time alone
         self._make_generator = make_generator
         self._cond = threading.Condition()
-        self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, last seen)
+        self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, watched until)
         self._empty_since: float | None = None
         self._stop_now = False
         self._ending = False  # the worker decided to stop for want of watchers: too late to join
@@ -374,15 +374,16 @@ class SharedRun:
             if self._ending or self.final is not None or self.ticket.state in ("withdrawn", "refused"):
                 return None
             sub_id = next(_SUB_IDS)
-            self._subs[sub_id] = (session, self._registry.clock())
+            self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)
             self._empty_since = None
             self._stop_now = False
             return sub_id
 
-    def _touch(self, sub_id: int) -> None:
+    def _touch(self, sub_id: int, lease_s: float | None = None) -> None:
         with self._cond:
             if sub_id in self._subs:
-                self._subs[sub_id] = (self._subs[sub_id][0], self._registry.clock())
+                lease_s = self._registry.lease_s if lease_s is None else lease_s
+                self._subs[sub_id] = (self._subs[sub_id][0], self._registry.clock() + lease_s)
 
     def _leave(self, sub_id: int, stop: bool) -> None:
         with self._cond:
@@ -408,11 +409,11 @@ class SharedRun:
 
     def _abandoned(self) -> bool:
         """Nobody has watched for the grace period (or the last one pressed Stop). Subscribers
-        whose script thread died without leaving time out after the lease."""
+        whose script thread died without leaving time out after their lease."""
         reg = self._registry
         with self._cond:
             now = reg.clock()
-            for sub_id in [i for i, (_, seen) in self._subs.items() if now - seen > reg.lease_s]:
+            for sub_id in [i for i, (_, until) in self._subs.items() if now > until]:
                 del self._subs[sub_id]
             if self._subs:
                 return False
@@ -569,10 +570,10 @@ class Subscription:
     :meth:`leave` when done watching; ``with`` does that when its block ends normally.
 
     A block that ends by an exception (the script was stopped or rerun: a dropped connection, a
-    click) does not leave: the subscription stays until its lease runs out (``lease_s`` without a
-    poll), so the run goes on for the browser that reconnects or the rerun that follows it again
-    (:meth:`RunRegistry.rejoin`). A closed tab therefore stops its run after the lease and the
-    grace; ``leave(stop=True)`` from the same session ends it at once.
+    click) does not leave: the subscription stays for ``away_s``, so the run goes on for the
+    browser that reconnects or the rerun that follows it again (:meth:`RunRegistry.rejoin`). A
+    closed tab therefore stops its run after ``away_s`` and the grace, unless it finished first;
+    ``leave(stop=True)`` from the same session ends it at once.
     """
 
     def __init__(self, run: SharedRun | _Result, sub_id: int | None, joined: bool):
@@ -608,6 +609,8 @@ class Subscription:
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is None:
             self.leave()
+        elif self._id is not None:
+            self.run._touch(self._id, self.run._registry.away_s)
 
 
 class RunRegistry:
@@ -619,7 +622,7 @@ class RunRegistry:
 
     def __init__(self, max_runs: int | None = None, max_run_s: float | None = None,
                  queue: FairQueue | None = None, results: ByteCache | None = None,
-                 grace_s: float = 4.0, lease_s: float = 10.0, poll_s: float = 0.5,
+                 grace_s: float = 4.0, lease_s: float = 10.0, away_s: float = 60.0, poll_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  rss_mb: Callable[[], float | None] = memory.status_mb, memory_mb: float | None = None):
         self.clock = clock
@@ -630,7 +633,10 @@ class RunRegistry:
                                         fits=self._fits, clock=clock)
         self.results = results or ByteCache(int(server_limit("NST_RESULTS_MB") * 2**20), max_entries=128,
                                             ttl_s=2 * 3600, clock=clock)
-        self.grace_s, self.lease_s, self.poll_s = grace_s, lease_s, poll_s
+        # lease_s: a watching script that stops polling (its thread died) is gone after this long;
+        # away_s: one stopped by a dropped connection or a rerun, until the browser is back.
+        # A class's starved tabs came back after minutes; most runs finish within a minute.
+        self.grace_s, self.lease_s, self.away_s, self.poll_s = grace_s, lease_s, away_s, poll_s
         self._lock = threading.Lock()
         self._live: dict[str, SharedRun] = {}
 

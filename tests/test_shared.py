@@ -297,7 +297,7 @@ def test_a_script_interrupted_mid_run_keeps_watching_until_its_lease_runs_out():
     """Streamlit stops a script whose connection dropped: its subscription must outlive the
     script, so the run is still going when the browser reconnects, and a Stop from the same
     session still ends it at once."""
-    reg, work = registry(grace_s=0.1, lease_s=30), Script(n=10_000, delay=0.01)
+    reg, work = registry(grace_s=0.1, lease_s=0.2, away_s=30), Script(n=10_000, delay=0.01)
     with pytest.raises(KeyboardInterrupt):
         with reg.start_or_join("k", work, session="A") as sub:
             until(sub.view, lambda v: len(v.history) >= 2)
@@ -309,8 +309,8 @@ def test_a_script_interrupted_mid_run_keeps_watching_until_its_lease_runs_out():
     assert until(back.view, lambda v: v.finished, timeout=5).state == "stopped"
 
 
-def test_a_closed_tab_stops_its_run_after_the_lease_and_the_grace():
-    reg, work = registry(grace_s=0.1, lease_s=0.5), Script(n=10_000, delay=0.01)
+def test_a_closed_tab_stops_its_run_after_it_was_away_for_too_long():
+    reg, work = registry(grace_s=0.1, lease_s=0.1, away_s=0.5), Script(n=10_000, delay=0.01)
     with pytest.raises(KeyboardInterrupt):
         with reg.start_or_join("k", work, session="A") as sub:
             until(sub.view, lambda v: len(v.history) >= 2)
