@@ -3,9 +3,9 @@
     NST_WEIGHTS=../shared/weights/vgg16_hed_features_fp16.pth .venv/bin/python -m assets.make_experiments
 
 Writes assets/experiments/<content>__<style>/<experiment>_<i>.jpg and index.json. Made once, so
-every reconstruction is long and at 384 px (the page's own recompute is sized for class time): 300
-Adam steps each; the stylizations are the app's default preset at 256 px (at 384 px the same preset
-left Grace Hopper barely painted, and β hardly mattered: not yet understood). Pass pair names
+every run is long and at 384 px (the page's own recompute is sized for class time): 300 Adam steps
+for each reconstruction, the Fine preset (200 L-BFGS steps) for each stylization, as the gallery
+(the Quick preset at 384 px had left Grace Hopper barely painted, so β seemed not to matter). Pass pair names
 (content__style) to make only those, and NST_EXPERIMENTS=beta,weights to make only those experiments
 (the others already in index.json are kept).
 """
@@ -28,7 +28,7 @@ ASSETS = Path(__file__).resolve().parent
 PAIRS = [("grace_hopper", "starry_night.jpg"), ("chelsea_cat", "the_scream.jpg")]
 SIZE = 384
 LONG_RECONSTRUCTION = replace(RECONSTRUCTION, size=SIZE, steps=300)
-LONG_STYLIZATION = preset_config(size=256)
+LONG_STYLIZATION = preset_config("Fine", size=SIZE)
 
 
 def main(only: list[str]) -> None:
