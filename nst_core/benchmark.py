@@ -26,8 +26,11 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from .estimate import Calibration, calibration_key, measure_speed, predict_run
 from .experiments import series
@@ -35,8 +38,9 @@ from .images import load_image, to_tensor
 from .model import alternated_pass_times, load_vgg, resolve_device, step_gflop
 from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
-ASSET_CONTENT = "assets/content/chelsea_cat.jpg"
-ASSET_STYLE = "assets/styles/flow_brush.png"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSET_CONTENT = ASSETS / "content" / "chelsea_cat.jpg"
+ASSET_STYLE = ASSETS / "styles" / "flow_brush.png"
 
 
 def peak_rss_mb(pid: int | str = "self") -> int:
@@ -161,27 +165,52 @@ def quality(model, size: int, baseline_steps: int, presets=tuple(PRESETS)) -> li
     return rows
 
 
-def precision(model, sizes, steps: int = 5, run_steps: int = 40) -> list[dict]:
+def nudged(image: Image.Image, seed: int = 0) -> Image.Image:
+    """The photo with each channel of each pixel moved by at most one 8-bit level: invisible, yet a
+    different starting point, so a run from it shows how far the optimizer's path alone wanders."""
+    a = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.int16).copy())
+    step = torch.randint(-1, 2, a.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int16)
+    return Image.fromarray((a + step).clamp(0, 255).to(torch.uint8).numpy())
+
+
+def precision(model, sizes, steps: int = 5, contents=None, run_steps: int | None = None) -> list[dict]:
     """float32 against bfloat16 on this machine: a bare forward+backward to conv5_1, the two timed in
-    alternation (a shared host's drift moves both alike), and the judged cost after ``run_steps``
-    steps of the default preset in each, from the same start."""
-    content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
+    alternation (a shared host's drift moves both alike), and the judged cost of the app's default
+    run in each, on every bundled photo with one style.
+
+    One run's cost is not enough: L-BFGS turns any difference into a different path. So float32 is
+    also run from the photo nudged by one 8-bit level, which differs from it by far less than
+    bfloat16's rounding does; its spread is what the path alone does to the final cost.
+    ``run_steps`` shortens the runs (the preset's own steps by default)."""
+    contents = contents or sorted(ASSET_CONTENT.parent.glob("*.jpg"))
+    style = load_image(ASSET_STYLE)
     layers = TransferConfig().layers
     rows = []
     for side in sizes:
-        shape = tuple(to_tensor(content, side).shape[-2:])
+        shape = tuple(to_tensor(load_image(ASSET_CONTENT), side).shape[-2:])
         times = alternated_pass_times(model, shape, layers, repeats=steps)
         judge = TransferConfig(size=side, precision="fp32", **JUDGE)
-        finals = {}
-        for p in times:
-            cfg = preset_config(size=side, steps=run_steps, precision=p, **JUDGE)
-            image = [rec for rec in run(content, style, cfg, model)][-1].best_image
-            finals[p] = evaluate(image, content, style, judge, model)["total"]
+        pairs = []
+        for path in contents:
+            content = load_image(path)
+            cost = {}
+            for name, p, start in (("fp32", "fp32", content), ("bf16", "bf16", content),
+                                   ("fp32_nudged", "fp32", nudged(content))):
+                cfg = preset_config(size=side, precision=p, **JUDGE)
+                cfg = replace(cfg, steps=run_steps) if run_steps else cfg
+                image = [rec for rec in run(start, style, cfg, model)][-1].best_image
+                cost[name] = evaluate(image, content, style, judge, model)["total"]
+            pairs.append({"content": path.stem, **cost,
+                          "bf16_difference": round(cost["bf16"] / cost["fp32"] - 1, 4),
+                          "nudged_difference": round(cost["fp32_nudged"] / cost["fp32"] - 1, 4)})
         f32, b16 = _median(times["fp32"]), _median(times["bf16"])
-        rows.append({"size": side, "fp32_step_s": round(f32, 4), "bf16_step_s": round(b16, 4),
-                     "speedup": round(f32 / b16, 2), "fp32_final_cost": finals["fp32"],
-                     "bf16_final_cost": finals["bf16"],
-                     "cost_difference": round(finals["bf16"] / finals["fp32"] - 1, 4)})
+        row = {"size": side, "fp32_step_s": round(f32, 4), "bf16_step_s": round(b16, 4),
+               "speedup": round(f32 / b16, 2), "pairs": pairs}
+        for k in ("bf16", "nudged"):  # the mean says which way it leans; the mean size, how far it strays
+            diffs = [q[f"{k}_difference"] for q in pairs]
+            row[f"{k}_mean_difference"] = round(sum(diffs) / len(diffs), 4)
+            row[f"{k}_mean_abs_difference"] = round(sum(map(abs, diffs)) / len(diffs), 4)
+        rows.append(row)
     return rows
 
 
@@ -301,13 +330,20 @@ def main(args) -> int:
                   f"{gain:>9}")
     if "precision" in sections:
         result["precision"] = precision(model, args.sizes, args.steps)
-        print(f"\nPrecision: the network in float32 or bfloat16 (auto picks "
-              f"{model.precision_label('auto')}); {40} default steps each, judged in float32")
-        print(f"{'size':>6} {'fp32 step s':>12} {'bf16 step s':>12} {'speed-up':>9} {'fp32 cost':>11} "
-              f"{'bf16 cost':>11} {'difference':>11}")
+        print(f"\nPrecision: the network in float32 or bfloat16 (auto picks {model.precision_label('auto')}); "
+              f"the default run on each bundled photo, judged in float32; 'nudged': float32 from the "
+              "photo moved by one 8-bit level, the optimizer's own path noise")
+        print(f"{'size':>6} {'fp32 step s':>12} {'bf16 step s':>12} {'speed-up':>9} {'content':>14} {'fp32 cost':>11} "
+              f"{'bf16':>8} {'nudged':>8}")
         for r in result["precision"]:
-            print(f"{r['size']:>6} {r['fp32_step_s']:>12.3f} {r['bf16_step_s']:>12.3f} {r['speedup']:>8.2f}× "
-                  f"{r['fp32_final_cost']:>11.4g} {r['bf16_final_cost']:>11.4g} {r['cost_difference']:>+11.1%}")
+            print(f"{r['size']:>6} {r['fp32_step_s']:>12.3f} {r['bf16_step_s']:>12.3f} {r['speedup']:>8.2f}×")
+            for q in r["pairs"]:
+                print(f"{'':>41} {q['content']:>14} {q['fp32']:>11.4g} {q['bf16_difference']:>+8.1%} "
+                      f"{q['nudged_difference']:>+8.1%}")
+            print(f"{'':>41} {'mean':>14} {'':>11} {r['bf16_mean_difference']:>+8.1%} "
+                  f"{r['nudged_mean_difference']:>+8.1%}")
+            print(f"{'':>41} {'mean size':>14} {'':>11} {r['bf16_mean_abs_difference']:>8.1%} "
+                  f"{r['nudged_mean_abs_difference']:>8.1%}")
     if "concurrency" in sections:
         result["concurrency"] = concurrency(model, args.concurrency_size)
         c = result["concurrency"]

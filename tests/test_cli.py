@@ -137,6 +137,30 @@ def test_benchmark_quality_section_on_a_tiny_network(vgg16_random):
             assert r["final_cost"] < base["final_cost"]
 
 
+def test_a_nudged_photo_moves_every_pixel_by_at_most_one_level():
+    import numpy as np
+    from nst_core.benchmark import ASSET_CONTENT, nudged
+    from nst_core.images import load_image
+    photo = load_image(ASSET_CONTENT)
+    a, b = (np.asarray(x, dtype=np.int16) for x in (photo, nudged(photo)))
+    assert a.shape == b.shape and np.abs(a - b).max() == 1
+    assert 0.5 < (a != b).mean() < 0.8  # two in three values move, save where 0 or 255 clamps them
+
+
+def test_benchmark_precision_section_compares_each_photo_and_the_path_noise(vgg16_random):
+    from nst_core.benchmark import ASSET_CONTENT, precision
+    (row,) = precision(vgg16_random, [32], steps=1, run_steps=2,
+                       contents=[ASSET_CONTENT, ASSET_CONTENT.parent / "rocket.jpg"])
+    assert row["speedup"] == pytest.approx(row["fp32_step_s"] / row["bf16_step_s"], rel=0.02)
+    assert [q["content"] for q in row["pairs"]] == ["chelsea_cat", "rocket"]
+    for q in row["pairs"]:
+        assert q["bf16_difference"] == pytest.approx(q["bf16"] / q["fp32"] - 1, abs=1e-4)
+        assert q["nudged_difference"] == pytest.approx(q["fp32_nudged"] / q["fp32"] - 1, abs=1e-4)
+    diffs = [q["bf16_difference"] for q in row["pairs"]]
+    assert row["bf16_mean_difference"] == pytest.approx(sum(diffs) / 2, abs=1e-4)
+    assert row["bf16_mean_abs_difference"] == pytest.approx(sum(map(abs, diffs)) / 2, abs=1e-4)
+
+
 def test_benchmark_estimates_section_calibrates_from_the_runs_before(vgg16_random, monkeypatch):
     import nst_core.benchmark as bench
     monkeypatch.setattr(bench, "series", lambda name: [("one", TransferConfig(size=32, steps=2, levels=1))])
