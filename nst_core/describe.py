@@ -171,6 +171,16 @@ def progress_text(record: Step) -> str:
     return line + (f", about {eta:.0f} s left" if eta >= 1 else "")
 
 
+def ready_text(ready_s: float, computing_s: float | None) -> str:
+    """How long a student waited for a result, split into the queue and the computation when the
+    computation was theirs from its start (a run joined midway or served from the cache began
+    before their Run)."""
+    text = f"Ready {ready_s:.0f} s after Run"
+    if computing_s is not None and 0 < computing_s <= ready_s:
+        text += f": {ready_s - computing_s:.0f} s waiting for a place, {computing_s:.0f} s computing"
+    return text + "."
+
+
 def describe_weights(source: str, arch: str, file_name: str | None = None) -> str:
     """One honest line about the loaded network (``source`` as in ``VGGFeatures.source``)."""
     arch = arch.upper()

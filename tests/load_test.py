@@ -86,7 +86,8 @@ def _own_photo(i: int, folder: Path) -> Path:
 
 
 UNFINISHED = re.compile(r"Run \d+: .* \((stopped|capped|diverged|failed)\)")
-READY = re.compile(r"Ready (\d+) s after Run")  # the server's time from a student's Run to the result
+# The server's time from a student's Run to the result, and for a computation of their own its own seconds
+READY = re.compile(r"Ready (\d+) s after Run(?:: (\d+) s waiting for a place, (\d+) s computing)?")
 JOINED = ("you are watching the same computation", "had already been computed", "Computed once for everyone")
 
 
@@ -280,7 +281,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         tab.close()
     _wait_results(mains, start, timeout_s, finished, errors, joined)
 
-    wrong, why_wrong, lost, unfinished, digests, ready_s = [], [], [], [], {}, {}
+    wrong, why_wrong, lost, unfinished, digests, ready_s, computing_s = [], [], [], [], {}, {}, {}
     with unthrottled():
         for i in sorted(finished):
             page = opened[i][1]
@@ -291,7 +292,10 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
             runs_shown = page.get_by_text("Run 1:").count() + page.get_by_text("Run 2:").count()
             ready = page.get_by_text(READY)
             if ready.count():
-                ready_s[i] = float(READY.search(ready.first.inner_text()).group(1))
+                found = READY.search(ready.first.inner_text())
+                ready_s[i] = float(found.group(1))
+                if found.group(3):
+                    computing_s[i] = float(found.group(3))
             settings, digests[i] = _result_png(page)
             expected = photos[i].name if i in photos else SETTINGS["content"].default
             if runs_shown != 1:
@@ -338,6 +342,11 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         "every_result_server_s": max(ready_s.values()) if len(ready_s) == students else None,
         "without_ready_time": [i + 1 for i in sorted(finished) if i not in ready_s],
         "median_result_server_s": sorted(ready_s.values())[len(ready_s) // 2] if ready_s else None,
+        # Each group's times in order: how the queue served the uploads, two at a time.
+        "result_server_s": {"default_pair": sorted(t for i, t in ready_s.items() if i < shared),
+                            "uploads": sorted(t for i, t in ready_s.items() if i >= shared)},
+        # (ready, computing) for each computation a student started: the rest of ready was the queue.
+        "own_computations_s": sorted((ready_s[i], t) for i, t in computing_s.items()),
         "server_peak_rss_mb": peak_rss_mb(server_pid) if server_pid else None,
     }
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
-                               offline_notice, progress_text, run_caption, share_text)
+                               offline_notice, progress_text, ready_text, run_caption, share_text)
 from nst_core.transfer import TransferConfig, preset_config
 from tests.conftest import step_record
 
@@ -111,3 +111,10 @@ def test_toy_order_text_puts_the_largest_entry_first():
     assert text.count(">") == 2 and text.endswith("never fire together 0")
     swapped = toy_order_text({"a": {"gram": 1.0}, "b": {"gram": 3.0}, "c": {"gram": 3.0}}, {"a": "A", "b": "B", "c": "C"})
     assert swapped == "B 3 = C 3 > A 1"
+
+
+def test_ready_text_splits_the_wait_only_for_a_computation_that_began_after_run():
+    assert ready_text(45.2, 23.4) == "Ready 45 s after Run: 22 s waiting for a place, 23 s computing."
+    # Joined midway or served from the cache: the computation is older than the student's Run.
+    assert ready_text(3.0, 23.4) == "Ready 3 s after Run."
+    assert ready_text(12.0, None) == "Ready 12 s after Run."

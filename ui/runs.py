@@ -16,7 +16,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
-from nst_core.describe import layer_share_text, progress_text, share_text
+from nst_core.describe import layer_share_text, progress_text, ready_text, share_text
 from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_run
 from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
@@ -405,7 +405,7 @@ def show_run(entry: RunRecord, key: str) -> None:
     st.image(entry.image, caption=f"Run {entry.id}: {entry.label} ({entry.status})", width="stretch")
     notes = [entry.message] if entry.message else []
     if entry.ready_s:
-        notes.append(f"Ready {entry.ready_s:.0f} s after Run.")
+        notes.append(ready_text(entry.ready_s, entry.last.elapsed if entry.last else None))
     if notes:
         st.caption(" ".join(notes))
     c1, c2 = st.columns(2)
