@@ -11,7 +11,8 @@ Sections (each figure from this one run, on this machine):
 * precision: float32 against bfloat16 step times, and the judged cost each reaches;
 * totals: seconds to the first preview and to the end of the app's default run, and peak memory
   (RSS, in a fresh process per size);
-* concurrency: three default runs in three threads of one process, against the same three in a row;
+* concurrency: as many default runs as the server computes at once (``NST_MAX_RUNS``), each in its own
+  thread of one process, against the same runs in a row, with the CPU seconds each way;
 * estimates: the time the app announces before Run against the real time, for each preset and size
   and the experiments' recompute, in that order on one fresh calibration, as on a new server.
 """
@@ -36,6 +37,7 @@ from .estimate import Calibration, calibration_key, measure_speed, predict_run
 from .experiments import series
 from .images import load_image, to_tensor
 from .model import alternated_pass_times, load_vgg, resolve_device, step_gflop
+from .slots import server_limit
 from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -238,14 +240,23 @@ def totals(weights: str, arch: str | None, sizes) -> list[dict]:
     return rows
 
 
-def concurrency(model, size: int, n: int = 3) -> dict:
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def concurrency(model, size: int, n: int | None = None) -> dict:
+    """``n`` default runs (the server's ``NST_MAX_RUNS`` by default) in a row, then at once in
+    ``n`` threads: the throughput the queue gets from running them together, and the CPU seconds a
+    run costs, which bound how fast a class's distinct runs can be served at all."""
+    n = int(server_limit("NST_MAX_RUNS")) if n is None else n
     content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
     cfg = preset_config(size=size)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_s()
     for _ in range(n):
         for _ in run(content, style, cfg, model):
             pass
-    sequential = time.perf_counter() - t
+    sequential, sequential_cpu = time.perf_counter() - t, _cpu_s() - cpu
     errors: list[str] = []
 
     def one():
@@ -256,15 +267,16 @@ def concurrency(model, size: int, n: int = 3) -> dict:
             errors.append(repr(exc))
 
     threads = [threading.Thread(target=one) for _ in range(n)]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_s()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    parallel = time.perf_counter() - t
+    parallel, parallel_cpu = time.perf_counter() - t, _cpu_s() - cpu
     return {"runs": n, "size": size, "sequential_s": round(sequential, 1), "concurrent_s": round(parallel, 1),
             "throughput_ratio": round(sequential / parallel, 2), "errors": errors,
-            "peak_rss_mb": peak_rss_mb()}
+            "cpu_s_per_run_sequential": round(sequential_cpu / n, 2),
+            "cpu_s_per_run_concurrent": round(parallel_cpu / n, 2), "peak_rss_mb": peak_rss_mb()}
 
 
 def estimates(model, sizes, presets, experiments=("content", "beta")) -> list[dict]:
@@ -348,7 +360,8 @@ def main(args) -> int:
         result["concurrency"] = concurrency(model, args.concurrency_size)
         c = result["concurrency"]
         print(f"\n{c['runs']} Quick runs at {c['size']} px: in a row {c['sequential_s']} s, in {c['runs']} threads "
-              f"{c['concurrent_s']} s (throughput ×{c['throughput_ratio']}), errors {len(c['errors'])}, "
+              f"{c['concurrent_s']} s (throughput ×{c['throughput_ratio']}), CPU s per run "
+              f"{c['cpu_s_per_run_sequential']} and {c['cpu_s_per_run_concurrent']}, errors {len(c['errors'])}, "
               f"peak RSS {c['peak_rss_mb']} MB")
     if "estimates" in sections:
         result["estimates"] = rows = estimates(model, args.sizes, args.presets)

@@ -185,3 +185,14 @@ def test_every_bad_image_exits_2_with_one_readable_line(pair, tmp_path, capsys, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:")
     assert re.search(match, lines[0]), lines[0]
+
+
+def test_benchmark_concurrency_runs_as_many_at_once_as_the_server(vgg16_random, monkeypatch):
+    from nst_core import benchmark
+    from nst_core.transfer import preset_config
+    monkeypatch.setenv("NST_MAX_RUNS", "2")
+    monkeypatch.setattr(benchmark, "preset_config", lambda **kw: preset_config(steps=4, **kw))
+    c = benchmark.concurrency(vgg16_random, 48)
+    assert c["runs"] == 2 and c["errors"] == []
+    assert c["sequential_s"] > 0 and c["concurrent_s"] > 0
+    assert c["cpu_s_per_run_sequential"] > 0 and c["cpu_s_per_run_concurrent"] > 0
