@@ -303,6 +303,9 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
             if not page.get_by_text("(done)").count():  # capped or stopped: a picture, but not a finished one
                 why = page.get_by_text(UNFINISHED)
                 unfinished.append(f"student {i + 1}: {why.first.inner_text() if why.count() else 'no finished picture'}")
+                if shots is not None:  # what the student saw, for the next run to say why
+                    shots.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(shots / f"class_student{i + 1}_unfinished.png"), full_page=True)
             if settings.get("content") != expected:
                 wrong.append(i)
                 why_wrong.append(f"student {i + 1}: a picture of {settings.get('content')!r}, not {expected!r}")
