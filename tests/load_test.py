@@ -87,7 +87,7 @@ def _own_photo(i: int, folder: Path) -> Path:
 
 UNFINISHED = re.compile(r"Run \d+: .* \((stopped|capped|diverged|failed)\)")
 # The server's time from a student's Run to the result, and for a computation of their own its own seconds
-READY = re.compile(r"Ready (\d+) s after Run(?:: (\d+) s waiting for a place, (\d+) s computing)?")
+READY = re.compile(r"Ready (\d+) s after Run(?:: (\d+) s before it started, (\d+) s computing)?")
 JOINED = ("you are watching the same computation", "had already been computed", "Computed once for everyone")
 
 

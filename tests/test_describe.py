@@ -114,7 +114,7 @@ def test_toy_order_text_puts_the_largest_entry_first():
 
 
 def test_ready_text_splits_the_wait_only_for_a_computation_that_began_after_run():
-    assert ready_text(45.2, 23.4) == "Ready 45 s after Run: 22 s waiting for a place, 23 s computing."
+    assert ready_text(45.2, 23.4) == "Ready 45 s after Run: 22 s before it started, 23 s computing."
     # Joined midway or served from the cache: the computation is older than the student's Run.
     assert ready_text(3.0, 23.4) == "Ready 3 s after Run."
     assert ready_text(12.0, None) == "Ready 12 s after Run."
