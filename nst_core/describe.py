@@ -173,10 +173,10 @@ def progress_text(record: Step) -> str:
 
 def ready_text(ready_s: float, computing_s: float | None) -> str:
     """How long a student waited for a result, split into the time before the computation began (the
-    queue, or earlier runs of the same batch) and the computation, when the computation began after
-    their Run (one joined midway or served from the cache began before it)."""
+    queue, or earlier runs of the same batch) and the computation, when the computation began a
+    second or more after their Run (one joined midway or served from the cache began before it)."""
     text = f"Ready {ready_s:.0f} s after Run"
-    if computing_s is not None and 0 < computing_s <= ready_s:
+    if computing_s is not None and 0 < computing_s <= ready_s - 1:  # a wait under a second is not news
         text += f": {ready_s - computing_s:.0f} s before it started, {computing_s:.0f} s computing"
     return text + "."
 

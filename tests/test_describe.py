@@ -118,3 +118,4 @@ def test_ready_text_splits_the_wait_only_for_a_computation_that_began_after_run(
     # Joined midway or served from the cache: the computation is older than the student's Run.
     assert ready_text(3.0, 23.4) == "Ready 3 s after Run."
     assert ready_text(12.0, None) == "Ready 12 s after Run."
+    assert ready_text(2.1, 1.6) == "Ready 2 s after Run."  # started at once: no "0 s before it started"
