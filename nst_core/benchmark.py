@@ -20,6 +20,7 @@ Sections (each figure from this one run, on this machine):
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -58,6 +59,18 @@ def peak_rss_mb(pid: int | str = "self") -> int:
     if pid != "self":
         raise OSError(f"no memory figures for process {pid}")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU seconds a process (this one by default) has used, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        if pid != "self":
+            raise
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _median(xs):
@@ -240,11 +253,6 @@ def totals(weights: str, arch: str | None, sizes) -> list[dict]:
     return rows
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def concurrency(model, size: int, n: int | None = None) -> dict:
     """``n`` default runs (the server's ``NST_MAX_RUNS`` by default) in a row, then at once in
     ``n`` threads: the throughput the queue gets from running them together, and the CPU seconds a
@@ -252,11 +260,11 @@ def concurrency(model, size: int, n: int | None = None) -> dict:
     n = int(server_limit("NST_MAX_RUNS")) if n is None else n
     content, style = load_image(ASSET_CONTENT), load_image(ASSET_STYLE)
     cfg = preset_config(size=size)
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(n):
         for _ in run(content, style, cfg, model):
             pass
-    sequential, sequential_cpu = time.perf_counter() - t, _cpu_s() - cpu
+    sequential, sequential_cpu = time.perf_counter() - t, cpu_seconds() - cpu
     errors: list[str] = []
 
     def one():
@@ -267,12 +275,12 @@ def concurrency(model, size: int, n: int | None = None) -> dict:
             errors.append(repr(exc))
 
     threads = [threading.Thread(target=one) for _ in range(n)]
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), cpu_seconds()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    parallel, parallel_cpu = time.perf_counter() - t, _cpu_s() - cpu
+    parallel, parallel_cpu = time.perf_counter() - t, cpu_seconds() - cpu
     return {"runs": n, "size": size, "sequential_s": round(sequential, 1), "concurrent_s": round(parallel, 1),
             "throughput_ratio": round(sequential / parallel, 2), "errors": errors,
             "cpu_s_per_run_sequential": round(sequential_cpu / n, 2),

@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import re
 import time
 from contextlib import ExitStack, nullcontext
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nst_core.benchmark import peak_rss_mb
+from nst_core.benchmark import cpu_seconds, peak_rss_mb
 from nst_core.settings import SETTINGS
 from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
 
@@ -47,12 +46,6 @@ from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_serv
 BROWSER_CPUS = 0.5
 # A short run that still takes a few seconds, so runs overlap and some must queue.
 SHORT_RUN = "preset=Quick&size=128&init=noise"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds the process has used (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _result_png(page, tries: int = 3) -> tuple[dict, str]:
