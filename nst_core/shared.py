@@ -8,9 +8,12 @@ Nobody sees another student's upload unless they uploaded the same bytes: the ke
 those bytes.
 
 Each run's generator (``nst_core.transfer.run``) is driven by one worker thread; subscribers only
-read what it publishes. When every subscriber has gone (a closed tab), the run stops after a lease
-and a grace period (about a minute; a dropped connection that comes back within it finds the run
-going on) and its best image is kept as a ``stopped`` result, so a reload can still find it. A run
+read what it publishes. A run stops early, keeping its best image as a ``stopped`` result, only
+on a student's word: Stop, a newer Run that replaces a queued one, or every watcher leaving. A
+watcher whose browser merely goes quiet (a closed tab, but also a phone's locked screen or a tab
+starved of CPU: Streamlit's public API cannot tell them apart) counts as gone after a lease; a run
+still waiting in the queue is then withdrawn, but one already computing goes on to its end, and a
+reload or a reconnect finds its result through the run's identity. A
 longer than ``NST_MAX_RUN_S`` in wall time stops and keeps its best image; a run estimated longer
 is refused up front with what to lower.
 """
@@ -355,6 +358,7 @@ class SharedRun:
         self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, watched until)
         self._empty_since: float | None = None
         self._stop_now = False
+        self._left = False  # the last watcher said so (left or stopped), not just went quiet
         self._ending = False  # the worker decided to stop for want of watchers: too late to join
         self.state, self.message, self.version = "queued", "", 0
         self._history: list[Step] = []
@@ -376,7 +380,7 @@ class SharedRun:
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)
             self._empty_since = None
-            self._stop_now = False
+            self._stop_now = self._left = False
             return sub_id
 
     def _touch(self, sub_id: int, lease_s: float | None = None) -> None:
@@ -394,7 +398,7 @@ class SharedRun:
             if session is not None and all(s != session for s, _ in self._subs.values()):
                 self._registry.queue.leave(self.ticket, session)
             if not self._subs:
-                self._empty_since = self._registry.clock()
+                self._empty_since, self._left = self._registry.clock(), True
                 self._stop_now = self._stop_now or stop
             self._cond.notify_all()
 
@@ -404,21 +408,28 @@ class SharedRun:
             for sub_id in [i for i, (s, _) in self._subs.items() if s == session]:
                 del self._subs[sub_id]
             if not self._subs:
-                self._empty_since, self._stop_now = self._registry.clock(), True
+                self._empty_since, self._stop_now, self._left = self._registry.clock(), True, True
             self._cond.notify_all()
 
-    def _abandoned(self) -> bool:
-        """Nobody has watched for the grace period (or the last one pressed Stop). Subscribers
-        whose script thread died without leaving time out after their lease."""
+    def _abandoned(self, computing: bool = False) -> bool:
+        """Whether to give the run up: the last watcher pressed Stop, or nobody has watched for the
+        grace period. Subscribers whose script stopped without leaving time out after their lease;
+        when the last one timed out like that, a ``computing`` run goes on, since a tab gone quiet
+        may come back for its picture, and the run's work is bounded anyway."""
         reg = self._registry
         with self._cond:
             now = reg.clock()
-            for sub_id in [i for i, (_, until) in self._subs.items() if now > until]:
+            lapsed = [i for i, (_, until) in self._subs.items() if now > until]
+            for sub_id in lapsed:
                 del self._subs[sub_id]
             if self._subs:
                 return False
+            if lapsed:
+                self._left = False
             if self._empty_since is None:
                 self._empty_since = now
+            if computing and not self._left:
+                return False
             self._ending = self._stop_now or now - self._empty_since >= reg.grace_s
             return self._ending
 
@@ -449,7 +460,7 @@ class SharedRun:
                 if rec.status != "running":
                     state, message = rec.status, rec.message
                     break
-                if self._abandoned():
+                if self._abandoned(computing=True):
                     state = "stopped"
                     message = f"Stopped at step {rec.step} when nobody was watching; the best image so far is kept."
                     break
@@ -570,10 +581,10 @@ class Subscription:
     :meth:`leave` when done watching; ``with`` does that when its block ends normally.
 
     A block that ends by an exception (the script was stopped or rerun: a dropped connection, a
-    click) does not leave: the subscription stays for ``away_s``, so the run goes on for the
-    browser that reconnects or the rerun that follows it again (:meth:`RunRegistry.rejoin`). A
-    closed tab therefore stops its run after ``away_s`` and the grace, unless it finished first;
-    ``leave(stop=True)`` from the same session ends it at once.
+    click) does not leave: the subscription stays for ``away_s``, so a queued run keeps its place
+    for the browser that reconnects or the rerun that follows it again (:meth:`RunRegistry.rejoin`).
+    After that, a closed tab's queued run is withdrawn, and its computing run goes on to its end
+    and is kept for a reload; ``leave(stop=True)`` from the same session ends it at once.
     """
 
     def __init__(self, run: SharedRun | _Result, sub_id: int | None, joined: bool):
@@ -634,8 +645,9 @@ class RunRegistry:
         self.results = results or ByteCache(int(server_limit("NST_RESULTS_MB") * 2**20), max_entries=128,
                                             ttl_s=2 * 3600, clock=clock)
         # lease_s: a watching script that stops polling (its thread died) is gone after this long;
-        # away_s: one stopped by a dropped connection or a rerun, until the browser is back.
-        # A class's starved tabs came back after minutes; most runs finish within a minute.
+        # away_s: one stopped by a dropped connection or a rerun, until the browser is back. A
+        # queued run keeps its place that long without a watcher; a class's starved tabs came back
+        # after minutes.
         self.grace_s, self.lease_s, self.away_s, self.poll_s = grace_s, lease_s, away_s, poll_s
         self._lock = threading.Lock()
         self._live: dict[str, SharedRun] = {}

@@ -79,6 +79,7 @@ def _own_photo(i: int, folder: Path) -> Path:
 
 
 UNFINISHED = re.compile(r"Run \d+: .* \((stopped|capped|diverged|failed)\)")
+RESULT = re.compile(r"Run \d+: .* \((done|stopped|capped|diverged|failed)\)")
 # The server's time from a student's Run to the result, and for a computation of their own its own seconds
 READY = re.compile(r"Ready (\d+) s after Run(?:: (\d+) s before it started, (\d+) s computing)?")
 JOINED = ("you are watching the same computation", "had already been computed", "Computed once for everyone")
@@ -210,6 +211,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
     every one of them opens the explainer pages in a second tab while the runs go. ``unthrottled``
     is a context that gives the browsers the whole machine: the clicks on Run and the reading of
     the finished results happen in it, not the wait, so they take nothing from the runs."""
+    from playwright.sync_api import Error as PlaywrightError
     tmp = tmp or ROOT / "test-output" / "class_uploads"
     tmp.mkdir(parents=True, exist_ok=True)
     students = shared + uploads
@@ -279,6 +281,10 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         for i in sorted(finished):
             page = opened[i][1]
             wait_idle(page)
+            try:  # a page caught between reruns (a reconnect) draws its result a moment later
+                page.get_by_text(RESULT).first.wait_for(timeout=30_000)
+            except PlaywrightError:
+                pass  # judged below as it stands, with a screenshot
             if shots is not None and i in (0, shared):
                 shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shots / f"class_student{i + 1}.png"), full_page=True)

@@ -309,16 +309,33 @@ def test_a_script_interrupted_mid_run_keeps_watching_until_its_lease_runs_out():
     assert until(back.view, lambda v: v.finished, timeout=5).state == "stopped"
 
 
-def test_a_closed_tab_stops_its_run_after_it_was_away_for_too_long():
-    reg, work = registry(grace_s=0.1, lease_s=0.1, away_s=0.5), Script(n=10_000, delay=0.01)
+def test_a_closed_tabs_computing_run_goes_on_to_its_end_and_is_kept_for_a_reload():
+    """A tab gone quiet may be closed, or a locked phone or a starved tab that comes back: a run
+    already computing finishes, so the student who returns finds the picture, not a stopped one."""
+    reg, work = registry(grace_s=0.1, lease_s=0.1, away_s=0.3), Script(n=80, delay=0.01)
     with pytest.raises(KeyboardInterrupt):
         with reg.start_or_join("k", work, session="A") as sub:
             until(sub.view, lambda v: len(v.history) >= 2)
+            raise KeyboardInterrupt
+    time.sleep(0.5)
+    assert reg.peek("k").state == "running", "nobody watches, but the run goes on"
+    assert until(lambda: reg.peek("k"), lambda v: v.finished, timeout=10).state == "done"
+    back = reg.rejoin("k", "A-reloaded")
+    assert back.view().state == "done" and len(back.view().history) == 80 and work.starts == 1
+
+
+def test_a_queued_run_whose_tab_went_quiet_is_withdrawn_after_it_was_away_for_too_long():
+    reg = registry(max_runs=1, grace_s=0.1, lease_s=0.1, away_s=0.5)
+    hog = reg.start_or_join("hog", Script(n=10_000, delay=0.01), session="H")
+    until(hog.view, lambda v: v.state == "running")
+    with pytest.raises(KeyboardInterrupt):
+        with reg.start_or_join("k", Script(n=2), session="S") as sub:
             left = time.monotonic()
             raise KeyboardInterrupt
-    view = until(lambda: reg.peek("k"), lambda v: v.finished, timeout=10)
-    assert view.state == "stopped" and view.best is not None
-    assert time.monotonic() - left >= 0.5
+    view = until(lambda: sub.run.view(), lambda v: v.finished, timeout=10)
+    assert view.state == "withdrawn" and time.monotonic() - left >= 0.5
+    assert reg.peek("k") is None and hog.view().state == "running"
+    hog.leave(stop=True)
 
 
 def test_stop_ends_a_run_only_when_nobody_else_watches():
@@ -333,9 +350,14 @@ def test_stop_ends_a_run_only_when_nobody_else_watches():
 
 
 def test_a_subscriber_that_stops_polling_times_out():
-    reg, work = registry(grace_s=0.1, lease_s=0.3), Script(n=10_000, delay=0.01)
-    reg.start_or_join("k", work, session="A")  # never polled again, never left
-    assert until(lambda: reg.peek("k"), lambda v: v.finished, timeout=5).state == "stopped"
+    """A script thread that died without leaving: its queued run is withdrawn after the lease, and
+    a computing run it watched is not stopped for it."""
+    reg = registry(max_runs=1, grace_s=0.1, lease_s=0.3)
+    computing = reg.start_or_join("k", Script(n=150, delay=0.01), session="A")  # never polled again, never left
+    queued = reg.start_or_join("q", Script(n=2), session="B")
+    assert until(lambda: queued.run.view(), lambda v: v.finished, timeout=5).state == "withdrawn"
+    assert until(lambda: reg.peek("k"), lambda v: v.finished, timeout=10).state == "done"
+    assert computing.run.view().state == "done"
 
 
 def test_the_wall_time_backstop_stops_a_stuck_run_and_keeps_its_best_image():
