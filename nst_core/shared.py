@@ -339,6 +339,9 @@ class RunView:
     preview_step: int = 0
     best: Image.Image | None = None
     subscribers: int = 0
+    # When the run finished, on the registry's clock (time.monotonic in the app): a student whose
+    # tab was away when it did is told when the picture was ready, not when they came back.
+    ended: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -512,7 +515,7 @@ class SharedRun:
         with self._cond:
             self.state, self.message = state, message
             self.version += 1
-            self.final = self._view_locked(final=True)
+            self.final = replace(self._view_locked(final=True), ended=self._registry.clock())
             # keep nothing but the final view: the generator's closure holds the images and the model
             self._make_generator = None
             self._best = self._preview = self._best_pil = None

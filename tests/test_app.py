@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import torch
 import pytest
 import streamlit as st
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from nst_core import Step
@@ -236,6 +239,27 @@ def test_a_second_student_gets_the_identical_run_without_computing_it(monkeypatc
     c.run()
     next(x for x in c.button if x.label == "▶ Run").click().run()
     assert len(started) == 2
+
+
+def test_a_tab_back_after_its_run_ended_is_told_when_the_picture_was_ready():
+    """A student whose tab was away (starved, or a locked phone) when their run finished finds it
+    on return; its caption counts to the run's end, not to the return."""
+    from ui.runs import registry
+    done = app(steps=2, levels=1, seed=4250)
+    done.run()
+    next(x for x in done.button if x.label == "▶ Run").click().run()
+    key = done.session_state["runs"][0].key
+    ended = registry().peek(key).ended
+    assert ended is not None
+    back = app(steps=2, levels=1, seed=4250)  # the same session's script, rerun on reconnect
+    back.session_state["live"] = Batch("runs", current=RunRecord("x", {}, "m", key=key), kind="stylize",
+                                       page="", keys=[key], pressed=ended - 5.0)
+    back.run()
+    no_exception(back)
+    entry = back.session_state["runs"][0]
+    pixels = [Image.open(io.BytesIO(e.image)).tobytes() for e in (entry, done.session_state["runs"][0])]
+    assert entry.status == "done" and pixels[0] == pixels[1]
+    assert entry.ready_s == pytest.approx(5.0, abs=1e-6)
 
 
 def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatch):

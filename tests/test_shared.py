@@ -242,6 +242,7 @@ def test_two_students_asking_for_one_run_share_one_computation():
     assert va.best.tobytes() == vb.best.tobytes()
     assert len(va.history) == 6 and [s for s, _ in va.snapshots] == [1, 3, 5]
     assert va.latest.best_image is None, "views carry PIL images, not the worker's tensors"
+    assert va.ended == vb.ended and va.ended <= time.monotonic()
 
 
 def test_a_finished_run_is_served_at_once_from_the_cache():

@@ -247,10 +247,13 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
                   if subscription.view().finished else "Someone on this server asked for exactly this run: "
                   "you are watching the same computation."), "🤝") if subscription.joined else None)
         with subscription:
-            status, message = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1, note)
+            status, message, ended = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1, note)
         if status == "done":
             message = SHARED_NOTE if record.shared else ""
-        record.ready_s = time.monotonic() - batch.pressed
+        # Ready when the run ended, maybe long before this student's tab came back for it; a result
+        # kept from before this Run (the cache) was ready as soon as it was shown.
+        ready_at = ended if ended is not None and ended > batch.pressed else time.monotonic()
+        record.ready_s = ready_at - batch.pressed
         batch.done.append(_finish(record, status, message))
         batch.current = None
         if status == "done" and record.last is not None and not record.shared:
@@ -341,9 +344,9 @@ def _update(record: RunRecord, view: RunView) -> None:
 
 
 def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, position: tuple[int, int],
-            several: bool, note: tuple[str, str] | None) -> tuple[str, str]:
-    """Draw the shared run as it goes until it ends; return its final state and message. ``note``
-    (text, icon) says how the student came to watch it, when not by starting it."""
+            several: bool, note: tuple[str, str] | None) -> tuple[str, str, float | None]:
+    """Draw the shared run as it goes until it ends; return its final state, message and end time.
+    ``note`` (text, icon) says how the student came to watch it, when not by starting it."""
     prefix = f"{record.label} · " if several else ""
     if note:
         panel.status.info(note[0], icon=note[1])
@@ -355,7 +358,7 @@ def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, positi
             _update(record, view)
         _draw(view, record, panel, prefix, position)
         if view.finished:
-            return view.state, view.message
+            return view.state, view.message, view.ended
 
 
 def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position: tuple[int, int]) -> None:
