@@ -8,14 +8,13 @@ Nobody sees another student's upload unless they uploaded the same bytes: the ke
 those bytes.
 
 Each run's generator (``nst_core.transfer.run``) is driven by one worker thread; subscribers only
-read what it publishes. A run stops early, keeping its best image as a ``stopped`` result, only
-on a student's word: Stop, a newer Run that replaces a queued one, or every watcher leaving. A
-watcher whose browser merely goes quiet (a closed tab, but also a phone's locked screen or a tab
-starved of CPU: Streamlit's public API cannot tell them apart) counts as gone after a lease; a run
-still waiting in the queue is then withdrawn, but one already computing goes on to its end, and a
-reload or a reconnect finds its result through the run's identity. A
-longer than ``NST_MAX_RUN_S`` in wall time stops and keeps its best image; a run estimated longer
-is refused up front with what to lower.
+read what it publishes. A run ends early (a computing one keeps its best image as a ``stopped``
+result) only on a student's word: Stop, a newer Run that replaces a queued one, or every watcher
+leaving. A watcher whose browser merely goes quiet (a closed tab, but also a phone's locked screen
+or a tab starved of CPU: Streamlit's public API cannot tell them apart) does not end it: the run
+waits its turn and computes, and a reload or a reconnect finds its result through the run's
+identity. A run that does more work than ``NST_MAX_RUN_S`` allows stops and keeps its best image
+(:data:`WORK_MARGIN`); a run estimated longer is refused up front with what to lower.
 """
 
 from __future__ import annotations
@@ -414,24 +413,18 @@ class SharedRun:
                 self._empty_since, self._stop_now, self._left = self._registry.clock(), True, True
             self._cond.notify_all()
 
-    def _abandoned(self, computing: bool = False) -> bool:
-        """Whether to give the run up: the last watcher pressed Stop, or nobody has watched for the
-        grace period. Subscribers whose script stopped without leaving time out after their lease;
-        when the last one timed out like that, a ``computing`` run goes on, since a tab gone quiet
-        may come back for its picture, and the run's work is bounded anyway."""
+    def _abandoned(self) -> bool:
+        """Whether to give the run up: its last watcher left or pressed Stop (or a newer Run replaced
+        it) and nobody came back within the grace period. A watcher whose script stopped without
+        leaving (a closed tab, but also a locked phone or a starved tab) lapses after its lease and
+        never ends the run, queued or computing: it may come back for its picture, and the run's
+        work is bounded anyway."""
         reg = self._registry
         with self._cond:
             now = reg.clock()
-            lapsed = [i for i, (_, until) in self._subs.items() if now > until]
-            for sub_id in lapsed:
+            for sub_id in [i for i, (_, until) in self._subs.items() if now > until]:
                 del self._subs[sub_id]
-            if self._subs:
-                return False
-            if lapsed:
-                self._left = False
-            if self._empty_since is None:
-                self._empty_since = now
-            if computing and not self._left:
+            if self._subs or not self._left:
                 return False
             self._ending = self._stop_now or now - self._empty_since >= reg.grace_s
             return self._ending
@@ -463,7 +456,7 @@ class SharedRun:
                 if rec.status != "running":
                     state, message = rec.status, rec.message
                     break
-                if self._abandoned(computing=True):
+                if self._abandoned():
                     state = "stopped"
                     message = f"Stopped at step {rec.step} when nobody was watching; the best image so far is kept."
                     break
@@ -584,10 +577,9 @@ class Subscription:
     :meth:`leave` when done watching; ``with`` does that when its block ends normally.
 
     A block that ends by an exception (the script was stopped or rerun: a dropped connection, a
-    click) does not leave: the subscription stays for ``away_s``, so a queued run keeps its place
-    for the browser that reconnects or the rerun that follows it again (:meth:`RunRegistry.rejoin`).
-    After that, a closed tab's queued run is withdrawn, and its computing run goes on to its end
-    and is kept for a reload; ``leave(stop=True)`` from the same session ends it at once.
+    click) does not leave: the subscription lapses after its lease, and the run goes on for the
+    browser that reconnects, the rerun that follows it again or the reload that finds its result
+    (:meth:`RunRegistry.rejoin`); ``leave(stop=True)`` from the same session ends it at once.
     """
 
     def __init__(self, run: SharedRun | _Result, sub_id: int | None, joined: bool):
@@ -623,8 +615,6 @@ class Subscription:
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is None:
             self.leave()
-        elif self._id is not None:
-            self.run._touch(self._id, self.run._registry.away_s)
 
 
 class RunRegistry:
@@ -636,7 +626,7 @@ class RunRegistry:
 
     def __init__(self, max_runs: int | None = None, max_run_s: float | None = None,
                  queue: FairQueue | None = None, results: ByteCache | None = None,
-                 grace_s: float = 4.0, lease_s: float = 10.0, away_s: float = 60.0, poll_s: float = 0.5,
+                 grace_s: float = 4.0, lease_s: float = 10.0, poll_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  rss_mb: Callable[[], float | None] = memory.status_mb, memory_mb: float | None = None):
         self.clock = clock
@@ -647,11 +637,8 @@ class RunRegistry:
                                         fits=self._fits, clock=clock)
         self.results = results or ByteCache(int(server_limit("NST_RESULTS_MB") * 2**20), max_entries=128,
                                             ttl_s=2 * 3600, clock=clock)
-        # lease_s: a watching script that stops polling (its thread died) is gone after this long;
-        # away_s: one stopped by a dropped connection or a rerun, until the browser is back. A
-        # queued run keeps its place that long without a watcher; a class's starved tabs came back
-        # after minutes.
-        self.grace_s, self.lease_s, self.away_s, self.poll_s = grace_s, lease_s, away_s, poll_s
+        # lease_s: a watcher that stops polling (its script stopped) counts as gone after this long.
+        self.grace_s, self.lease_s, self.poll_s = grace_s, lease_s, poll_s
         self._lock = threading.Lock()
         self._live: dict[str, SharedRun] = {}
 
