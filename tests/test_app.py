@@ -77,7 +77,9 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     assert len(runs[0].history) == 3  # two steps and the final evaluation
     assert max(runs[0].history[-1].size) == 128 and set(runs[0].history[-1].style_layers) == set(
         at.session_state["style_layers"])  # typed records: the size in numbers, per-layer costs a mapping
-    assert any(el.proto.label == "⬇ Download PNG" for el in at.get("download_button"))
+    downloads = at.get("download_button")
+    assert any(el.proto.label == "⬇ Download PNG" for el in downloads)
+    assert downloads and all(el.proto.ignore_rerun for el in downloads), "a download must not rerun the page"
     at.switch_page("pages/cost_curves.py").run()
     no_exception(at)
     assert any("Run 1" in str(o) for sb in at.selectbox for o in sb.options)

@@ -412,7 +412,10 @@ def show_run(entry: RunRecord, key: str) -> None:
     if notes:
         st.caption(" ".join(notes))
     c1, c2 = st.columns(2)
+    # No rerun on a download: on a busy server a rerun blanked the result for seconds under the
+    # student's click, and thirty downloads would be thirty script runs for nothing.
     c1.download_button("⬇ Download PNG", entry.image, file_name=f"nst_run{entry.id}.png", mime="image/png",
-                       key=f"dl_{key}", help="The PNG also carries the settings in its metadata.")
+                       key=f"dl_{key}", help="The PNG also carries the settings in its metadata.", on_click="ignore")
     c2.download_button("⬇ Settings (JSON)", json.dumps(entry.settings, indent=2, default=str),
-                       file_name=f"nst_run{entry.id}.json", mime="application/json", key=f"dlj_{key}")
+                       file_name=f"nst_run{entry.id}.json", mime="application/json", key=f"dlj_{key}",
+                       on_click="ignore")
