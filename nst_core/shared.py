@@ -385,11 +385,10 @@ class SharedRun:
             self._stop_now = self._left = False
             return sub_id
 
-    def _touch(self, sub_id: int, lease_s: float | None = None) -> None:
+    def _touch(self, sub_id: int) -> None:
         with self._cond:
             if sub_id in self._subs:
-                lease_s = self._registry.lease_s if lease_s is None else lease_s
-                self._subs[sub_id] = (self._subs[sub_id][0], self._registry.clock() + lease_s)
+                self._subs[sub_id] = (self._subs[sub_id][0], self._registry.clock() + self._registry.lease_s)
 
     def _leave(self, sub_id: int, stop: bool) -> None:
         with self._cond:

@@ -294,10 +294,10 @@ def test_a_reload_within_the_grace_period_rejoins_the_live_run():
     assert until(back.view, lambda v: v.finished).state == "stopped"
 
 
-def test_a_script_interrupted_mid_run_keeps_watching_until_its_lease_runs_out():
-    """Streamlit stops a script whose connection dropped: its subscription must outlive the
-    script, so the run is still going when the browser reconnects, and a Stop from the same
-    session still ends it at once."""
+def test_a_script_interrupted_mid_run_leaves_the_run_going():
+    """Streamlit stops a script whose connection dropped: the run must outlive the script, so it
+    is still going when the browser reconnects, and a Stop from the same session still ends it at
+    once."""
     reg, work = registry(grace_s=0.1, lease_s=0.2), Script(n=10_000, delay=0.01)
     with pytest.raises(KeyboardInterrupt):
         with reg.start_or_join("k", work, session="A") as sub:
