@@ -358,9 +358,10 @@ class SharedRun:
         self._make_generator = make_generator
         self._cond = threading.Condition()
         self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, watched until)
+        # When the last watcher left or stopped; None while someone watches, or while the last
+        # ones merely went quiet (their leases lapse, and that never ends the run).
         self._empty_since: float | None = None
         self._stop_now = False
-        self._left = False  # the last watcher said so (left or stopped), not just went quiet
         self._ending = False  # the worker decided to stop for want of watchers: too late to join
         self.state, self.message, self.version = "queued", "", 0
         self._history: list[Step] = []
@@ -382,7 +383,7 @@ class SharedRun:
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)
             self._empty_since = None
-            self._stop_now = self._left = False
+            self._stop_now = False
             return sub_id
 
     def _touch(self, sub_id: int) -> None:
@@ -399,7 +400,7 @@ class SharedRun:
             if session is not None and all(s != session for s, _ in self._subs.values()):
                 self._registry.queue.leave(self.ticket, session)
             if not self._subs:
-                self._empty_since, self._left = self._registry.clock(), True
+                self._empty_since = self._registry.clock()
                 self._stop_now = self._stop_now or stop
             self._cond.notify_all()
 
@@ -409,7 +410,7 @@ class SharedRun:
             for sub_id in [i for i, (s, _) in self._subs.items() if s == session]:
                 del self._subs[sub_id]
             if not self._subs:
-                self._empty_since, self._stop_now, self._left = self._registry.clock(), True, True
+                self._empty_since, self._stop_now = self._registry.clock(), True
             self._cond.notify_all()
 
     def _abandoned(self) -> bool:
@@ -423,7 +424,7 @@ class SharedRun:
             now = reg.clock()
             for sub_id in [i for i, (_, until) in self._subs.items() if now > until]:
                 del self._subs[sub_id]
-            if self._subs or not self._left:
+            if self._subs or self._empty_since is None:
                 return False
             self._ending = self._stop_now or now - self._empty_since >= reg.grace_s
             return self._ending
