@@ -9,6 +9,7 @@ from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .slots import QueueStatus
     from .transfer import Step
 
 # How each setting is named when it is shown to a student; None hides it (it changes no picture).
@@ -179,6 +180,17 @@ def ready_text(ready_s: float, computing_s: float | None) -> str:
     if computing_s is not None and 0 < computing_s <= ready_s - 1:  # a wait under a second is not news
         text += f": {ready_s - computing_s:.0f} s before it started, {computing_s:.0f} s computing"
     return text + "."
+
+
+def queue_text(status: QueueStatus | None, slots: int) -> str:
+    """What a student whose run has not started yet is told. Nothing ahead and no wait for memory
+    means the run was admitted a moment before its page looked: it is starting, not queued."""
+    if status is None or (status.ahead == 0 and not status.memory_bound):
+        return "Starting…"
+    if status.memory_bound:
+        return "Waiting for memory on this server: it starts when a running picture finishes."
+    return (f"Queued behind {status.ahead} run(s) on this server's {slots} slot(s): about {status.wait_s:.0f} s. "
+            "It starts by itself.")
 
 
 def describe_weights(source: str, arch: str, file_name: str | None = None) -> str:

@@ -83,6 +83,16 @@ RESULT = re.compile(r"Run \d+: .* \((done|stopped|capped|diverged|failed)\)")
 # The server's time from a student's Run to the result, and for a computation of their own its own seconds
 READY = re.compile(r"Ready (\d+) s after Run(?:: (\d+) s before it started, (\d+) s computing)?")
 JOINED = ("you are watching the same computation", "had already been computed", "Computed once for everyone")
+QUEUED = ("Queued behind", "Waiting for memory on this server")
+# A queue line can show for less time than one poll of every page takes on a loaded machine: the page
+# itself notes whether the line was ever drawn.
+_NOTE_QUEUE = """(texts) => {
+  window.__queueSeen = false;
+  new MutationObserver((_, observer) => {
+    const text = document.body ? document.body.textContent : "";
+    if (texts.some(t => text.includes(t))) { window.__queueSeen = true; observer.disconnect(); }
+  }).observe(document, {childList: true, subtree: true, characterData: true});
+}"""
 
 
 def _poll(pages: dict[int, object], start: float, finished: dict[int, float], errors: dict[int, str],
@@ -94,7 +104,7 @@ def _poll(pages: dict[int, object], start: float, finished: dict[int, float], er
             continue
         if joined is not None and any(page.get_by_text(t).count() for t in JOINED):
             joined.add(i)
-        if queued is not None and page.get_by_text("Queued behind").count():
+        if queued is not None and page.evaluate("window.__queueSeen === true"):
             queued.add(i)
         problem = exception_text(page)
         if problem:
@@ -143,6 +153,7 @@ def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 3
     for _, page in opened:
         wait_idle(page)
         page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
+        page.evaluate(_NOTE_QUEUE, list(QUEUED))
     start = time.time()
     with unthrottled():
         for _, page in opened:

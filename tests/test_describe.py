@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
-                               offline_notice, progress_text, ready_text, run_caption, share_text)
+                               offline_notice, progress_text, queue_text, ready_text, run_caption, share_text)
 from nst_core.transfer import TransferConfig, preset_config
 from tests.conftest import step_record
 
@@ -111,6 +111,16 @@ def test_toy_order_text_puts_the_largest_entry_first():
     assert text.count(">") == 2 and text.endswith("never fire together 0")
     swapped = toy_order_text({"a": {"gram": 1.0}, "b": {"gram": 3.0}, "c": {"gram": 3.0}}, {"a": "A", "b": "B", "c": "C"})
     assert swapped == "B 3 = C 3 > A 1"
+
+
+def test_queue_text_says_starting_for_a_run_admitted_before_its_page_looked():
+    from nst_core.slots import QueueStatus
+    assert queue_text(QueueStatus(3, 41.6), 2) == ("Queued behind 3 run(s) on this server's 2 slot(s): about 42 s. "
+                                                   "It starts by itself.")
+    assert queue_text(QueueStatus(1, 0.0, memory_bound=True), 2).startswith("Waiting for memory")
+    # What the queue says of a ticket no longer (or not yet) in it: nothing ahead, no memory wait.
+    assert queue_text(QueueStatus(0, 0.0), 2) == "Starting…"
+    assert queue_text(None, 2) == "Starting…"
 
 
 def test_ready_text_splits_the_wait_only_for_a_computation_that_began_after_run():

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
-from nst_core.describe import layer_share_text, progress_text, ready_text, share_text
+from nst_core.describe import layer_share_text, progress_text, queue_text, ready_text, share_text
 from nst_core.estimate import Calibration, calibration_key, measure_speed, predict_run
 from nst_core.shared import RunRefused, RunRegistry, RunView, Subscription, start_transfer, transfer_key
 
@@ -364,14 +364,7 @@ def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, positi
 def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position: tuple[int, int]) -> None:
     i, n = position
     if view.state == "queued":
-        q = view.queue
-        if q is None:
-            text = "Waiting for a place on this server…"
-        elif q.memory_bound:
-            text = "Waiting for memory on this server: it starts when a running picture finishes."
-        else:
-            text = (f"Queued behind {q.ahead} run(s) on this server's {registry().queue.slots} slot(s): "
-                    f"about {q.wait_s:.0f} s. It starts by itself.")
+        text = queue_text(view.queue, registry().queue.slots)
         panel.bar.progress(i / n, text=f"{prefix}{text}")
         return
     rec = view.latest
