@@ -16,15 +16,17 @@ from dataclasses import replace
 
 from .images import fit_long_side
 from .slots import server_limit
-from .transfer import LBFGS_HISTORY, TransferConfig, stage_plan
+from .transfer import TransferConfig, stage_plan
 
 # One forward+backward through VGG19 to conv5_1 keeps every activation (and each ReLU's output,
-# since no ReLU runs in place) for the backward pass: memory grows with the image's pixels.
-# Measured with `scripts/measure_run_memory.py` (Adam, random VGG19 to conv5_1, fp32, torch 2.14.1,
-# 2026-11-24): the peak resident size a run added was 104 MB at 128 px, 246 MB at 256 px and 526 MB
-# at 384 px; the least-squares line through them is 3242 MB per megapixel + 44 MB.
-RUN_MB_PER_MEGAPIXEL = 3250.0
-RUN_MB_FIXED = 45.0
+# since no ReLU runs in place) for the backward pass: memory grows with the image's pixels, and
+# under bf16 autocast the saved activations take half the bytes. Measured with
+# `scripts/measure_run_memory.py --sizes 128 256 384 512 --steps 30 --optimizer lbfgs --arch vgg19
+# [--precision fp32]` (random VGG19, a full L-BFGS history, torch 2.14.1, 2026-11-27): a run added
+# 113, 326, 595 and 1043 MB in fp32 and 119, 264, 465 and 731 MB in bf16. The lines below lie on
+# or above every point; Adam added less (654 MB at 512 px in bf16), VGG16 about the same (705 MB).
+RUN_MB_PER_MEGAPIXEL = {"fp32": 3750.0, "bf16": 2550.0}
+RUN_MB_FIXED = {"fp32": 80.0, "bf16": 100.0}
 
 
 def status_mb(field: str = "VmRSS", path: str = "/proc/self/status") -> float | None:
@@ -60,24 +62,20 @@ def release_free_memory() -> None:
         pass
 
 
-def run_memory_mb(config: TransferConfig, shape: tuple[int, int]) -> float:
-    """Estimated peak memory one run adds, in MB, for a content image of ``shape`` (H, W).
-
-    The largest stage sets the peak. L-BFGS adds its curvature history (two image-sized vectors
-    per remembered step) on top of the activations.
-    """
+def run_memory_mb(config: TransferConfig, shape: tuple[int, int], precision: str = "fp32") -> float:
+    """Estimated peak memory one run adds, in MB, for a content image of ``shape`` (H, W), computed
+    in ``precision`` ("fp32" or "bf16", as ``VGGFeatures.compute_precision`` resolves it). The
+    largest stage sets the peak."""
     pixels = max(h * w for (h, w), _ in stage_plan(config, fit_long_side(shape, config.size)))
-    mb = RUN_MB_FIXED + RUN_MB_PER_MEGAPIXEL * pixels / 1e6
-    if config.optimizer == "lbfgs":
-        mb += 2 * LBFGS_HISTORY * 3 * 4 * pixels / 2**20
-    return mb
+    return RUN_MB_FIXED[precision] + RUN_MB_PER_MEGAPIXEL[precision] * pixels / 1e6
 
 
-def largest_size_within(config: TransferConfig, shape: tuple[int, int], mb: float, step: int = 32) -> int | None:
+def largest_size_within(config: TransferConfig, shape: tuple[int, int], mb: float, precision: str = "fp32",
+                        step: int = 32) -> int | None:
     """The largest long side (a multiple of ``step``, at least 64) whose run fits in ``mb``, or None."""
     side = (int(config.size) // step) * step
     while side >= 64:
-        if run_memory_mb(replace(config, size=side), shape) <= mb:
+        if run_memory_mb(replace(config, size=side), shape, precision) <= mb:
             return side
         side -= step
     return None

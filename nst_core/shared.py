@@ -287,12 +287,12 @@ class RunRefused(ValueError):
 
 
 def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float | None,
-              max_run_s: float | None = None, headroom_mb: float | None = None) -> float:
+              max_run_s: float | None = None, headroom_mb: float | None = None, precision: str = "fp32") -> float:
     """Refuse a run whose estimate passes the ceiling on seconds, or whose memory could never fit
     (:class:`RunRefused`, saying what to lower); otherwise return its memory estimate in MB.
 
     ``shape`` is the content image's (H, W); ``headroom_mb`` is what the budget leaves when no
-    run is computing (``RunRegistry.headroom_mb``).
+    run is computing (``RunRegistry.headroom_mb``); ``precision`` is the one the run computes in.
     """
     max_run_s = server_limit("NST_MAX_RUN_S") if max_run_s is None else max_run_s
     if estimate_s is not None and estimate_s > max_run_s:
@@ -305,9 +305,9 @@ def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float 
         raise RunRefused(f"This run is estimated at {estimate_s:.0f} s, over this server's limit of "
                          f"{max_run_s:.0f} s per run. Lower its work: "
                          f"{' or '.join(t for t in tips if t)}.", max_steps=steps, max_size=size or None)
-    need = memory.run_memory_mb(config, shape)
+    need = memory.run_memory_mb(config, shape, precision)
     if headroom_mb is not None and need > headroom_mb:
-        size = memory.largest_size_within(config, shape, headroom_mb)
+        size = memory.largest_size_within(config, shape, headroom_mb, precision)
         offer = f" A size of {size} px fits." if size else ""
         raise RunRefused(f"At {config.size} px this run needs about {need:.0f} MB, more than the "
                          f"{max(headroom_mb, 0):.0f} MB this server can give one run.{offer}", max_size=size)
@@ -441,9 +441,12 @@ class SharedRun:
             admitted, self.message = False, f"The run could not be queued: {exc}"
         if not admitted:
             if self.ticket.state == "refused":
+                held = reg._rss_mb()
+                beside = f" beside the {held:.0f} MB the server holds now" if held is not None else ""
                 self._finish("refused", f"This server has no room for this run: it needs about "
-                                        f"{self.ticket.memory_mb:.0f} MB, and even with nothing else running the "
-                                        f"budget of {reg.memory_mb:.0f} MB does not allow it. Choose a smaller size.")
+                                        f"{self.ticket.memory_mb:.0f} MB{beside}, and even with nothing else running "
+                                        f"its budget of {reg.memory_mb:.0f} MB does not allow it. Choose a smaller "
+                                        "size.")
             else:
                 self._finish("withdrawn", self.message or "Nobody was waiting for this run any more.")
             return
@@ -648,8 +651,13 @@ class RunRegistry:
         if memory.fits_budget(need_mb, reserved_mb, self.memory_mb, self._rss_mb):
             return True
         if reserved_mb == 0:  # nothing is computing: make room in the caches rather than wait forever
+            before = self._rss_mb()
             relieve_caches()
-            return memory.fits_budget(need_mb, reserved_mb, self.memory_mb, self._rss_mb)
+            if memory.fits_budget(need_mb, reserved_mb, self.memory_mb, self._rss_mb):
+                return True
+            log.warning("no memory for a run of %.0f MB with nothing running: resident %.0f MB, %.0f MB after "
+                        "shrinking the caches (%.0f MB left in them); budget %.0f MB", need_mb, before or 0,
+                        self._rss_mb() or 0, sum(c.bytes for c in list(_CACHES)) / 2**20, self.memory_mb)
         return False
 
     def headroom_mb(self) -> float | None:
@@ -754,7 +762,8 @@ def start_transfer(registry: RunRegistry, content, styles, config: TransferConfi
     need, work = 0.0, None
     if known is None or (known.finished and known.state not in SERVED):  # joining costs nothing
         shape = (content.height, content.width) if isinstance(content, Image.Image) else tuple(content.shape[-2:])
-        need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb())
+        need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb(),
+                         model.compute_precision(config.precision))
         if estimate_s:
             work = (WORK_MARGIN * run_gflop(config, shape, model.arch, len(styles))
                     * max(registry.max_run_s / estimate_s, 1.0))

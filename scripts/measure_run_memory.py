@@ -4,7 +4,7 @@ The memory budget (nst_core.memory) admits runs against an estimate of this figu
 in a fresh process so its peak (VmHWM in /proc/self/status) starts clean; the figure is the peak
 after a few steps minus the resident size just before the run, with the network already loaded.
 
-    .venv/bin/python scripts/measure_run_memory.py [--sizes 128 256 384] [--steps 3] [--optimizer adam]
+    .venv/bin/python scripts/measure_run_memory.py [--sizes 128 256 384] [--steps 3] [--optimizer adam] [--precision fp32]
 
 Prints one line per size and the per-megapixel coefficient fitted through them (least squares).
 """
@@ -26,21 +26,21 @@ from nst_core.memory import status_mb
 from nst_core.model import configure_threads
 from nst_core.transfer import TransferConfig, run
 configure_threads()
-size, steps, optimizer, arch = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+size, steps, optimizer, arch, precision = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 model = load_vgg(arch, "random", seed=0)
 content = torch.rand(1, 3, size, size)
 style = torch.rand(1, 3, size, size)
-cfg = TransferConfig(size=size, steps=steps, optimizer=optimizer, levels=1, snapshot_every=1)
+cfg = TransferConfig(size=size, steps=steps, optimizer=optimizer, levels=1, snapshot_every=1, precision=precision)
 before = status_mb("VmRSS")
 between = []
 for rec in run(content, style, cfg, model):
     between.append(status_mb("VmRSS"))
-print(json.dumps({"size": size, "before": before, "peak": status_mb("VmHWM"), "between": between}))
+print(json.dumps({"precision": model.compute_precision(precision), "size": size, "before": before, "peak": status_mb("VmHWM"), "between": between}))
 """
 
 
-def measure(size: int, steps: int, optimizer: str, arch: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(steps), optimizer, arch],
+def measure(size: int, steps: int, optimizer: str, arch: str, precision: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(steps), optimizer, arch, precision],
                          cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -51,10 +51,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"))
     parser.add_argument("--arch", default="vgg19")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = parser.parse_args()
     points = []
     for size in args.sizes:
-        r = measure(size, args.steps, args.optimizer, args.arch)
+        r = measure(size, args.steps, args.optimizer, args.arch, args.precision)
         added = r["peak"] - r["before"]
         mpx = size * size / 1e6
         points.append((mpx, added))
@@ -66,7 +67,7 @@ def main() -> None:
     mx = sum(p[0] for p in points) / n
     my = sum(p[1] for p in points) / n
     slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
-    print(f"fit: {slope:.0f} MB per megapixel + {my - slope * mx:.0f} MB ({args.optimizer}, {args.arch})")
+    print(f"fit: {slope:.0f} MB per megapixel + {my - slope * mx:.0f} MB ({args.optimizer}, {args.arch}, {r['precision']})")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ def _poll(pages: dict[int, object], start: float, finished: dict[int, float], er
             errors[i] = problem.splitlines()[0]
         elif page.get_by_text("over this server's limit").count():
             errors[i] = "refused: estimated over the server's ceiling (NST_MAX_RUN_S)"
+        elif page.get_by_text("This server has no room for this run").count():
+            errors[i] = "refused: no memory for it even with nothing else running"
         elif page.get_by_text("Latest result").count():
             finished[i] = time.time() - start
 
@@ -125,9 +127,11 @@ def _wait_results(pages: dict[int, object], start: float, timeout_s: float, fini
     while len(finished) + len(errors) < len(pages) and time.time() < deadline:
         _poll(pages, start, finished, errors, joined, queued)
         time.sleep(0.3)
-    for i in pages:
+    for i, page in pages.items():
         if i not in finished and i not in errors:
-            errors[i] = f"no result within {timeout_s:.0f} s"
+            bar = page.locator('[data-testid="stProgress"]')
+            said = bar.first.inner_text().strip() if bar.count() else "no progress bar"
+            errors[i] = f"no result within {timeout_s:.0f} s; it says: {said}"
     return finished, errors
 
 

@@ -161,12 +161,14 @@ def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
     assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
 
 
-def test_run_memory_grows_with_pixels_and_the_lbfgs_history():
+def test_run_memory_grows_with_pixels_and_halves_its_slope_in_bf16():
     small, big = TransferConfig(size=128), TransferConfig(size=256)
     assert run_memory_mb(big, (256, 256)) > 3 * run_memory_mb(small, (256, 256)) - 100
-    lbfgs = TransferConfig(size=256, optimizer="lbfgs", lr=1.0)
-    assert run_memory_mb(lbfgs, (256, 256)) > run_memory_mb(big, (256, 256))
+    fp32, bf16 = run_memory_mb(big, (256, 256), "fp32"), run_memory_mb(big, (256, 256), "bf16")
+    assert bf16 < fp32 and bf16 - run_memory_mb(small, (256, 256), "bf16") < fp32 - run_memory_mb(small, (256, 256))
     assert largest_size_within(big, (256, 256), 1.0) is None
+    assert largest_size_within(big, (256, 256), bf16, "bf16") == 256
+    assert largest_size_within(big, (256, 256), bf16, "fp32") < 256
 
 
 def test_budget_reads_this_process_and_counts_reserved_work():
@@ -483,7 +485,7 @@ def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
     big = reg.start_or_join("big", Script(n=2), session="A", memory_mb=500)
     small = reg.start_or_join("small", Script(n=2), session="B", memory_mb=50)
     view = until(big.view, lambda v: v.finished)
-    assert view.state == "refused" and "smaller size" in view.message and "500 MB" in view.message
+    assert view.state == "refused" and "smaller size" in view.message and "500 MB beside the 2000 MB" in view.message
     assert until(small.view, lambda v: v.finished).state == "done"
 
 
