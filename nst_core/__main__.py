@@ -163,6 +163,9 @@ def main(argv=None) -> int:
     except (ImageError, ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # torch's own failures (out of memory, say): one line, not a traceback
+        print(f"error: the run failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

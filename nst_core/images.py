@@ -336,7 +336,8 @@ def to_tensor(img: Image.Image, long_side: int | None = None) -> torch.Tensor:
     if long_side is not None:
         img = resize_long_side(img, long_side)
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+    # Contiguous in (C, H, W) order: an optimizer flattens G's gradient with .view(-1).
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:

@@ -214,7 +214,7 @@ def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tup
 
 
 def _as_tensor(img) -> torch.Tensor:
-    return img if isinstance(img, torch.Tensor) else to_tensor(img)
+    return img.detach().float() if isinstance(img, torch.Tensor) else to_tensor(img)
 
 
 def _style_list(style) -> list:
@@ -372,7 +372,9 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     for stage, (size, n_steps) in enumerate(plan):
         targets = prepare_targets(content_t, styles_t, size, config, model)
         weights = {"alpha": targets.alpha, "beta": targets.beta, "lambdas": dict(targets.lambdas)}
-        x = _stage_start(config, content_t, styles_t, size, x).to(device).requires_grad_(True)
+        # Contiguous whatever the caller's memory layout: L-BFGS flattens the gradient with .view(-1),
+        # and a start that needs no resizing would otherwise keep the caller's strides.
+        x = _stage_start(config, content_t, styles_t, size, x).to(device).contiguous().requires_grad_(True)
         optimizer = _make_optimizer(config, x)
         pass_gflop = step_gflop(model.arch, config.layers, size) if config.layers else 0.0
         best_image, best_total = _finish(x.detach(), content_t, config), math.inf
