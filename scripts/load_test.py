@@ -1,7 +1,7 @@
 """Load tests: a class on one `streamlit run`, each student in their own browser context.
 
-    .venv/bin/python -m tests.load_test class --weights ../shared/weights/vgg16_hed_features_fp16.pth --standin
-    .venv/bin/python -m tests.load_test queue --sessions 10
+    .venv/bin/python -m scripts.load_test class --weights ../shared/weights/vgg16_hed_features_fp16.pth --standin
+    .venv/bin/python -m scripts.load_test queue --sessions 10
 
 ``class``: 20 students press Run on the default pair with the same settings within 5 s, 10 upload
 photos of their own and press Run, and every student then opens two explainer pages in a second
@@ -37,7 +37,7 @@ from PIL import Image
 
 from nst_core.benchmark import cpu_seconds, peak_rss_mb
 from nst_core.settings import SETTINGS
-from tests.live_app import ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+from scripts.live_app import ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
 
 # The browsers' CPU: a real class's run on the students' own computers, but here they share the
 # server's two cores. Capped at half a core they leave the server at least 1.5; at the lowest

@@ -6,42 +6,13 @@ import io
 
 import torch
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from nst_core import Step
-from tests.conftest import ROOT
+from tests.app.apptest import PAGES, TIMEOUT, app, no_exception
+from tests.support import ROOT
 from ui.runs import Batch, RunRecord
-
-PAGES = ["pages/stylize.py", "pages/activations.py", "pages/gram.py", "pages/cost_curves.py",
-         "pages/experiments.py", "pages/how_it_works.py"]
-TIMEOUT = 180
-
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch, tmp_path):
-    monkeypatch.delenv("NST_WEIGHTS", raising=False)
-    monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.chdir(ROOT)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(**state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-    # A small untrained network and a small image keep every test to seconds.
-    for key, value in {"weights_source": "random", "arch": "vgg16", "size": 128, **state}.items():
-        at.session_state[key] = value
-    return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -276,7 +247,7 @@ def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatc
 
 
 def test_the_live_cost_chart_plots_both_weighted_terms_of_every_step():
-    from tests.conftest import step_record
+    from tests.support import step_record
     from ui.runs import cost_chart
 
     history = [step_record(step=s, content=10.0 * s, style=100.0 / s) for s in (1, 2, 5)]

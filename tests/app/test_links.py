@@ -14,9 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from nst_core.settings import BY_URL
 from nst_core.settings import defaults as setting_defaults
-from tests.test_app import PAGES, TIMEOUT, app, no_exception  # noqa: F401 (the autouse fixture comes too)
-from tests.test_app import _clean  # noqa: F401
-from tests.conftest import ROOT
+from tests.app.apptest import PAGES, TIMEOUT, app, no_exception  # noqa: F401
+from tests.support import ROOT
 
 OPENED: list[str] | None = None  # paths opened while a test watches (None: not watching)
 
@@ -158,7 +157,7 @@ def test_drawing_stylize_does_not_change_a_linked_weight_off_the_slider_scale():
 
 
 def test_the_url_names_the_network_really_loaded(monkeypatch, tmp_path):
-    from tests.conftest import REAL_WEIGHTS
+    from tests.support import REAL_WEIGHTS
     if not REAL_WEIGHTS.is_file():
         pytest.skip(f"no weights file at {REAL_WEIGHTS}")
     monkeypatch.setenv("NST_WEIGHTS", str(REAL_WEIGHTS))

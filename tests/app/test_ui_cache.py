@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from tests.conftest import gradient_image, stripes_image
+from tests.support import gradient_image, stripes_image
 from ui.cache import shared
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import BAD_IMAGES, gradient_image
-from tests.live_app import CHROMIUM, ROOT, FlakyNetwork, exception_text, streamlit_server, wait_idle
-from tests.load_test import SHORT_RUN, load_test, shared_pair
+from tests.support import BAD_IMAGES, gradient_image
+from scripts.live_app import ROOT, FlakyNetwork, exception_text, streamlit_server, wait_idle
+from scripts.load_test import SHORT_RUN, load_test, shared_pair
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -23,21 +23,6 @@ PAGES = {"": "stylize", "activations": "activations", "gram": "gram", "cost_curv
          "experiments": "experiments", "how_it_works": "how_it_works"}
 # Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
-
-
-@pytest.fixture(scope="module")
-def live():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    # Long runs to stop mid-way must not be refused by the ceiling a loaded test machine's estimate would pass.
-    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
-                          ROOT / "test-output" / "streamlit.log") as run:
-        yield run
-
-
-@pytest.fixture(scope="module")
-def server(live):
-    return live[0]
 
 
 @pytest.fixture
@@ -82,8 +67,6 @@ def upload_photo(page, path: Path):
 def test_deep_link_on_a_fresh_server_gets_the_full_app(browser, path, title):
     """The first visit of a new server lands on a page other than the home page: it must still get the
     app's navigation, sidebar and the link's settings, not Streamlit's legacy pages/ listing."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing")
     with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / f"streamlit_fresh_{path}.log") as (url, _):
         context = browser.new_context(viewport={"width": 1400, "height": 1600})
         page = context.new_page()

@@ -7,11 +7,10 @@ Run these alone with `.venv/bin/python -m pytest tests/test_browser_phone.py`.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.live_app import CHROMIUM, ROOT, exception_text, launch_chromium, streamlit_server, wait_idle
+from scripts.live_app import ROOT, exception_text, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -57,29 +56,16 @@ FORMULAS = """() => [...document.querySelectorAll('.katex-display')].map(e => ({
   overflow: getComputedStyle(e).overflowX, right: e.getBoundingClientRect().right}))"""
 
 
-@pytest.fixture(scope="module")
-def app_and_browser():
-    """The app on a free port and one Chromium, shared by the module's tests."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-    with streamlit_server({"NST_WEIGHTS": None}, ROOT / "test-output" / "streamlit_phone.log") as (url, _), \
-            sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield url, chromium
-        chromium.close()
-
-
 @pytest.fixture
-def phone(app_and_browser):
-    context = app_and_browser[1].new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     yield context.new_page()
     context.close()
 
 
 @pytest.mark.parametrize("path", list(PAGES))
-def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
-    phone.goto(f"{app_and_browser[0]}/{path}{FAST}")
+def test_nothing_is_clipped_on_a_phone(server, phone, path):
+    phone.goto(f"{server}/{path}{FAST}")
     wait_idle(phone, timeout=240)
     done = PAGES[path]
     marker = phone.get_by_role("button", name=done) if isinstance(done, re.Pattern) else phone.get_by_text(done)
@@ -105,10 +91,10 @@ def test_nothing_is_clipped_on_a_phone(app_and_browser, phone, path):
         assert formulas, "the formulas were not drawn"
 
 
-def test_a_new_layer_starts_from_its_own_channel(app_and_browser, phone):
+def test_a_new_layer_starts_from_its_own_channel(server, phone):
     """A channel picked on conv3_1 (256 channels) must not follow the student to conv1_1 (64):
     conv5_1 once kept channel 16 with a stale activation of 0."""
-    phone.goto(f"{app_and_browser[0]}/activations{FAST}")
+    phone.goto(f"{server}/activations{FAST}")
     wait_idle(phone, timeout=240)
     phone.get_by_text(PAGES["activations"]).first.wait_for(timeout=240_000)
     channel = phone.locator('[data-testid="stNumberInput"]').filter(has_text="Channel (0–255)").locator("input")

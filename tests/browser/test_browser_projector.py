@@ -9,11 +9,10 @@ Run these alone with `.venv/bin/python -m pytest tests/test_browser_projector.py
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.live_app import CHROMIUM, ROOT, exception_text, streamlit_server, wait_idle
+from scripts.live_app import ROOT, exception_text, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -22,16 +21,6 @@ FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick
 # Enough steps that the live preview shows for seconds; the test stops the run once it has seen it.
 LONG = FAST.replace("steps=3", "steps=400")
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
-
-
-@pytest.fixture(scope="module")
-def server():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
-    # No time cap: the long run is stopped by the test, and must not be refused up front.
-    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
-                          ROOT / "test-output" / "streamlit_projector.log") as (url, _):
-        yield url
 
 
 def _page(browser, width: int, height: int):

@@ -13,7 +13,7 @@ from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_co
                                patch_indexes, border_margin, border_ratio, style_channel_order, channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales, gram_order, layer_shapes,
                                receptive_field_box, shuffle_experiment, shuffle_tiles, top_patches, toy_block,
                                unit_center)
-from tests.conftest import gradient_image, step_record, stripes_image
+from tests.support import ROOT, gradient_image, step_record, stripes_image
 
 
 def test_toy_gram_equals_f_times_f_transpose():
@@ -180,7 +180,7 @@ def test_every_layer_works_on_extreme_aspect_ratios(vgg16_random, wh, side):
     """What the loader accepts (up to 8:1, 16 px short side) must work at every layer and app size:
     an 800×100 photo at 128 px is 16 px tall, too short for pool5's stride of 32."""
     from nst_core import load_image
-    from tests.conftest import encode
+    from tests.support import encode
     img = load_image(encode(gradient_image(*wh)))
     x = to_tensor(img, side)
     size = tuple(x.shape[-2:])
@@ -268,9 +268,8 @@ def test_style_channel_order_ignores_the_frame():
 def test_trained_top_style_channels_are_not_border_detectors(vgg16_trained):
     """With the trained VGG16 (HED), the plain energy ranking of a painting's channels at conv3_1
     and conv4_1 starts with units that fire at the image's frame; the interior ranking must not."""
-    from pathlib import Path
     from nst_core import load_image
-    root = Path(__file__).resolve().parents[1] / "assets" / "styles"
+    root = ROOT / "assets" / "styles"
     for name in ("starry_night.jpg", "the_scream.jpg", "flow_brush.png"):
         x = to_tensor(load_image(root / name), 256)
         acts = vgg16_trained.extract(x, ["conv3_1", "conv4_1"])
@@ -327,8 +326,7 @@ def test_top_patches_agree_with_the_index(vgg19_random):
 
 
 def test_bundled_collection_is_photos_and_paintings():
-    from pathlib import Path
-    names = [n for n, _ in bundled_collection(Path(__file__).resolve().parents[1] / "assets")]
+    names = [n for n, _ in bundled_collection(ROOT / "assets")]
     assert {"chelsea cat", "starry night", "the scream", "grass", "camera"} <= set(names)
     assert "flow brush" not in names  # synthetic styles are not searched
     assert len(names) >= 15

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nst_core import Step, plots
-from tests.conftest import step_record
+from tests.support import step_record
 
 
 def _falling(noise: float = 1e-12) -> list[Step]:

@@ -8,7 +8,7 @@ import pytest
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
                                offline_notice, progress_text, queue_text, ready_text, run_caption, share_text)
 from nst_core.transfer import TransferConfig, preset_config
-from tests.conftest import step_record
+from tests.support import step_record
 
 
 @pytest.mark.parametrize("x, text", [(2e-07, "2×10⁻⁷"), (1e-7, "10⁻⁷"), (-3.5e-9, "−3.5×10⁻⁹"), (0.25, "0.25"),

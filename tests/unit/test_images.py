@@ -13,7 +13,7 @@ from PIL import Image
 from nst_core import ImageError, load_image, resize_long_side, to_pil, to_tensor
 from nst_core import images
 from nst_core.images import MAX_FILE_BYTES, MAX_WORKING_SIDE, preserve_colors
-from tests.conftest import BAD_IMAGES, encode
+from tests.support import BAD_IMAGES, encode
 
 
 def test_rgb_png_round_trip():

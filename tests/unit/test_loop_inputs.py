@@ -15,7 +15,7 @@ from nst_core import TransferConfig, load_image, run, to_tensor
 from nst_core.__main__ import main
 from nst_core.images import MAX_ASPECT, MIN_SIDE
 from nst_core.shared import RunRegistry, start_transfer
-from tests.conftest import encode, stripes_image
+from tests.support import encode, stripes_image
 
 RUN_SIZE = 32
 # Every layer of the default config (conv4_2, conv1_1…conv5_1): the deepest has stride 16, so

@@ -6,7 +6,7 @@ import torch
 from nst_core import TransferConfig, load_image, run
 from nst_core.images import resize_tensor, to_tensor
 from nst_core.transfer import cost_terms, evaluate, prepare_targets
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.real_weights
 

@@ -19,7 +19,7 @@ from nst_core.shared import (WALL_BACKSTOP, WORK_MARGIN, ByteCache, RunRefused, 
 from nst_core.slots import FairQueue
 from nst_core.transfer import Step, TransferConfig
 
-from tests.conftest import gradient_image, stripes_image
+from tests.support import gradient_image, stripes_image
 
 
 class Clock:

@@ -1,0 +1,65 @@
+"""Every AppTest starts from empty Streamlit caches, as a fresh server would, except for the two
+things that do not depend on the test: a network built from the same arguments, and the speed of
+this machine. Those are made once per test run, so a test pays for its page, not for a rebuild."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import pytest
+import streamlit as st
+
+import nst_core
+from nst_core import estimate
+from tests.support import ROOT
+
+
+def _memoized(fn):
+    cache = {}
+
+    @functools.wraps(fn)
+    def once(*args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = fn(*args, **kwargs)
+        return cache[key]
+    return once
+
+
+def _patch_everywhere(monkeypatch, original, replacement) -> None:
+    """Replace ``original`` in every project module that imported it by name."""
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("nst_core", "ui") and getattr(module, original.__name__, None) is original:
+            monkeypatch.setattr(module, original.__name__, replacement)
+
+
+_load_vgg = _memoized(nst_core.load_vgg)  # models are frozen and read-only: sharing one is what the app does
+_speed: dict = {}
+
+
+def _measure_speed(model, *args, **kwargs):
+    key = (model.arch, model.source, str(model.mean.device))
+    if key not in _speed:
+        _speed[key] = _ORIGINAL_SPEED(model, *args, **kwargs)
+    return _speed[key]
+
+
+_ORIGINAL_SPEED = estimate.measure_speed
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch, tmp_path):
+    import ui.network  # noqa: F401 - imported here so its names can be patched
+    import ui.runs  # noqa: F401
+    monkeypatch.delenv("NST_WEIGHTS", raising=False)
+    monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.chdir(ROOT)
+    _patch_everywhere(monkeypatch, nst_core.load_vgg, _load_vgg)
+    _patch_everywhere(monkeypatch, _ORIGINAL_SPEED, _measure_speed)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()

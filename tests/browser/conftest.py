@@ -1,0 +1,36 @@
+"""One Debian Chromium (never a downloaded browser) and one app server for every browser module
+that can share them. Tests that need a server of their own (a fresh one, other limits) start it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.live_app import CHROMIUM, ROOT, launch_chromium, streamlit_server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def live(browser):
+    """(url, process) of the app shared by the browser modules: two runs at a time, and no ceiling
+    on a run's seconds, so a long run that a test stops mid-way is never refused up front by the
+    estimate of a loaded test machine."""
+    with streamlit_server({"NST_MAX_RUNS": "2", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"},
+                          ROOT / "test-output" / "streamlit.log") as run:
+        yield run
+
+
+@pytest.fixture(scope="session")
+def server(live):
+    return live[0]
