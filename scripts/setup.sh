@@ -8,13 +8,13 @@ PYTHON=${PYTHON:-python3}
 quiet() { grep -v "^WARNING: Location" || true; }
 log=$(mktemp)
 trap 'rm -f "$log" "$log.req" "$log.dev"' EXIT
-# requirements.txt asks for the CPU-only torch from PyTorch's wheel index (what Community Cloud
-# installs). Where only PyPI is reachable that fails within seconds; then install the same versions
-# without the "+cpu" label from PyPI, every other pin unchanged.
+# requirements.txt links PyTorch's CPU-only wheels directly (what Community Cloud installs). Where
+# only PyPI is reachable that fails within seconds; then install the same versions from PyPI, every
+# other pin unchanged.
 if ! .venv/bin/python -m pip install --quiet -r requirements-dev.txt >"$log" 2>&1; then
-    grep -v '^--extra-index-url' requirements.txt | sed -E 's/^(torch|torchvision)==([^+ ]+)\+cpu/\1==\2/' >"$log.req"
+    grep -vE '^(torch|torchvision) @ ' requirements.txt | sed -E 's/^((torch|torchvision)==[^ ;]+) *;.*/\1/' >"$log.req"
     grep -v '^-r ' requirements-dev.txt >"$log.dev"
-    echo "setup: no CPU-only torch from PyTorch's wheel index (unreachable here?); installing $(grep -E '^torch(vision)?==' "$log.req" | tr '\n' ' ')from PyPI instead"
+    echo "setup: PyTorch's CPU-only wheels are out of reach here; installing $(grep -E '^torch(vision)?==' "$log.req" | tr '\n' ' ')from PyPI instead"
     .venv/bin/python -m pip install --quiet -r "$log.req" -r "$log.dev" 2>&1 | quiet
 else
     quiet <"$log"
