@@ -243,6 +243,8 @@ def parse_query(params: dict[str, list[str]], context: dict) -> tuple[dict, list
                 values[setting.key] = setting.parse(given[0], context)
             except ValueError as exc:
                 notices.append(str(exc))
+    if "preset" in values:  # a link naming a preset runs it; settings the link also gives win
+        values = {**PRESETS[values["preset"]], **values}
     if "style_weights" in values and "style_layers" in values:
         values["style_weights"] = {n: lam for n, lam in values["style_weights"].items()
                                    if n in values["style_layers"]}

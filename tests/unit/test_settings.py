@@ -81,3 +81,12 @@ def test_cli_options_come_from_the_table():
                                 "preserve_color": True}
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp8"])
+
+
+def test_a_link_naming_a_preset_runs_that_preset_unless_it_gives_a_setting_itself():
+    for name, preset in PRESETS.items():
+        values, notices = parse_query({"preset": [name]}, CONTEXT)
+        assert notices == [] and values["preset"] == name
+        assert config_from({**defaults(), **values}) == preset_config(name)
+    values, _ = parse_query({"preset": ["Fine"], "steps": ["33"]}, CONTEXT)
+    assert values["steps"] == 33 and values["levels"] == PRESETS["Fine"]["levels"]
