@@ -20,9 +20,9 @@ Sections (each figure from this one run, on this machine):
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -31,14 +31,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from PIL import Image
 
-from .estimate import Calibration, calibration_key, measure_speed, predict_run
+from .serve.estimate import Calibration, calibration_key, measure_speed, predict_run
 from .experiments import series
 from .images import load_image, to_tensor
 from .model import alternated_pass_times, load_vgg, resolve_device, step_gflop
-from .slots import server_limit
+from .serve.limits import server_limit
 from .transfer import PAPER_STYLE_LAYERS, PRESETS, TransferConfig, bare_step_seconds, evaluate, preset_config, prepare_targets, run
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -48,7 +49,8 @@ ASSET_STYLE = ASSETS / "styles" / "flow_brush.png"
 
 def peak_rss_mb(pid: int | str = "self") -> int:
     """A process's peak resident memory (this one by default). Linux's VmHWM starts afresh at exec,
-    whereas getrusage's ru_maxrss carries the parent's peak over into a child process."""
+    whereas getrusage's ru_maxrss carries the parent's peak over into a child process; psutil has
+    no peak resident size on Linux."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -61,21 +63,10 @@ def peak_rss_mb(pid: int | str = "self") -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
+def cpu_seconds(pid: int | None = None) -> float:
     """User plus system CPU seconds a process (this one by default) has used, all its threads."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        if pid != "self":
-            raise
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def overhead(model, sizes, steps) -> list[dict]:
@@ -97,7 +88,7 @@ def overhead(model, sizes, steps) -> list[dict]:
             next(steps_of_run)
             full.append(time.perf_counter() - t)
         steps_of_run.close()
-        b, f = _median(bare), _median(full)
+        b, f = statistics.median(bare), statistics.median(full)
         rows.append({"size": side, "bare_fwd_bwd_s": round(b, 4), "run_step_s": round(f, 4),
                      "overhead_ratio": round(f / b, 3),
                      "gflop_per_step": round(step_gflop(model.arch, layers, size), 1)})
@@ -218,7 +209,7 @@ def precision(model, sizes, steps: int = 5, contents=None, run_steps: int | None
             pairs.append({"content": path.stem, **cost,
                           "bf16_difference": round(cost["bf16"] / cost["fp32"] - 1, 4),
                           "nudged_difference": round(cost["fp32_nudged"] / cost["fp32"] - 1, 4)})
-        f32, b16 = _median(times["fp32"]), _median(times["bf16"])
+        f32, b16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
         row = {"size": side, "fp32_step_s": round(f32, 4), "bf16_step_s": round(b16, 4),
                "speedup": round(f32 / b16, 2), "pairs": pairs}
         for k in ("bf16", "nudged"):  # the mean says which way it leans; the mean size, how far it strays
@@ -373,15 +364,12 @@ def main(args) -> int:
               f"peak RSS {c['peak_rss_mb']} MB")
     if "estimates" in sections:
         result["estimates"] = rows = estimates(model, args.sizes, args.presets)
-        print(f"\nEstimates shown before Run against real time, in this order on a fresh calibration")
+        print("\nEstimates shown before Run against real time, in this order on a fresh calibration")
         print(f"{'run':<34} {'speed only s':>13} {'announced s':>12} {'actual s':>9} {'error':>7}")
         for r in rows:
             print(f"{r['run']:<34} {r['speed_only_s']:>13.1f} {r['announced_s']:>12.1f} {r['actual_s']:>9.1f} "
                   f"{r['error']:>+7.0%}")
         print(f"worst error of the announced time: {max(abs(r['error']) for r in rows):.0%}")
-    if "gpu" in sections:
-        result["gpu"] = "skipped: no CUDA" if not torch.cuda.is_available() else "see the device rows above"
-        print(f"\nGPU: {result['gpu']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

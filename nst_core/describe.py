@@ -9,7 +9,7 @@ from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .slots import QueueStatus
+    from .serve.lifecycle import QueueStatus
     from .transfer import Step
 
 # How each setting is named when it is shown to a student; None hides it (it changes no picture).
@@ -263,10 +263,18 @@ def toy_order_text(entries: dict[str, dict], words: dict[str, str]) -> str:
     return text
 
 
+def describe_network(description: str) -> str:
+    """:func:`describe_weights` from a network's description (``VGGFeatures.description``, such as
+    ``VGG16, weights from x.pth``), which is all a finished run keeps of its network."""
+    arch = description.split(",", 1)[0].lower()
+    if "weights from " in description:
+        return describe_weights("file", arch, description.split("weights from ", 1)[1])
+    return describe_weights("random" if "random" in description else "imagenet", arch)
+
+
 def describe_model(model) -> str:
     """:func:`describe_weights` for a loaded ``VGGFeatures``."""
-    name = model.description.split("weights from ", 1)[1] if "weights from " in model.description else None
-    return describe_weights(model.source, model.arch, name)
+    return describe_network(model.description)
 
 
 def used_weights_text(weights: dict) -> str:

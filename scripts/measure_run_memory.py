@@ -1,6 +1,6 @@
 """Measure how much memory one run of the optimization loop adds to the process, at a few sizes.
 
-The memory budget (nst_core.memory) admits runs against an estimate of this figure. Each size runs
+The memory budget (nst_core.serve.memory) admits runs against an estimate of this figure. Each size runs
 in a fresh process so its peak (VmHWM in /proc/self/status) starts clean; the figure is the peak
 after a few steps minus the resident size just before the run, with the network already loaded.
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys, torch
 from nst_core import load_vgg
-from nst_core.memory import status_mb
+from nst_core.serve.memory import status_mb
 from nst_core.model import configure_threads
 from nst_core.transfer import TransferConfig, run
 configure_threads()

@@ -2,7 +2,7 @@
 
 ``st.cache_data`` bounds only the number of entries, and a class touring the pages at 512 px
 filled the server until the kernel killed it. Here each computation has a budget in MB
-(:class:`nst_core.shared.ByteCache`, which also gives memory back when a run needs it), one
+(:class:`nst_core.serve.caches.ByteCache`, which also gives memory back when a run needs it), one
 computation per key however many students ask at once, and a key made of content digests: an
 image is keyed by its pixels, a network by its weights, never by a name a student typed.
 """
@@ -17,7 +17,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from nst_core.shared import ByteCache, digest, heavy_turn, network_identity
+from nst_core.serve.caches import ByteCache, heavy_turn
+from nst_core.serve.identity import digest, network_identity
 
 TTL_S = 3600.0
 # One cache per function for the process. Pages are scripts that Streamlit runs again on every

@@ -117,7 +117,7 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, registry=None, load_model: Callable[[NetworkSpec], VGGFeatures] | None = None):
-        from ..shared import RunRegistry  # moves to .registry with the rest of the service
+        from .registry import RunRegistry  # the registry loads the whole service: only when a backend is made
         self.registry = registry if registry is not None else RunRegistry()
         self._load_model = load_model or self._load_once
         self._models: dict[NetworkSpec, VGGFeatures] = {}
@@ -138,7 +138,7 @@ class LocalBackend:
             return self._models[spec]
 
     def start(self, request: RunRequest) -> RunHandle:
-        from ..shared import start_transfer
+        from .registry import start_transfer
         model = self._load_model(request.network)
         return start_transfer(self.registry, request.content, list(request.styles), request.config, model,
                               session=request.session, estimate_s=request.estimate_s)

@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 
 import nst_core
-from nst_core import estimate
+from nst_core.serve import estimate
 from tests.support import ROOT
 
 

@@ -189,15 +189,15 @@ def test_a_link_cannot_name_a_server_path_as_weights(monkeypatch, source):
 def test_a_second_student_gets_the_identical_run_without_computing_it(monkeypatch):
     """Runs are identified by image bytes, settings and network: the same request again is served
     from the server's shared results, computed once."""
-    import nst_core.shared
+    import nst_core.serve.registry
     started = []
-    real = nst_core.shared.run
+    real = nst_core.serve.registry.run
 
     def counting(*args, **kwargs):
         started.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nst_core.shared, "run", counting)
+    monkeypatch.setattr(nst_core.serve.registry, "run", counting)
     a, b = app(steps=2, levels=1, seed=4242), app(steps=2, levels=1, seed=4242)
     for at in (a, b):
         at.run()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nst_core import stylize
-from nst_core.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_run,
+from nst_core.serve.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_run,
                                predict_seconds, run_gflop)
 from nst_core.model import step_gflop
 from nst_core.transfer import PRESETS, TransferConfig, preset_config

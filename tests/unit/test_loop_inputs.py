@@ -14,7 +14,7 @@ from PIL import Image
 from nst_core import TransferConfig, load_image, run, to_tensor
 from nst_core.__main__ import main
 from nst_core.images import MAX_ASPECT, MIN_SIDE
-from nst_core.shared import RunRegistry, start_transfer
+from nst_core.serve.registry import RunRegistry, start_transfer
 from tests.support import encode, stripes_image
 
 RUN_SIZE = 32

@@ -11,12 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core import load_vgg, shared
-from nst_core.estimate import run_gflop
-from nst_core.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
-from nst_core.shared import (WALL_BACKSTOP, WORK_MARGIN, ByteCache, RunRefused, RunRegistry, check_run, digest,
-                             heavy_turn, nbytes, network_identity, run_key, start_transfer, transfer_key)
-from nst_core.slots import FairQueue
+from nst_core import load_vgg
+from nst_core.serve.admission import RunRefused, check_run
+from nst_core.serve.caches import ByteCache, heavy_turn, nbytes
+from nst_core.serve.estimate import run_gflop
+from nst_core.serve.identity import digest, network_identity, run_key
+from nst_core.serve.lifecycle import WALL_BACKSTOP
+from nst_core.serve.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
+from nst_core.serve.registry import WORK_MARGIN, RunRegistry, start_transfer, transfer_key
 from nst_core.transfer import Step, TransferConfig
 
 from tests.support import gradient_image, stripes_image
@@ -473,7 +475,7 @@ def test_the_ceiling_caps_a_runs_work_not_its_wall_time(vgg19_random, monkeypatc
     sub = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=60)
     view = until(sub.view, lambda v: v.finished)
     assert view.state == "done" and 0.5 * predicted < view.history[-1].gflop < WORK_MARGIN * predicted
-    monkeypatch.setattr(shared, "WORK_MARGIN", 0.3)  # as if the estimate had missed the work five-fold
+    monkeypatch.setattr("nst_core.serve.registry.WORK_MARGIN", 0.3)  # as if the estimate had missed the work five-fold
     sub = start_transfer(reg, content, [style], replace(cfg, seed=1), vgg19_random, session="A", estimate_s=60)
     view = until(sub.view, lambda v: v.finished)
     assert view.state == "capped" and "more work" in view.message and view.best is not None

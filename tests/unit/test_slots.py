@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from nst_core.slots import FairQueue, QueueStatus, Ticket, Withdrawn, server_limit
+from nst_core.serve.lifecycle import QueueStatus
+from nst_core.serve.limits import server_limit
+from nst_core.serve.queue import FairQueue, Ticket, Withdrawn
 
 
 class Clock:

@@ -21,9 +21,9 @@ import threading
 from collections import deque
 from dataclasses import replace
 
-from .images import fit_long_side
-from .model import VGGFeatures, step_gflop
-from .transfer import TransferConfig, bare_step_seconds, stage_plan
+from ..images import fit_long_side
+from ..model import VGGFeatures, step_gflop
+from ..transfer import TransferConfig, bare_step_seconds, stage_plan
 
 # Cost evaluations per L-BFGS step before any run is observed, counted at 128 px on 2026-11-26 (the
 # step reuses its predecessor's last evaluation): 1.1-1.2 on the trained VGG16 for every preset, 1.2

@@ -14,9 +14,9 @@ import gc
 from collections.abc import Callable
 from dataclasses import replace
 
-from .images import fit_long_side
-from .slots import server_limit
-from .transfer import TransferConfig, stage_plan
+from ..images import fit_long_side
+from ..transfer import TransferConfig, stage_plan
+from .limits import server_limit
 
 # One forward+backward through VGG19 to conv5_1 keeps every activation (and each ReLU's output,
 # since no ReLU runs in place) for the backward pass: memory grows with the image's pixels, and

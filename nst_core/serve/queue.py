@@ -1,4 +1,4 @@
-"""A fair queue for runs on one shared server, and the server's limits.
+"""A fair queue for runs on one shared server.
 
 Two CPU cores and 2.7 GB serve a whole class. The queue lets ``NST_MAX_RUNS`` runs go at once, in
 arrival order, and only when the memory budget has room for the next one. A session keeps at most
@@ -10,31 +10,13 @@ and those queued before it) and an honest wait: their remaining estimated second
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-# The server's limits, each read from the environment (or Community Cloud's secrets, which
-# Streamlit exports as environment variables) with its default and what it bounds.
-SERVER_LIMITS: dict[str, tuple[float, str]] = {
-    "NST_MAX_RUNS": (2, "runs computed at once; the rest wait in the queue"),
-    "NST_MAX_RUN_S": (120.0, "ceiling on one run's estimated seconds, and on its work"),
-    "NST_MEMORY_MB": (2200.0, "memory budget of the whole server process, in MB"),
-    "NST_RESULTS_MB": (96.0, "memory for finished runs kept for rejoining and sharing, in MB"),
-}
-
-
-def server_limit(name: str) -> float:
-    """A limit from the environment; a missing, unparsable or non-positive value gives the default."""
-    default = SERVER_LIMITS[name][0]
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return float(default)
-    return value if value > 0 else float(default)
+from .lifecycle import QueueStatus
 
 
 @dataclass(eq=False)
@@ -49,15 +31,6 @@ class Ticket:
     admitted_at: float | None = None
     remaining_s: float | None = None
     number: int = 0
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    """What a waiting student is told."""
-
-    ahead: int  # runs running plus runs queued before this one
-    wait_s: float  # their remaining estimated seconds, shared over the slots
-    memory_bound: bool = False  # first in line with a free slot, but waiting for memory
 
 
 class FairQueue:
@@ -232,4 +205,3 @@ class FairQueue:
 class Withdrawn(RuntimeError):
     """A queued run left the queue without running: replaced by a newer one from the same
     session, or refused because it cannot fit in memory."""
-
