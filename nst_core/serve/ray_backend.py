@@ -447,10 +447,11 @@ class Registry:
                 "results": len(self.results), "results_bytes": self.results_size,
                 "max_run_s": self.max_run_s, "counters": dict(self.counters), "settings": self.settings}
 
-    async def reset(self, message: str = "The run service was reset; press Run again.") -> int:
-        """Withdraw every queued run and stop every computing one (keeping their best images), and
-        forget the kept results; how many runs it ended. Before the registry is killed (tests, the
-        benchmark, an operator's upgrade: docs/ray.md), so no worker goes on computing for nobody."""
+    async def reset(self, message: str = "The run service was reset; press Run again.", forget: bool = True) -> int:
+        """Withdraw every queued run and stop every computing one (keeping their best images); with
+        ``forget``, drop the kept results and zero the counters too. How many runs it ended. Before
+        the registry is killed (an operator's upgrade: docs/ray.md) so no worker goes on computing
+        for nobody, and between tests and benchmark rounds."""
         ended = 0
         for run in list(self.runs.values()):
             ended += 1
@@ -461,8 +462,11 @@ class Registry:
         deadline = time.monotonic() + 30
         while any(b is not None for b in self.busy) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        self.results.clear()
-        self.results_size = 0
+        if forget:
+            self.results.clear()
+            self.ended.clear()
+            self.results_size = 0
+            self.counters = dict.fromkeys(self.counters, 0)
         return ended
 
     async def worker_pids(self) -> list:

@@ -1,0 +1,104 @@
+"""The Ray backend's tests: one small local Ray cluster for the whole folder (2 CPUs, no dashboard),
+started by the first test that needs it and shut down after the last. Each test gets registries of
+its own (fresh queue, watchers and results) over the cluster's shared, warm worker processes.
+
+Ray is optional (requirements-ray.txt): without it every test here is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+try:
+    import ray
+except ImportError:  # the modules skip themselves (pytest.importorskip), saying why
+    ray = None
+
+from nst_core.serve.backend import RunRequest
+from nst_core.transfer import TransferConfig
+from tests.ray.app_process import SPEC, noise  # the small network (random VGG16) and the images
+
+SKIP_REASON = "Ray is not installed: pip install -r requirements-ray.txt to run the Ray backend's tests"
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """Start the folder's local cluster; its GCS address lets other processes attach as drivers."""
+    if ray is None:
+        pytest.skip(SKIP_REASON)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=2, include_dashboard=False, namespace="nst", log_to_driver=False,
+             object_store_memory=200 * 2**20, configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _registries(ray_address):
+    """One registry per distinct setting of the tests, made once (a registry's process takes seconds
+    to start) and reset between tests; all killed with the cluster."""
+    made: dict = {}
+    yield made
+    for name in made.values():
+        ray.kill(ray.get_actor(name, namespace="nst"))
+
+
+@pytest.fixture
+def make_backend(_registries):
+    """``make_backend(workers=2, **settings)``: a fresh RayBackend (its own mirrors) on a registry of
+    these settings over the cluster's shared workers. The registry is reset when the test ends: its
+    runs stopped, its results and counters forgotten."""
+    from nst_core.serve.ray_backend import RayBackend
+    used = []
+
+    def make(**settings):
+        settings.setdefault("workers", 2)
+        wanted = tuple(sorted(settings.items()))
+        name = _registries.setdefault(wanted, f"test_{uuid.uuid4().hex[:8]}")
+        backend = RayBackend("auto", registry_name=name, **settings)
+        used.append(backend)
+        return backend
+
+    yield make
+    for backend in used:
+        ray.get(backend._registry.reset.remote(forget=True), timeout=60)
+        backend.close()
+
+
+@pytest.fixture
+def make_request():
+    """``make_request(seed, steps=20, session="s1", **config)``: a run on the small network at 48 px
+    whose images follow from ``seed`` (one seed, one run key)."""
+    def make(seed: int, steps: int = 20, session: str = "s1", estimate_s: float | None = 5.0, **config):
+        config = TransferConfig(**{"size": 48, "steps": steps, "optimizer": "adam", "lr": 0.05,
+                                   "snapshot_every": 5, **config})
+        return RunRequest(noise(2 * seed), (noise(2 * seed + 1),), config, SPEC, session, estimate_s)
+    return make
+
+
+def follow(handle, until=lambda v: v.finished, timeout: float = 60.0):
+    """Poll ``handle`` as a page does until ``until(view)``; the last view."""
+    import time
+    deadline = time.monotonic() + timeout
+    view = handle.view()
+    while not until(view):
+        assert time.monotonic() < deadline, f"gave up waiting: {view.state} at version {view.version}"
+        view = handle.wait(view.version, 0.5)
+    return view
+
+
+@pytest.fixture
+def follow_run():
+    return follow
