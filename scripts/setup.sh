@@ -21,6 +21,7 @@ else
 fi
 .venv/bin/python -c "import torch, torchvision, streamlit, matplotlib, playwright, hypothesis" \
     || { cat "$log" >&2; echo "setup: Python packages failed to install" >&2; exit 1; }
+.venv/bin/python -m pip install --quiet -r requirements-ray.txt 2>&1 | quiet || echo "setup: Ray (requirements-ray.txt, optional) did not install; tests/ray will be skipped" >&2
 if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
