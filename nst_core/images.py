@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,9 @@ MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to ~120 MB of RGB; beyon
 # app can show, while one decoded upload stays at 3 MB of RGB (2048 px, the old value, held 12 MB
 # and needed a 4× larger decode on the way).
 MAX_WORKING_SIDE = 1024
-# A format that cannot be decoded in parts (WebP, GIF, TIFF, BMP, interlaced or 16-bit colour PNG)
-# is decoded whole before it is shrunk: this caps that one transient array at 64 MB (4 bytes a pixel).
+# JPEG aside, every upload is decoded whole before it is shrunk; at 40 million pixels a PNG's decode
+# held 164 MB but a WebP's 612 MB (scripts/measure_decode_memory.py, 2026-12-04), so every format
+# but PNG is refused above this size.
 FULL_DECODE_MAX_PIXELS = 16_000_000
 # Images are shrunk by an integer box average to at least this many times the working side, then
 # resampled with Lanczos: Pillow's own ``thumbnail`` default, close to a direct Lanczos and far cheaper.
@@ -145,7 +144,7 @@ def _decode(img: Image.Image, name: str, notes: list[str], data: bytes | None, m
     if max(w, h) <= max_side:
         _load(img)
         return _to_rgb(ImageOps.exif_transpose(img))
-    rgb, orientation = _decode_shrunk(img, name, data, max_side, animated)
+    rgb, orientation = _decode_shrunk(img, name, data, max_side)
     if orientation not in (None, 1):
         rgb.getexif()[ExifTags.Base.Orientation] = orientation
         ImageOps.exif_transpose(rgb, in_place=True)
@@ -155,34 +154,27 @@ def _decode(img: Image.Image, name: str, notes: list[str], data: bytes | None, m
     return rgb
 
 
-def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: int,
-                   animated: bool) -> tuple[Image.Image, int | None]:
+def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: int) -> tuple[Image.Image, int | None]:
     """An image larger than ``max_side``, decoded straight to RGB with that long side (still in its
-    stored orientation), and its EXIF orientation. No full-size RGB (or RGBA, or 16-bit) copy is
-    ever made: a JPEG is decoded at 1/2–1/8 scale by libjpeg itself, a plain PNG is inflated a strip
-    of rows at a time, and anything else is decoded in its own mode; either way each strip is
-    converted and shrunk on its own."""
-    strip_source, orientation, hi, stored_size = None, None, None, img.size
+    stored orientation), and its EXIF orientation. No full-size converted copy is ever made: a JPEG
+    is decoded at 1/2–1/8 scale by libjpeg itself, anything else is decoded whole in its own mode
+    (see ``FULL_DECODE_MAX_PIXELS``), and each strip of rows is converted to RGB and shrunk on its own."""
+    hi = None
+    # The size comes from the stored size, not the drafted one, so a JPEG keeps its exact aspect.
+    height, width = fit_long_side((img.height, img.width), max_side)
+    w, h = img.size
     if img.format in _DRAFTABLE:
         # Let the JPEG decoder skip detail it would only throw away (up to 8× fewer pixels).
-        img.draft("RGB", _fit_size(img.size, max_side))
-    elif img.format == "PNG" and data is not None and not animated:
-        strip_source, orientation = _png_strips(data, img)
-    if strip_source is None:
-        w, h = img.size
-        if data is not None and img.format not in _DRAFTABLE and w * h > FULL_DECODE_MAX_PIXELS:
-            raise ImageError(
-                f"{name} is {w}×{h} pixels; a {img.format or 'file'} like this can only be decoded "
-                f"whole, and above {FULL_DECODE_MAX_PIXELS // 10**6} million pixels that takes too "
-                "much of the shared server's memory. Save it as a JPEG or an 8-bit PNG, or scale "
-                "it down first.")
-        _load(img)
-        orientation = img.getexif().get(ExifTags.Base.Orientation)
-        if img.mode in ("I", "F"):
-            hi = _integer_scale(img.mode, img.getextrema()[1])
-        strip_source = _crop_strips(img)
-    # The size comes from the stored size, not the drafted one, so a JPEG keeps its exact aspect.
-    width, height = _fit_size(stored_size, max_side)
+        img.draft("RGB", (width, height))
+    elif data is not None and img.format != "PNG" and w * h > FULL_DECODE_MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {w}×{h} pixels; a {img.format or 'file'} like this is decoded whole, and above "
+            f"{FULL_DECODE_MAX_PIXELS // 10**6} million pixels that takes too much of the shared server's "
+            "memory. Save it as a JPEG or a PNG, or scale it down first.")
+    _load(img)
+    orientation = img.getexif().get(ExifTags.Base.Orientation)
+    if img.mode in ("I", "F"):
+        hi = _integer_scale(img.mode, img.getextrema()[1])
     w, h = img.size
     factor = max(1, int(max(w, h) / (REDUCING_GAP * max_side)))
     # Lanczos resizes rows first, then columns, so each strip's rows can be resized on their own;
@@ -190,7 +182,7 @@ def _decode_shrunk(img: Image.Image, name: str, data: bytes | None, max_side: in
     columns = Image.new("RGB", (width, -(-h // factor)))
     y = 0
     # Converted per strip, then averaged: transparency is put on white before its colours are mixed.
-    for strip in strip_source(_strip_rows(img, factor)):
+    for strip in _crop_strips(img, _strip_rows(img, factor)):
         part = _to_rgb(strip, hi)
         if factor > 1:
             part = part.reduce(factor)
@@ -205,12 +197,6 @@ def _load(img: Image.Image) -> None:
         img.load()
 
 
-def _fit_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(W, H) scaled so the longer side is ``long_side``."""
-    h, w = fit_long_side((size[1], size[0]), long_side)
-    return w, h
-
-
 def _strip_rows(img: Image.Image, factor: int) -> int:
     """Rows per strip: about STRIP_BYTES of decoded pixels, and a multiple of ``factor`` so that
     reducing each strip on its own averages exactly the blocks a whole-image reduce would."""
@@ -218,117 +204,15 @@ def _strip_rows(img: Image.Image, factor: int) -> int:
     return max(factor, rows // factor * factor)
 
 
-def _crop_strips(img: Image.Image):
-    def strips(rows: int):
-        for y in range(0, img.height, rows):
-            yield img.crop((0, y, img.width, min(img.height, y + rows)))
-    return strips
-
-
-# PNG colour type → channels; bytes per complete pixel → a mode whose raw rows are exactly those bytes.
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
-_CARRIERS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-
-
-def _png_strips(data: bytes, img: Image.Image):
-    """Decode a non-interlaced PNG a strip of rows at a time, never holding the whole image.
-
-    PIL's PNG decoder can only fill a whole image, so the compressed stream is inflated here, a
-    strip at a time, and each strip is unfiltered by PIL's own decoder. PNG filters refer to the
-    row above; the previous strip's last row, already unfiltered, is prepended as an unfiltered
-    row so the first row of a strip is rebuilt exactly. Returns (None, None) for what this cannot
-    stream (interlaced or 16-bit colour PNGs); those are decoded whole.
-    """
-    depth, colour_type, interlace = data[24], data[25], data[28]
-    bits = depth * _PNG_CHANNELS.get(colour_type, 0)
-    bpp = max(1, bits // 8)
-    if interlace or bpp not in _CARRIERS or not img.tile or struct.unpack(">II", data[16:24]) != img.size:
-        return None, None
-    args = img.tile[0].args
-    mode, rawmode, (w, h) = img.mode, args if isinstance(args, str) else args[0], img.size
-    stride = (w * bits + 7) // 8
-    carrier = _CARRIERS[bpp]
-    chunks, exif = _png_chunks(data)
-    orientation = Image.Exif()
-    if exif is not None:
-        orientation.load(exif)
-    palette = img.palette.tobytes() if mode == "P" and img.palette else None
-
-    def strips(rows: int):
-        inflated = _inflate(chunks, rows * (stride + 1))
-        pending, previous, done = b"", None, 0
-        while done < h:
-            n = min(rows, h - done)
-            need = n * (stride + 1)
-            while len(pending) < need:
-                more = next(inflated, None)
-                if more is None:
-                    raise ValueError("the image data ends early")
-                pending += more
-            raw, pending = pending[:need], pending[need:]
-            if previous is not None:
-                raw = b"\0" + previous + raw
-            rebuilt = Image.frombytes(carrier, (stride // bpp, n + (previous is not None)),
-                                      zlib.compress(raw, 0), "zip", carrier).tobytes()
-            if previous is not None:
-                rebuilt = rebuilt[stride:]
-            previous = rebuilt[-stride:]
-            strip = Image.frombytes(mode, (w, n), rebuilt, "raw", rawmode)
-            if palette is not None:
-                strip.putpalette(palette, img.palette.mode)
-            if "transparency" in img.info:
-                strip.info["transparency"] = img.info["transparency"]
-            done += n
-            yield strip
-
-    return strips, orientation.get(ExifTags.Base.Orientation)
-
-
-def _png_chunks(data: bytes) -> tuple[list[bytes], bytes | None]:
-    """The IDAT chunks' payloads (views, not copies) and the eXIf chunk's, with their CRCs checked."""
-    view, pos, idat, exif = memoryview(data), 8, [], None
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        end = pos + 8 + length
-        if end + 4 > len(data):
-            raise ValueError("a PNG chunk runs past the end of the file")
-        if kind in (b"IDAT", b"eXIf"):
-            if zlib.crc32(view[pos + 4:end]) != struct.unpack(">I", data[end:end + 4])[0]:
-                raise ValueError(f"bad CRC in a {kind.decode()} chunk")
-            if kind == b"IDAT":
-                idat.append(view[pos + 8:end])
-            else:
-                exif = b"Exif\0\0" + bytes(view[pos + 8:end])
-        if kind == b"IEND":
-            break
-        pos = end + 4
-    return idat, exif
-
-
-def _inflate(chunks: list, limit: int):
-    """Inflate a zlib stream split over ``chunks``, yielding at most ``limit`` bytes at a time: a
-    few kilobytes that inflate to gigabytes never become one buffer."""
-    inflater = zlib.decompressobj()
-    try:
-        for chunk in chunks:
-            while chunk:
-                out = inflater.decompress(chunk, limit)
-                chunk = inflater.unconsumed_tail
-                if out:
-                    yield out
-        rest = inflater.flush()
-    except zlib.error as exc:
-        raise ValueError(f"broken PNG data: {exc}") from exc
-    if rest:
-        yield rest
+def _crop_strips(img: Image.Image, rows: int):
+    for y in range(0, img.height, rows):
+        yield img.crop((0, y, img.width, min(img.height, y + rows)))
 
 
 def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     """Resize so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
-    w, h = img.size
-    scale = long_side / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
+    h, w = fit_long_side((img.height, img.width), long_side)
+    return img if (w, h) == img.size else img.resize((w, h), Image.Resampling.LANCZOS)
 
 
 def to_tensor(img: Image.Image, long_side: int | None = None) -> torch.Tensor:
@@ -355,11 +239,17 @@ def resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def fit_long_side(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(H, W) scaled so the longer side is ``long_side``."""
+def fit_long_side(shape: tuple[int, int], long_side: int, min_side: int = 1) -> tuple[int, int]:
+    """(H, W) scaled so the longer side is ``long_side``; where the shorter side would then fall
+    below ``min_side``, scaled so the shorter side is ``min_side`` instead (a narrow panorama keeps
+    enough rows for the deepest layer)."""
     h, w = shape
     scale = long_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    fitted = max(1, round(h * scale)), max(1, round(w * scale))
+    if min(fitted) >= min_side:
+        return fitted
+    scale = min_side / min(h, w)
+    return max(min_side, round(h * scale)), max(min_side, round(w * scale))
 
 
 # ITU-R BT.601 luma weights: the Y of YIQ/YCbCr.

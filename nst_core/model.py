@@ -18,14 +18,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-# Channel plan of torchvision's VGG configurations "D" (VGG16) and "E" (VGG19); "M" is a pool.
-VGG_PLANS: dict[str, list[int | str]] = {
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-}
-ARCHS = tuple(VGG_PLANS)
 _TV_CFG = {"vgg16": "D", "vgg19": "E"}  # torchvision's names for these configurations
+# Channel plan of each network ("M" is a pool), torchvision's own, so the layer table always names
+# the modules that torchvision builds.
+VGG_PLANS: dict[str, list[int | str]] = {arch: torchvision.models.vgg.cfgs[cfg] for arch, cfg in _TV_CFG.items()}
+ARCHS = tuple(VGG_PLANS)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_ENV = "NST_WEIGHTS"
@@ -223,12 +220,12 @@ def _low_precision_dtype(device: torch.device) -> torch.dtype:
 
 
 def alternated_pass_times(model: "VGGFeatures", shape: tuple[int, int], layers=("conv5_1",),
-                          repeats: int = 3) -> dict[str, list[float]]:
-    """Seconds of forward+backward passes (input gradient only) through ``layers`` in float32 and in
-    bfloat16, the two alternated so a busy neighbour slows both alike; a first, warm-up round is
-    not counted."""
+                          repeats: int = 3, precisions=("fp32", "bf16")) -> dict[str, list[float]]:
+    """Seconds of forward+backward passes (input gradient only) through ``layers`` in each of
+    ``precisions``, the precisions alternated so a busy neighbour slows all alike; a first, warm-up
+    round is not counted."""
     x = torch.rand(1, 3, *shape, device=model.mean.device, requires_grad=True)
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    times: dict[str, list[float]] = {precision: [] for precision in precisions}
     with torch.enable_grad():  # the first caller may be inside no_grad (computing targets)
         for _ in range(repeats + 1):
             for precision, seconds in times.items():

@@ -15,6 +15,7 @@ actually used. ``balance="raw"`` takes α, β and λ as typed.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -23,8 +24,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import costs
+from .checks import weights_checksum
 from .images import MIN_SIDE, fit_long_side, preserve_colors, resize_tensor, to_pil, to_tensor
-from .model import VGGFeatures, layer_table, step_gflop
+from .model import VGGFeatures, alternated_pass_times, layer_table, step_gflop
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -173,6 +175,7 @@ class Step:
     message: str = ""
     weights: dict = field(default_factory=dict)  # the α, β, λ actually used
     gflop: float = 0.0  # the network's work so far: every forward+backward pass, by its image size
+    network_checksums: tuple[str, str] | None = None  # on the final record: checks.weights_checksum at start and end
 
     def as_row(self) -> dict:
         """The record's numbers as one flat row, for the CLI's CSV log (the figures and texts take the records)."""
@@ -188,16 +191,6 @@ def min_input_side(layers) -> int:
     return max([MIN_SIDE] + [table[n].stride for n in layers if n in table])
 
 
-def fit_size(shape: tuple[int, int], long_side: int, min_side: int) -> tuple[int, int]:
-    """``shape`` scaled to ``long_side``, or larger where the short side would fall below ``min_side``
-    (a narrow panorama keeps enough rows for the deepest layer)."""
-    h, w = fit_long_side(shape, long_side)
-    if min(h, w) >= min_side:
-        return h, w
-    scale = min_side / min(shape)
-    return max(min_side, round(shape[0] * scale)), max(min_side, round(shape[1] * scale))
-
-
 def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
     """Coarse-to-fine stages as ((H, W), steps): each level halves the size, and the coarser
     levels, being 4× cheaper per step, get twice the steps of the next finer one, but at most
@@ -206,7 +199,7 @@ def stage_plan(config: TransferConfig, shape: tuple[int, int]) -> list[tuple[tup
     min_side = min_input_side(config.layers)
     sizes = [fit_long_side(shape, config.size // 2 ** k) for k in reversed(range(1, config.levels))]
     sizes = [s for s in sizes if max(s) >= MIN_STAGE_SIDE and min(s) >= min_side]
-    sizes.append(fit_size(shape, config.size, min_side))
+    sizes.append(fit_long_side(shape, config.size, min_side))
     shares = [2 ** (len(sizes) - 1 - k) for k in range(len(sizes))]
     steps = [min(config.steps * s // sum(shares), MAX_COARSE_STEPS) for s in shares]
     steps[-1] += config.steps - sum(steps)
@@ -244,7 +237,7 @@ def prepare_targets(content: torch.Tensor, styles: list[torch.Tensor], size: tup
             style_side = max(MIN_STAGE_SIDE // 2, round(max(size) * config.style_scale))
             min_side = min_input_side(lambdas)
             for weight, s in zip(blend, styles):
-                s = resize_tensor(s, fit_size(tuple(s.shape[-2:]), style_side, min_side)).to(device)
+                s = resize_tensor(s, fit_long_side(tuple(s.shape[-2:]), style_side, min_side)).to(device)
                 acts = model.extract(s, list(lambdas), config.pooling, config.precision)
                 for name, a_S in acts.items():
                     h, w = positions(model, name, size)
@@ -360,6 +353,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     ``diverged`` and keeps the best finite image.
     """
     start = time.perf_counter()
+    network_before = weights_checksum(model)
     device = model.mean.device
     content_t = _as_tensor(content)
     styles_t = [_as_tensor(s) for s in _style_list(style)]
@@ -440,9 +434,10 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
                     terms = cost_terms(x.clamp(0, 1), targets, config, model)
             if float(terms["total"]) < best_total:
                 best_total, best_image = float(terms["total"]), _finish(x.detach(), content_t, config)
-            yield _record(step, total_steps, stage, size, time.perf_counter() - start, 0.0, terms,
-                          best_image, best_total, image=best_image, status="done", weights=weights,
-                          message=f"Finished {total_steps} steps.", gflop=passes[0])
+            done = _record(step, total_steps, stage, size, time.perf_counter() - start, 0.0, terms,
+                           best_image, best_total, image=best_image, status="done", weights=weights,
+                           message=f"Finished {total_steps} steps.", gflop=passes[0])
+            yield replace(done, network_checksums=(network_before, weights_checksum(model)))
 
 
 def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> torch.Tensor:
@@ -476,11 +471,4 @@ def bare_step_seconds(model: VGGFeatures, layers, size: tuple[int, int], repeats
                       precision: str = "auto") -> float:
     """Median time of a bare forward+backward (input gradient only) through ``layers``; a first,
     warm-up pass is not counted."""
-    x = torch.rand(1, 3, *size, device=model.mean.device, requires_grad=True)
-    times = []
-    for _ in range(repeats + 1):
-        t = time.perf_counter()
-        sum(a.sum() for a in model.extract(x, layers, precision=precision).values()).backward()
-        x.grad = None
-        times.append(time.perf_counter() - t)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return statistics.median(alternated_pass_times(model, size, layers, repeats, (precision,))[precision])

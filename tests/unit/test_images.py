@@ -149,6 +149,14 @@ def test_tensor_round_trip_and_resize():
     assert to_tensor(img, long_side=25).shape == (1, 3, 15, 25)
 
 
+def test_fit_long_side_keeps_the_short_side_at_least_min_side():
+    assert images.fit_long_side((600, 800), 400) == (300, 400)
+    assert images.fit_long_side((100, 800), 256) == (32, 256)
+    assert images.fit_long_side((100, 800), 256, min_side=64) == (64, 512)  # a panorama keeps 64 rows
+    assert images.fit_long_side((800, 100), 256, min_side=16) == (256, 32)  # already enough: unchanged
+    assert images.fit_long_side((48, 200), 200, min_side=16) == (48, 200)
+
+
 def test_preserve_colors_keeps_content_chroma_and_generated_luma():
     content = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
     generated = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
@@ -160,9 +168,9 @@ def test_preserve_colors_keeps_content_chroma_and_generated_luma():
                           content - (content * luma).sum(1, keepdim=True), atol=1e-5)
 
 
-# Decoding huge uploads: the working-size result comes straight from the file, never via a full-size
-# RGB copy. Small stand-ins (a few hundred pixels, shrunk to a few dozen) keep these tests fast; the
-# strips are made tiny so every image is decoded in many of them.
+# Decoding huge uploads: the working-size result comes straight from the decoded file, never via a
+# full-size RGB copy. Small stand-ins (a few hundred pixels, shrunk to a few dozen) keep these tests
+# fast; the strips are made tiny so every image is converted in many of them.
 
 def _photo(w: int = 240, h: int = 150, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
@@ -191,47 +199,51 @@ def small_strips(monkeypatch):
 
 @pytest.fixture
 def largest_image(monkeypatch):
-    """Records the pixel count of every image PIL allocates (a decode target included) or converts,
-    resizes, reduces or copies; the test reads the largest."""
-    seen = [0]
+    """Records the pixel count of every image PIL allocates (a decode target included), and of every
+    image it converts, resizes, reduces or copies; the test reads the largest of each."""
+    seen = {"allocated": 0, "converted": 0}
 
-    def record(size):
-        seen[0] = max(seen[0], size[0] * size[1])
+    def record(kind, size):
+        seen[kind] = max(seen[kind], size[0] * size[1])
 
     for name in ("new", "fill"):
         original = getattr(Image.core, name)
-        monkeypatch.setattr(Image.core, name, lambda mode, size, *a, _f=original: (record(size), _f(mode, size, *a))[1])
+        monkeypatch.setattr(Image.core, name,
+                            lambda mode, size, *a, _f=original: (record("allocated", size), _f(mode, size, *a))[1])
     for name in ("convert", "reduce", "resize", "copy", "transpose"):
         original = getattr(Image.Image, name)
         monkeypatch.setattr(Image.Image, name,
-                            lambda self, *a, _f=original, **k: (record(self.size), _f(self, *a, **k))[1])
-    monkeypatch.setattr(Image, "alpha_composite", lambda a, b, _f=Image.alpha_composite: (record(a.size), _f(a, b))[1])
+                            lambda self, *a, _f=original, **k: (record("converted", self.size), _f(self, *a, **k))[1])
+    monkeypatch.setattr(Image, "alpha_composite",
+                        lambda a, b, _f=Image.alpha_composite: (record("converted", a.size), _f(a, b))[1])
     return seen
 
 
 @pytest.mark.parametrize("kind", list(_PNG_KINDS) + ["JPEG"])
 @pytest.mark.parametrize("w, h", [(1200, 750), (200, 125)])  # shrunk 20× (reduced first) and 3.3×
-def test_huge_upload_is_never_held_at_full_size(kind, w, h, small_strips, largest_image):
+def test_huge_upload_is_never_converted_at_full_size(kind, w, h, small_strips, largest_image):
     img = _PNG_KINDS.get(kind, lambda im: im.convert("RGB"))(_photo(w, h))
     data = encode(img, "JPEG") if kind == "JPEG" else encode(img, transparency=3) if kind.startswith("P") else encode(img)
-    largest_image[0] = 0
+    largest_image.update(allocated=0, converted=0)
     out = load_image(data, max_side=60)
     assert out.mode == "RGB" and max(out.size) == 60
-    # Neither the decode nor any conversion ever touches the image whole: only strips, and the
-    # image already at the final width (60 px) waiting for its columns to be resized.
-    assert 0 < largest_image[0] <= w * h // 3
+    # No conversion ever touches the image whole: only strips, and the image already at the final
+    # width (60 px) waiting for its columns to be resized.
+    assert 0 < largest_image["converted"] <= w * h // 3
+    if kind == "JPEG":  # libjpeg decodes it at a fraction of its size: it is never held whole at all
+        assert 0 < largest_image["allocated"] <= w * h // 3
 
 
 @pytest.mark.parametrize("kind", list(_PNG_KINDS))
-def test_png_decoded_in_strips_equals_a_whole_decode(kind, small_strips):
+def test_png_shrunk_in_strips_equals_a_whole_conversion(kind, small_strips):
     img = _PNG_KINDS[kind](_photo())
     data = encode(img, optimize=True, transparency=3) if kind.startswith("P") else encode(img, optimize=True)
     whole = Image.open(io.BytesIO(data))
     whole.load()
     rgb = images._to_rgb(whole)
     factor = int(max(rgb.size) / (images.REDUCING_GAP * 40))
-    expected = (rgb.reduce(factor) if factor > 1 else rgb).resize(images._fit_size(rgb.size, 40),
-                                                                   Image.Resampling.LANCZOS)
+    h, w = images.fit_long_side((rgb.height, rgb.width), 40)
+    expected = (rgb.reduce(factor) if factor > 1 else rgb).resize((w, h), Image.Resampling.LANCZOS)
     notes = []
     out = load_image(data, notes, max_side=40)
     assert np.array_equal(np.asarray(out), np.asarray(expected))
@@ -268,8 +280,8 @@ def test_whole_decode_formats_are_capped_below_the_pixel_limit(monkeypatch):
     big = Image.new("RGB", (300, 100), (10, 200, 30))
     with pytest.raises(ImageError, match="JPEG"):
         load_image(encode(big, "WEBP"), max_side=60)
-    # the same pixels as a JPEG (MPO: a camera's multi-picture JPEG) or a PNG are decoded in parts,
-    # so they pass
+    # the same pixels as a JPEG (MPO: a camera's multi-picture JPEG) are decoded in parts, and a PNG's
+    # whole decode is small at any accepted size, so they pass
     assert load_image(encode(big, "JPEG"), max_side=60).size == (60, 20)
     assert load_image(encode(big, "MPO", save_all=True, append_images=[big]), max_side=60).size == (60, 20)
     assert load_image(encode(big), max_side=60).size == (60, 20)
@@ -310,7 +322,7 @@ def test_huge_png_with_broken_compressed_data_raises_image_error():
        st.booleans(), st.integers(0, 10**6))
 def test_fuzz_mutated_huge_png_only_raises_image_error(flips, fix_crcs, cut):
     buf = bytearray(_BIG_PNG)
-    for pos, value in flips:  # past the header, so the streaming decoder is the one that meets them
+    for pos, value in flips:  # past the header, so the decoder is the one that meets them
         buf[33 + pos % (len(buf) - 33)] = value
     buf = buf[: 33 + cut % (len(buf) - 32)]
     if fix_crcs:
