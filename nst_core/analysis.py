@@ -23,12 +23,8 @@ def analysis_size(model: VGGFeatures, layer: str, size: tuple[int, int]) -> tupl
     has no rows, and torch refuses to pool. A long, thin image — the loader accepts 8:1 — at a small
     app size can fall short, so the whole image is scaled up, keeping its shape, until its short
     side reaches s. Sizes that are already big enough come back unchanged."""
-    need = model.table[layer].stride
     h, w = int(size[0]), int(size[1])
-    if min(h, w) >= need:
-        return h, w
-    scale = need / min(h, w)
-    return max(need, math.ceil(h * scale)), max(need, math.ceil(w * scale))
+    return fit_long_side((h, w), max(h, w), model.table[layer].stride)
 
 
 def layer_shapes(model: VGGFeatures, size: tuple[int, int]) -> list[dict]:
@@ -227,15 +223,6 @@ def index_patches(index: PatchIndex, channel: int, k: int = 9, max_per_image: in
     return chosen
 
 
-def top_patches(model: VGGFeatures, images: list[torch.Tensor], layer: str, channel: int, k: int = 9,
-                pooling: str = "max", max_per_image: int | None = None) -> list[Patch]:
-    """The ``k`` image patches that excite one unit (a channel of ``layer``) most, across images
-    searched as given: :func:`patch_index` at one scale, then :func:`index_patches`. A page that
-    changes channels often should build the index once per layer and keep it."""
-    index = patch_index(model, list(images), layer, scales=None, per_picture=4 * k, pooling=pooling)
-    return index_patches(index, channel, k, max_per_image)
-
-
 def bundled_collection(assets: Path, long_side: int = 512) -> list[tuple[str, Image.Image]]:
     """The images to search for top patches, as (name, image) pairs: every bundled photo
     (``content/``), every painting (``styles/*.jpg``; the synthetic styles are left out, they would
@@ -429,12 +416,6 @@ def channel_order(a: torch.Tensor) -> torch.Tensor:
     return a.mean(dim=(1, 2)).argsort(descending=True)
 
 
-def gram_order(gram: torch.Tensor) -> torch.Tensor:
-    """Channels sorted by the Gram's diagonal (each channel's energy), strongest first, so the
-    matrix's structure gathers in its top-left corner."""
-    return gram.diagonal().argsort(descending=True)
-
-
 BORDER_PX = 16  # how far in from the image's edge the zero padding's frame is felt, in input pixels
 
 
@@ -462,12 +443,3 @@ def style_channel_order(a: torch.Tensor, info: LayerInfo, border_px: int = BORDE
     f = inner.reshape(inner.shape[-3], -1)
     return (f * f).sum(1).argsort(descending=True)
 
-
-def border_ratio(a: torch.Tensor, channel: int, margin: int = 2) -> float:
-    """Energy per position in the outer ``margin`` rows/columns over energy per position inside:
-    about 1 for a texture channel, well above 1 for a channel that responds to the frame."""
-    m = a[channel]
-    inner = interior(m, margin)
-    e_in, e_all = float((inner ** 2).sum()), float((m ** 2).sum())
-    n_in, n_all = inner.numel(), m.numel()
-    return ((e_all - e_in) / max(n_all - n_in, 1)) / max(e_in / max(n_in, 1), 1e-12)

@@ -207,8 +207,9 @@ def _toy_gram_marks(ax, g: np.ndarray, k: int, k2: int):
 
 
 def toy_panels(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> list[Figure]:
-    """:func:`toy_walkthrough`'s four panels as separate figures, each readable at 390 px wide, for
-    a page to lay out in columns that stack on a phone."""
+    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed (G
+    is the channels' unnormalized cross-covariance: products summed, means not removed), as four
+    figures, each readable at 390 px wide, for a page to lay out in columns that stack on a phone."""
     figs = []
     for n, (m, title, cmap, vmax) in enumerate(_toy_specs(block, gram, k, k2)):
         fig = _fig(3.6, 3.9 if n == 3 else 3.7)
@@ -218,18 +219,6 @@ def toy_panels(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> list
             _toy_gram_marks(ax, m, k, k2)
         figs.append(fig)
     return figs
-
-
-def toy_walkthrough(block: torch.Tensor, gram: torch.Tensor, k: int, k2: int) -> Figure:
-    """Channel k, channel k′, their element-wise product, and the Gram matrix with G[k, k′] boxed
-    (G is the channels' unnormalized cross-covariance: products summed, means not removed)."""
-    fig = _fig(15, 3.9)
-    axes = fig.subplots(1, 4, width_ratios=[1, 1, 1, 1.25])
-    specs = _toy_specs(block, gram, k, k2)
-    for ax, (m, title, cmap, vmax) in zip(axes, specs):
-        _annotated(ax, m, title, cmap=cmap, vmax=vmax)
-    _toy_gram_marks(axes[3], specs[3][0], k, k2)
-    return fig
 
 
 def _signed_sqrt_norm(lim: float) -> FuncNorm:
@@ -285,39 +274,15 @@ def gram_panels(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor,
     return figs
 
 
-def gram_heatmaps(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor, n: int, labels=("style S", "generated G"),
-                  cell=None) -> Figure:
-    """:func:`gram_panels` side by side in one figure (for a wide screen)."""
-    fig = _fig(14, 4.4)
-    axes = fig.subplots(1, 3)
-    for ax, m, title, signed in zip(axes, _gram_mats(g_style, g_gen, order, n),
-                                    [f"G of {labels[0]}", f"G of {labels[1]}",
-                                     f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
-        _gram_panel(fig, ax, m, title, n, signed, cell)
-    return fig
-
-
 def _pair_specs(a: torch.Tensor, k: int, k2: int):
     m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
     total = float((m1 * m2).sum())
     return [(m1, f"channel {k}"), (m2, f"channel {k2}"), (m1 * m2, f"product, sum {friendly_number(total)}")]
 
 
-def pair_maps(a: torch.Tensor, k: int, k2: int, title: str) -> Figure:
-    """Two channels' maps and their product: where both fire together."""
-    fig = _fig(12, 3.8)
-    axes = fig.subplots(1, 3)
-    for ax, (m, t) in zip(axes, _pair_specs(a, k, k2)):
-        ax.imshow(m, cmap=CMAP)
-        ax.set_title(t, fontsize=FONT)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=FONT)
-    return fig
-
-
 def pair_panels(a: torch.Tensor, k: int, k2: int) -> list[Figure]:
-    """:func:`pair_maps`' three maps as separate figures, each readable at 390 px wide, for a page
-    to lay out in columns that stack on a phone."""
+    """Two channels' maps and their product (where both fire together) as three figures, each
+    readable at 390 px wide, for a page to lay out in columns that stack on a phone."""
     figs = []
     for m, t in _pair_specs(a, k, k2):
         h, w = m.shape
@@ -616,20 +581,6 @@ def shuffle_bars(gram_change: dict[str, float], content_change: float, content_l
     ax.set_ylim(0, max(values + [0.1]) * 1.18)
     ax.set_title("Style (Gram, green) vs content (red)", fontsize=FONT + 1)
     ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def image_row(images: list[Image.Image], titles: list[str], suptitle: str = "") -> Figure:
-    """Images side by side with a title under each: for experiment results."""
-    n = len(images)
-    fig = _fig(3.2 * n, 3.6)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, img, t in zip(axes, images, titles):
-        ax.imshow(img)
-        ax.set_title(t, fontsize=FONT)
-        ax.axis("off")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=FONT + 1)
     return fig
 
 
