@@ -6,6 +6,7 @@ from nst_core import plots, to_tensor
 from nst_core.analysis import (BORDER_PX, activations, bundled_collection, channel_order, index_patches, layer_shapes,
                                patch_index, receptive_field_box)
 from nst_core.describe import friendly_number
+from nst_core.images import fit_long_side
 from ui import frame, network, pickers
 from ui.cache import shared
 
@@ -15,8 +16,8 @@ st.title("🔬 What does each layer see?")
 st.write("Each layer turns the image into a stack of **channels**: maps of where one learned filter "
          "responds. Shallow layers have small receptive fields and respond to colours and edges; "
          "deeper layers see larger regions and respond to whole textures and object parts.")
-st.info("**Try this:** slide the layer from conv1_1 to conv5_1. Watch the maps get coarser, the cyan box "
-        "grow, and the top-9 patches change from one colour or edge to a shared texture or shape.", icon="👉")
+frame.try_this("slide the layer from conv1_1 to conv5_1. Watch the maps get coarser, the cyan box grow, and the "
+               "top-9 patches change from one colour or edge to a shared texture or shape.")
 
 model = network.current_model()
 content, (style, *_), generated = pickers.chosen_images()
@@ -27,8 +28,7 @@ names = [n for n in model.table if n.startswith(("conv", "pool"))]
 st.subheader("The network, layer by layer")
 layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names else names[0], key="act_layer",
                          help="Slide deeper: the maps get coarser (stride) and each unit sees more (receptive field).")
-shape = (content.height, content.width)
-h, w = (round(shape[0] * size / max(shape)), round(shape[1] * size / max(shape)))
+h, w = fit_long_side((content.height, content.width), size)
 rows = layer_shapes(model, (h, w))
 # The marker and the receptive field first: on a phone the table scrolls sideways, and these are
 # what the slider is about.

@@ -45,7 +45,7 @@ def image_columns(images, captions):
 
 model = network.current_model()
 name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_name")
-st.info(f"**Try this:** {TRY[name]}", icon="👉")
+frame.try_this(TRY[name])
 st.info(EXPLAIN[name], icon="💡")
 
 prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",

@@ -31,9 +31,9 @@ def _toy_pictures(shape, values, k, k2):
 @st.fragment
 def toy_section():
     st.header("1 · A toy layer with five channels")
-    st.info("**Try this:** choose *fire together*, then *independent*, then *never fire together*, and watch "
-            "G[0, 1] in the orange matrix fall. Then type a big number into channel 0 where channel 1 is 0: "
-            "G[0, 1] does not move, because only places where **both** fire add to it.", icon="👉")
+    frame.try_this("choose *fire together*, then *independent*, then *never fire together*, and watch G[0, 1] in "
+                   "the orange matrix fall. Then type a big number into channel 0 where channel 1 is 0: G[0, 1] "
+                   "does not move, because only places where **both** fire add to it.")
     c1, c2 = st.columns([2, 3])
     kind = c1.radio("Make channels 0 and 1…", list(TOY_KINDS), horizontal=True, key="toy_kind",
                     format_func=TOY_KINDS.get)
@@ -90,10 +90,9 @@ def _gram_pictures(model, images, layer, side, n, labels):
 
 @st.fragment
 def real_section(model, style, content, generated, side):
-    st.info("**Try this:** set the row and the column to the same rank: that cell is one channel's total "
-            "energy. Then look for a bright cell off the diagonal and read its two maps below: where one "
-            "channel fires, so does the other. Compare the style's Gram with the generated image's after a run.",
-            icon="👉")
+    frame.try_this("set the row and the column to the same rank: that cell is one channel's total energy. Then "
+                   "look for a bright cell off the diagonal and read its two maps below: where one channel fires, "
+                   "so does the other. Compare the style's Gram with the generated image's after a run.")
     layers = [n for n in model.table if n.startswith("conv") and n.endswith("_1")]
     c1, c2, c3 = st.columns(3)
     layer = c1.selectbox("Layer", layers, index=min(2, len(layers) - 1), key="gram_layer",
@@ -148,8 +147,8 @@ def _shuffle(model, img, tiles, seed, side):
 
 @st.fragment
 def shuffle_section(model, style, side):
-    st.info("**Try this:** go from 2 to 8 tiles per side. The green bars stay low (the style survives the "
-            "scrambling); the red one is high from the start (the content is gone).", icon="👉")
+    frame.try_this("go from 2 to 8 tiles per side. The green bars stay low (the style survives the scrambling); "
+                   "the red one is high from the start (the content is gone).")
     c1, c2 = st.columns(2)
     tiles = c1.select_slider("Tiles per side", [2, 3, 4, 6, 8], value=4, key="shuffle_tiles")
     seed = int(c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed"))

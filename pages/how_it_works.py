@@ -6,6 +6,7 @@ from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
 from nst_core.costs import TV_FORMULA
 from nst_core.describe import friendly_number
+from nst_core.images import fit_long_side
 from ui import frame, network, pickers
 from ui.cache import shared
 
@@ -21,9 +22,9 @@ st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a n
          "already trained to recognise objects, stays frozen. What changes is the image **G** itself: its "
          "pixels are moved, by gradient descent, until the network sees in G the *content* of a photo C and "
          "the *style* of an artwork S.")
-st.info("**Try this:** read one formula, then follow its *See it* link to the page that shows it at work. "
-        "Last, check the numbers measured in §7: doubling the image size makes the content cost grow much "
-        "more than the style cost.", icon="👉")
+frame.try_this("read one formula, then follow its *See it* link to the page that shows it at work. Last, check "
+               "the numbers measured in §7: doubling the image size makes the content cost grow much more than "
+               "the style cost.")
 st.caption(f"Formulas shown: the **{'course (seed) normalization' if norm == 'seed' else 'mean-squared (PyTorch tutorial) normalization'}**, "
            "the one Stylize uses now (change it under Stylize → Advanced).")
 
@@ -68,7 +69,7 @@ st.write("A 3×3 convolution lets each unit see one pixel further in every direc
          "step between units, so every later convolution grows the field twice as fast. Formally, each "
          "layer adds (kernel − 1) × (current stride) pixels.")
 size = st.session_state["size"]
-h, w = round(content.height * size / max(content.size)), round(content.width * size / max(content.size))
+h, w = fit_long_side((content.height, content.width), size)
 rows = layer_shapes(model, (h, w))
 c1, c2 = st.columns(2)
 c1.dataframe([{k: r[k] for k in ("layer", "stride", "receptive field (px)", "n_C")} for r in rows], hide_index=True,

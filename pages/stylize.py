@@ -48,22 +48,10 @@ with below:
             state.widget("style_layers", c2, options=layers)
             state.lambda_widgets()
             state.widget("balance")
-            c1, c2 = st.columns(2)
-            state.widget("alpha", c1)
-            state.widget("beta", c2)
-            c1, c2, c3, c4 = st.columns(4)
-            state.widget("optimizer", c1)
-            state.widget("steps", c2)
-            state.widget("lr", c3)
-            state.widget("init", c4)
-            c1, c2, c3, c4 = st.columns(4)
-            state.widget("levels", c1)
-            state.widget("tv_weight", c2)
-            state.widget("pooling", c3)
-            state.widget("preserve_color", c4)
-            c1, c2 = st.columns(2)
-            state.widget("style_scale", c1)
-            state.widget("normalization", c2)
+            for row in (("alpha", "beta"), ("optimizer", "steps", "lr", "init"),
+                        ("levels", "tv_weight", "pooling", "preserve_color"), ("style_scale", "normalization")):
+                for column, key in zip(st.columns(len(row)), row):
+                    state.widget(key, column)
             st.latex(FORMULAS[ss["normalization"]]["style_layer"])
         st.caption("🔗 The page address holds these settings: copy it to share this exact setup.")
 
