@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys, torch
 from nst_core import load_vgg
-from nst_core.serve.memory import status_mb
+from nst_core.benchmark import peak_rss_mb
+from nst_core.serve.memory import resident_mb
 from nst_core.model import configure_threads
 from nst_core.transfer import TransferConfig, run
 configure_threads()
@@ -31,11 +32,11 @@ model = load_vgg(arch, "random", seed=0)
 content = torch.rand(1, 3, size, size)
 style = torch.rand(1, 3, size, size)
 cfg = TransferConfig(size=size, steps=steps, optimizer=optimizer, levels=1, snapshot_every=1, precision=precision)
-before = status_mb("VmRSS")
+before = resident_mb()
 between = []
 for rec in run(content, style, cfg, model):
-    between.append(status_mb("VmRSS"))
-print(json.dumps({"precision": model.compute_precision(precision), "size": size, "before": before, "peak": status_mb("VmHWM"), "between": between}))
+    between.append(resident_mb())
+print(json.dumps({"precision": model.compute_precision(precision), "size": size, "before": before, "peak": peak_rss_mb(), "between": between}))
 """
 
 

@@ -19,7 +19,8 @@ from nst_core import Step, TransferConfig, VGGFeatures, to_pil
 from nst_core.describe import layer_share_text, progress_text, queue_text, ready_text, share_text
 from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
-from nst_core.serve.lifecycle import RunView, Subscription
+from nst_core.serve.lifecycle import RunView
+from nst_core.serve.registry import Subscription
 from nst_core.serve.registry import RunRegistry, start_transfer, transfer_key
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory

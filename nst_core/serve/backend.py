@@ -23,6 +23,7 @@ from ..model import VGGFeatures, load_vgg, resolve_device
 from ..transfer import TransferConfig
 from .identity import network_identity, run_key
 from .lifecycle import RunView
+from .registry import RunRegistry, start_transfer
 
 RAY_ADDRESS_ENV = "NST_RAY_ADDRESS"
 
@@ -116,8 +117,8 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, registry=None, load_model: Callable[[NetworkSpec], VGGFeatures] | None = None):
-        from .registry import RunRegistry  # the registry loads the whole service: only when a backend is made
+    def __init__(self, registry: RunRegistry | None = None,
+                 load_model: Callable[[NetworkSpec], VGGFeatures] | None = None):
         self.registry = registry if registry is not None else RunRegistry()
         self._load_model = load_model or self._load_once
         self._models: dict[NetworkSpec, VGGFeatures] = {}
@@ -138,7 +139,6 @@ class LocalBackend:
             return self._models[spec]
 
     def start(self, request: RunRequest) -> RunHandle:
-        from .registry import start_transfer
         model = self._load_model(request.network)
         return start_transfer(self.registry, request.content, list(request.styles), request.config, model,
                               session=request.session, estimate_s=request.estimate_s)

@@ -156,6 +156,11 @@ class ByteCache:
 _MISSING = object()
 
 
+def cached_bytes() -> int:
+    """What every :class:`ByteCache` of the process holds, in bytes."""
+    return sum(cache.bytes for cache in list(_CACHES))
+
+
 def relieve_caches(fraction: float = 0.5) -> None:
     """Shrink every :class:`ByteCache` of the process, then hand the freed memory back: the last
     resort before a run is turned away for memory."""
@@ -168,7 +173,7 @@ _HEAVY = threading.Lock()
 
 
 @contextmanager
-def heavy_turn(budget_mb: float | None = None, rss_mb: Callable[[], float | None] = memory.status_mb):
+def heavy_turn(budget_mb: float | None = None, rss_mb: Callable[[], float | None] = memory.resident_mb):
     """Hold the process's one turn for heavy work that is not a run (an explainer page's
     activations, Grams, patch index). Each such result is shared, but a class touring the pages
     with photos of their own asks for many different ones at once: unqueued, they took the CPU

@@ -45,16 +45,21 @@ _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def network_identity(model) -> str:
-    """Architecture, weights source, precision, device and a digest of the weights themselves, so
-    two weight files with one name never share results."""
+    """Architecture, weights source, the arithmetic "auto" resolves to, device and a digest of the
+    weights themselves, so two weight files with one name never share results.
+
+    A run's config names its precision ("auto", "fp32" or "bf16"); the arithmetic "auto" picks
+    depends on the model and the machine, so it is part of the network's identity: together they
+    fix the arithmetic a run computes in, and two servers that resolve "auto" differently never
+    share a result."""
     if model not in _FINGERPRINTS:
         h = hashlib.sha256()
         for name, p in model.state_dict().items():
             h.update(name.encode())
             _feed(h, p)
         _FINGERPRINTS[model] = h.hexdigest()[:16]
-    precision = getattr(model, "precision", "default")
-    return f"{model.arch}|{model.source}|{precision}|{model.mean.device}|{_FINGERPRINTS[model]}"
+    auto = model.compute_precision("auto")
+    return f"{model.arch}|{model.source}|{auto}|{model.mean.device}|{_FINGERPRINTS[model]}"
 
 
 def run_key(content, styles, config: TransferConfig, network: str) -> str:

@@ -1,5 +1,6 @@
-"""A run's life: one state in one enum, the transitions allowed between states, and the one record
-of a run that travels from the service to the page (:class:`RunView`).
+"""A run's life: one state in one enum, the transitions allowed between states, the one record of a
+run that travels from the service to the page (:class:`RunView`), and the computation itself
+(:class:`SharedRun`).
 
 Every view of a run is derived from its :class:`RunState`: the queue's line, a watcher's panel, the
 gallery's entry. :func:`advance` is the only way a state changes, and it refuses a transition that
@@ -14,7 +15,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,16 +25,12 @@ from ..images import to_pil
 from ..transfer import Step
 
 if TYPE_CHECKING:
-    from .queue import Ticket
     from .registry import RunRegistry
 
 log = logging.getLogger(__name__)
 SNAPSHOT_SIDE = 160  # long side of the thumbnails kept of a run's progress
-# A run's ceiling (NST_MAX_RUN_S) caps its work, not its wall time: a class pressing Run at once
-# slows every run several-fold, and a wall-time cap stopped the class's one shared picture at step
-# 9 of 70 after 120 s. A run may do WORK_MARGIN times the network work (Step.gflop) its estimate
-# fits into the ceiling, the margin for the estimate's own error; wall time stops it only past
-# WALL_BACKSTOP times the ceiling, in case it is stuck.
+# Past this many times the ceiling (NST_MAX_RUN_S) of wall time a run is stopped as stuck; its work,
+# not its wall time, is what the ceiling caps (see registry.WORK_MARGIN).
 WALL_BACKSTOP = 20
 
 
@@ -52,12 +49,14 @@ class RunState(enum.StrEnum):
     REFUSED = "refused"  # never admitted: over a limit, or no memory even with nothing running
 
 
-_ENDS_OF_A_COMPUTATION = frozenset({RunState.DONE, RunState.DIVERGED, RunState.STOPPED, RunState.FAILED})
+# A run told to stop may still end otherwise at the step it was told: its last step, or the cap.
+_ENDS_OF_A_COMPUTATION = frozenset({RunState.DONE, RunState.DIVERGED, RunState.CAPPED, RunState.STOPPED,
+                                    RunState.FAILED})
 
 # The allowed transitions; a state that lists nothing is final.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.WITHDRAWN, RunState.REFUSED, RunState.FAILED}),
-    RunState.RUNNING: _ENDS_OF_A_COMPUTATION | {RunState.STOPPING, RunState.CAPPED},
+    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.WITHDRAWN, RunState.REFUSED}),
+    RunState.RUNNING: _ENDS_OF_A_COMPUTATION | {RunState.STOPPING},
     RunState.STOPPING: _ENDS_OF_A_COMPUTATION,
     **{state: frozenset() for state in (RunState.DONE, RunState.DIVERGED, RunState.CAPPED, RunState.STOPPED,
                                         RunState.FAILED, RunState.WITHDRAWN, RunState.REFUSED)},
@@ -78,11 +77,6 @@ def advance(current: RunState, new: RunState) -> RunState:
     if new not in TRANSITIONS[current]:
         raise ForbiddenTransition(f"a run cannot go from {current.value} to {new.value}")
     return new
-
-
-def outcome(step_status: str) -> RunState:
-    """The final state of a run whose loop ended on a record with ``step_status``."""
-    return RunState(step_status)
 
 
 @dataclass(frozen=True)
@@ -120,143 +114,160 @@ class RunView:
         return self.state in FINISHED
 
 
-class SharedRun:
-    """One computation and the subscribers who watch it. Only its worker thread touches the
-    generator; everyone else reads :meth:`view`."""
+@dataclass(eq=False)
+class Run:
+    """One run's state, and what the queue needs to place it: the sessions waiting for it (several
+    when students share one run), its estimated seconds and memory. ``remaining_s`` is kept up to
+    date by whoever computes it."""
 
-    def __init__(self, key: str, make_generator: Callable[[], Iterator[Step]], ticket: Ticket,
-                 registry: RunRegistry, work_gflop: float | None = None):
-        self.key, self.ticket, self._registry = key, ticket, registry
+    key: str = ""
+    sessions: set = field(default_factory=set)
+    estimate_s: float = 0.0
+    memory_mb: float = 0.0
+    state: RunState = RunState.QUEUED
+    admitted_at: float | None = None
+    remaining_s: float | None = None
+    number: int = 0  # its place in the order of arrival
+
+    def advance(self, new: RunState) -> None:
+        self.state = advance(self.state, new)
+
+
+class SharedRun(Run):
+    """One computation and the subscribers who watch it. Only its worker thread touches the
+    generator; everyone else reads :meth:`view`. The queue moves its state until it is admitted;
+    after that only this object does, under its own lock."""
+
+    def __init__(self, key: str, make_generator: Callable[[], Iterator[Step]], registry: RunRegistry, *,
+                 session, estimate_s: float = 0.0, memory_mb: float = 0.0, work_gflop: float | None = None):
+        super().__init__(key, {session}, float(estimate_s or 0.0), float(memory_mb))
+        self._registry = registry
         self.work_gflop = work_gflop  # the network work it may do (Step.gflop); None: wall time alone
         self._make_generator = make_generator
         self._cond = threading.Condition()
         self._subs: dict[int, tuple[object, float]] = {}  # id -> (session, watched until)
-        # When the last watcher left or stopped; None while someone watches, or while the last
-        # ones merely went quiet (their leases lapse, and that never ends the run).
+        # When the last watcher left; None while someone watches, or while the last ones merely
+        # went quiet (their leases lapse, and that never ends the run).
         self._empty_since: float | None = None
-        self._stop_now = False
-        self._ending = False  # the worker decided to stop for want of watchers: too late to join
-        self.state, self.message, self.version = "queued", "", 0
+        self.message, self.version = "", 0
         self._history: list[Step] = []
         self._snapshots: list[tuple[int, bytes]] = []
         self._preview: tuple[int, bytes] | None = None
         self._best: torch.Tensor | None = None
         self._best_pil: tuple[torch.Tensor, Image.Image] | None = None
-        self.final: RunView | None = None
+        self._final: RunView | None = None  # the record kept once the run is over
         self.thread = threading.Thread(target=self._work, name=f"nst-run-{key[:8]}", daemon=True)
 
     # ------------------------------------------------------------ subscribers
 
-    def _subscribe(self, session) -> int | None:
-        """A new subscriber's id, or None when the run is already ending unwatched or withdrawn
-        (then the caller starts a fresh one)."""
+    def subscribe(self, session) -> int | None:
+        """A new subscriber's id, or None when the run is stopping or over (then the caller starts
+        a fresh one)."""
         with self._cond:
-            if self._ending or self.final is not None or self.ticket.state in ("withdrawn", "refused"):
+            if self.state not in (RunState.QUEUED, RunState.RUNNING):
                 return None
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)
             self._empty_since = None
-            self._stop_now = False
             return sub_id
 
-    def _touch(self, sub_id: int) -> None:
+    def touch(self, sub_id: int) -> None:
         with self._cond:
             if sub_id in self._subs:
                 self._subs[sub_id] = (self._subs[sub_id][0], self._registry.clock() + self._registry.lease_s)
 
-    def _leave(self, sub_id: int, stop: bool) -> None:
+    def leave(self, sub_id: int, stop: bool) -> None:
+        """``sub_id`` stops watching. With ``stop`` (the student means it) the session's other
+        subscriptions, left by interrupted scripts, go too; and if nobody else watches, a queued run
+        is withdrawn and a computing one stops at its next step."""
+        reg = self._registry
         with self._cond:
             session, _ = self._subs.pop(sub_id, (None, 0.0))
-            if stop:  # the student means it: their subscriptions of interrupted scripts go too
+            if stop:
                 for other in [i for i, (s, _) in self._subs.items() if s == session]:
                     del self._subs[other]
             if session is not None and all(s != session for s, _ in self._subs.values()):
-                self._registry.queue.leave(self.ticket, session)
+                reg.queue.leave(self, session)
             if not self._subs:
-                self._empty_since = self._registry.clock()
-                self._stop_now = self._stop_now or stop
-            self._cond.notify_all()
-
-    def _drop_session(self, session) -> None:
-        """The session's newer Run replaced this queued one."""
-        with self._cond:
-            for sub_id in [i for i, (s, _) in self._subs.items() if s == session]:
-                del self._subs[sub_id]
-            if not self._subs:
-                self._empty_since, self._stop_now = self._registry.clock(), True
+                self._empty_since = reg.clock()
+                if stop and not reg.queue.withdraw(self) and self.state is RunState.RUNNING:
+                    self.advance(RunState.STOPPING)
             self._cond.notify_all()
 
     def _abandoned(self) -> bool:
-        """Whether to give the run up: its last watcher left or pressed Stop (or a newer Run replaced
-        it) and nobody came back within the grace period. A watcher whose script stopped without
-        leaving (a closed tab, but also a locked phone or a starved tab) lapses after its lease and
-        never ends the run, queued or computing: it may come back for its picture, and the run's
-        work is bounded anyway."""
+        """Whether to give the run up: it was told to stop, or its last watcher left and nobody came
+        back within the grace period. A watcher whose script stopped without leaving (a closed tab,
+        but also a locked phone or a starved tab) lapses after its lease and never ends the run,
+        queued or computing: it may come back for its picture, and the run's work is bounded anyway."""
         reg = self._registry
         with self._cond:
             now = reg.clock()
             for sub_id in [i for i, (_, until) in self._subs.items() if now > until]:
                 del self._subs[sub_id]
-            if self._subs or self._empty_since is None:
+            if self.state is RunState.STOPPING or self.state in FINISHED:
+                return True
+            if self._subs or self._empty_since is None or now - self._empty_since < reg.grace_s:
                 return False
-            self._ending = self._stop_now or now - self._empty_since >= reg.grace_s
-            return self._ending
+            # Withdrawn or told to stop under this lock, so nobody joins it meanwhile.
+            if not reg.queue.withdraw(self) and self.state is RunState.RUNNING:
+                self.advance(RunState.STOPPING)
+            return True
 
     # ------------------------------------------------------------ the worker
 
     def _work(self) -> None:
         reg = self._registry
+        message = ""
         try:
-            admitted = reg.queue.acquire(self.ticket, on_wait=lambda status: self._publish(), poll=reg.poll_s,
+            admitted = reg.queue.acquire(self, on_wait=lambda status: self._publish(), poll=reg.poll_s,
                                          cancelled=self._abandoned)
         except Exception as exc:  # noqa: BLE001 - a queue failure must not kill the server
             log.exception("queue failure")
-            admitted, self.message = False, f"The run could not be queued: {exc}"
+            admitted, message = False, f"The run could not be queued: {exc}"
         if not admitted:
-            if self.ticket.state == "refused":
-                held = reg._rss_mb()
+            if self.state is RunState.REFUSED:
+                held = reg.rss_mb()
                 beside = f" beside the {held:.0f} MB the server holds now" if held is not None else ""
-                self._finish("refused", f"This server has no room for this run: it needs about "
-                                        f"{self.ticket.memory_mb:.0f} MB{beside}, and even with nothing else running "
-                                        f"its budget of {reg.memory_mb:.0f} MB does not allow it. Choose a smaller "
-                                        "size.")
-            else:
-                self._finish("withdrawn", self.message or "Nobody was waiting for this run any more.")
+                message = (f"This server has no room for this run: it needs about {self.memory_mb:.0f} MB{beside}, "
+                           f"and even with nothing else running its budget of {reg.memory_mb:.0f} MB does not "
+                           "allow it. Choose a smaller size.")
+            self._finish(self.state, message or "Nobody was waiting for this run any more.")
             return
-        gen, state, message = None, "failed", ""
+        self._publish()
+        gen, state = None, RunState.FAILED
         started = reg.clock()
         try:
             gen = self._make_generator()
             for rec in gen:
                 self._record(rec)
                 if rec.status != "running":
-                    state, message = rec.status, rec.message
+                    state, message = RunState(rec.status), rec.message
                     break
                 if self._abandoned():
-                    state = "stopped"
+                    state = RunState.STOPPED
                     message = f"Stopped at step {rec.step} when nobody was watching; the best image so far is kept."
                     break
                 if self.work_gflop is not None and rec.gflop > self.work_gflop:
-                    state = "capped"
+                    state = RunState.CAPPED
                     message = (f"Stopped at step {rec.step} of {rec.total_steps}: this run needed more work than "
                                f"a run may do on this shared server (about {reg.max_run_s:g} s of it when free). "
                                "The best image so far is kept.")
                     break
                 if reg.clock() - started >= WALL_BACKSTOP * reg.max_run_s:
-                    state = "capped"
+                    state = RunState.CAPPED
                     message = (f"Stopped at step {rec.step} of {rec.total_steps}: it ran for "
                                f"{WALL_BACKSTOP * reg.max_run_s:g} s, far past the {reg.max_run_s:g} s a run may "
                                "take on this shared server. The best image so far is kept.")
                     break
             else:
-                state, message = "done", "Finished."
+                state, message = RunState.DONE, "Finished."
         except Exception as exc:  # noqa: BLE001 - one bad run must not take the server down
             log.exception("run %s failed", self.key[:8])
-            state, message = "failed", f"The run failed: {exc}"
+            state, message = RunState.FAILED, f"The run failed: {exc}"
         finally:
             if gen is not None:
                 gen.close()
-            reg.queue.release(self.ticket)
+            reg.queue.release(self)
             self._finish(state, message)
 
     def _record(self, rec: Step) -> None:
@@ -265,13 +276,12 @@ class SharedRun:
             snapshot = (rec.step, _jpeg(rec.image, SNAPSHOT_SIDE))
             preview = (rec.step, _jpeg(rec.image, quality=90))
         with self._cond:
-            self.state = "running"
             self._history.append(replace(rec, best_image=None, image=None))
             self._best = rec.best_image
             if snapshot is not None:
                 self._snapshots.append(snapshot)
                 self._preview = preview
-            self.ticket.remaining_s = rec.eta
+            self.remaining_s = rec.eta
             self.version += 1
             self._cond.notify_all()
 
@@ -280,32 +290,36 @@ class SharedRun:
             self.version += 1
             self._cond.notify_all()
 
-    def _finish(self, state: str, message: str) -> None:
+    def _finish(self, state: RunState, message: str) -> None:
         with self._cond:
-            self.state, self.message = state, message
+            if self.state is not state:  # the queue already set a withdrawal or a refusal
+                self.advance(state)
+            self.message = message
             self.version += 1
-            self.final = replace(self._view_locked(final=True), ended=self._registry.clock())
+            self._final = replace(self._view_locked(final=True), ended=self._registry.clock())
             # keep nothing but the final view: the generator's closure holds the images and the model
             self._make_generator = None
             self._best = self._preview = self._best_pil = None
             self._history, self._snapshots = [], []
             self._cond.notify_all()
-        self._registry._finished(self)
+        self._registry.finished(self)
 
     # ------------------------------------------------------------ views
 
+    @property
+    def final(self) -> RunView | None:
+        return self._final
+
     def view(self) -> RunView:
         with self._cond:
-            return self.final if self.final is not None else self._view_locked(final=False)
+            return self._final if self._final is not None else self._view_locked(final=False)
 
     def _view_locked(self, final: bool) -> RunView:
-        status = self._registry.queue.status(self.ticket) if self.state == "queued" else None
-        best = self._best_image()
+        status = self._registry.queue.status(self) if self.state is RunState.QUEUED else None
         step, preview = (0, None) if final or self._preview is None else self._preview
         latest = self._history[-1] if self._history else None  # already without its images
-        return RunView(self.key, RunState(self.state), self.version, self.message, status, latest, tuple(self._history),
-                       tuple(self._snapshots), preview, step, best,
-                       len(self._subs))
+        return RunView(self.key, self.state, self.version, self.message, status, latest, tuple(self._history),
+                       tuple(self._snapshots), preview, step, self._best_image(), len(self._subs))
 
     def _best_image(self) -> Image.Image | None:
         """One PIL conversion per best image, however many subscribers poll."""
@@ -317,7 +331,7 @@ class SharedRun:
 
     def wait(self, after_version: int, timeout: float) -> RunView:
         with self._cond:
-            if self.version <= after_version and self.final is None:
+            if self.version <= after_version and self._final is None:
                 self._cond.wait(timeout=timeout)
         return self.view()
 
@@ -332,62 +346,3 @@ def _jpeg(image: torch.Tensor, side: int | None = None, quality: int = 85) -> by
 
 
 _SUB_IDS = itertools.count(1)
-
-
-class _Result:
-    """A finished run as the results cache keeps it: its final view alone."""
-
-    def __init__(self, final: RunView):
-        self.final = final
-        self.key = final.key
-
-    def view(self) -> RunView:
-        return self.final
-
-    def wait(self, after_version: int, timeout: float) -> RunView:
-        return self.final
-
-
-class Subscription:
-    """A session watching one run. Poll :meth:`wait` (it keeps the subscription alive) and call
-    :meth:`leave` when done watching; ``with`` does that when its block ends normally.
-
-    A block that ends by an exception (the script was stopped or rerun: a dropped connection, a
-    click) does not leave: the subscription lapses after its lease, and the run goes on for the
-    browser that reconnects, the rerun that follows it again or the reload that finds its result
-    (:meth:`RunRegistry.rejoin`); ``leave(stop=True)`` from the same session ends it at once.
-    """
-
-    def __init__(self, run: SharedRun | _Result, sub_id: int | None, joined: bool):
-        self.run, self._id = run, sub_id
-        self.joined = joined  # True when the run was already in flight or finished: nobody computed it anew
-
-    @property
-    def key(self) -> str:
-        return self.run.key
-
-    def view(self) -> RunView:
-        if self._id is not None:
-            self.run._touch(self._id)
-        return self.run.view()
-
-    def wait(self, after_version: int = -1, timeout: float = 0.5) -> RunView:
-        """The view once it is newer than ``after_version``, or after ``timeout`` seconds."""
-        if self._id is not None:
-            self.run._touch(self._id)
-        return self.run.wait(after_version, timeout)
-
-    def leave(self, stop: bool = False) -> None:
-        """Stop watching. With ``stop`` and nobody else watching, the run stops at its next step
-        (keeping its best image) instead of after the grace period; the session's other
-        subscriptions to it, left by interrupted scripts, end too."""
-        if self._id is not None:
-            self.run._leave(self._id, stop)
-            self._id = None
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.leave()

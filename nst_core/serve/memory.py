@@ -14,6 +14,8 @@ import gc
 from collections.abc import Callable
 from dataclasses import replace
 
+import psutil
+
 from ..images import fit_long_side
 from ..transfer import TransferConfig, stage_plan
 from .limits import server_limit
@@ -29,17 +31,12 @@ RUN_MB_PER_MEGAPIXEL = {"fp32": 3750.0, "bf16": 2550.0}
 RUN_MB_FIXED = {"fp32": 80.0, "bf16": 100.0}
 
 
-def status_mb(field: str = "VmRSS", path: str = "/proc/self/status") -> float | None:
-    """A memory figure of this process from ``/proc/self/status`` in MB (VmRSS: resident now;
-    VmHWM: peak resident), or None where the file does not exist (not Linux)."""
+def resident_mb() -> float | None:
+    """This process's resident size now, in MB; None where the system will not say."""
     try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
+        return psutil.Process().memory_info().rss / 2**20
+    except psutil.Error:
         return None
-    return None
 
 
 def memory_budget_mb() -> float:
@@ -82,11 +79,11 @@ def largest_size_within(config: TransferConfig, shape: tuple[int, int], mb: floa
 
 
 def fits_budget(need_mb: float, reserved_mb: float = 0.0, budget_mb: float | None = None,
-                rss_mb: Callable[[], float | None] = status_mb) -> bool:
+                rss_mb: Callable[[], float | None] = resident_mb) -> bool:
     """Whether ``need_mb`` more fits: resident size now + the estimates of the runs already
     admitted (``reserved_mb``: their activations come and go within each step, so the resident
     size between steps misses them) + ``need_mb`` ≤ the budget. Where the first look says no,
-    freed memory is handed back and it looks again. Without /proc it always fits."""
+    freed memory is handed back and it looks again. Where the resident size is unknown it always fits."""
     budget = memory_budget_mb() if budget_mb is None else budget_mb
     for attempt in range(2):
         rss = rss_mb()

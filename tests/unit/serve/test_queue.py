@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from nst_core.serve.lifecycle import QueueStatus
-from nst_core.serve.limits import server_limit
-from nst_core.serve.queue import FairQueue, Ticket, Withdrawn
+from nst_core.serve.lifecycle import QueueStatus, Run, RunState
+from nst_core.serve.queue import FairQueue
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+def queued(session=None, estimate=0.0, memory=0.0) -> Run:
+    """A run waiting for the queue, as the registry makes one."""
+    return Run(sessions={session} if session is not None else set(), estimate_s=estimate, memory_mb=memory)
 
 
-def ticket(session=None, estimate=0.0, memory=0.0):
-    return Ticket(sessions={session} if session is not None else set(), estimate_s=estimate, memory_mb=memory)
-
-
-def busy_queue(slots: int = 1, **kw) -> tuple[FairQueue, Ticket]:
-    """A queue whose slots are all taken by running tickets; returns the queue and the first."""
+def busy_queue(slots: int = 1, **kw) -> tuple[FairQueue, Run]:
+    """A queue whose slots are all taken by running runs; returns the queue and the first."""
     q = FairQueue(slots, **kw)
-    running = [ticket(f"busy{i}", estimate=5) for i in range(slots)]
+    running = [queued(f"busy{i}", estimate=5) for i in range(slots)]
     for t in running:
         q.enqueue(t)
         assert q.try_admit(t)
@@ -36,7 +27,7 @@ def busy_queue(slots: int = 1, **kw) -> tuple[FairQueue, Ticket]:
 
 def test_first_come_first_served_and_no_overtaking():
     q = FairQueue(1)
-    a, b, c = ticket("a"), ticket("b"), ticket("c")
+    a, b, c = queued("a"), queued("b"), queued("c")
     for t in (a, b, c):
         q.enqueue(t)
     assert not q.try_admit(b) and not q.try_admit(c)
@@ -51,11 +42,11 @@ def test_first_come_first_served_and_no_overtaking():
 
 def test_runs_ahead_counts_running_and_queued_before_not_a_position():
     q = FairQueue(2)
-    running = [ticket(s) for s in "ab"]
+    running = [queued(s) for s in "ab"]
     for t in running:
         q.enqueue(t)
         assert q.try_admit(t)
-    first, second = ticket("c"), ticket("d")
+    first, second = queued("c"), queued("d")
     q.enqueue(first)
     q.enqueue(second)
     # The issue's bug: the first waiter was told "1 run(s) ahead" while 2 were running.
@@ -65,14 +56,13 @@ def test_runs_ahead_counts_running_and_queued_before_not_a_position():
     assert q.status(running[0]) == QueueStatus(0, 0.0)
 
 
-def test_wait_is_remaining_seconds_of_runs_ahead_over_slots():
-    clock = Clock()
+def test_wait_is_remaining_seconds_of_runs_ahead_over_slots(clock):
     q = FairQueue(2, clock=clock)
-    r1, r2 = ticket("a", estimate=30), ticket("b", estimate=30)
+    r1, r2 = queued("a", estimate=30), queued("b", estimate=30)
     for t in (r1, r2):
         q.enqueue(t)
         q.try_admit(t)
-    queued_ahead, me = ticket("c", estimate=40), ticket("d", estimate=50)
+    queued_ahead, me = queued("c", estimate=40), queued("d", estimate=50)
     q.enqueue(queued_ahead)
     q.enqueue(me)
     clock.now = 10.0
@@ -85,37 +75,37 @@ def test_wait_is_remaining_seconds_of_runs_ahead_over_slots():
 
 def test_a_new_run_from_the_same_session_replaces_its_queued_one():
     q, busy = busy_queue()
-    old, other = ticket("s"), ticket("t")
+    old, other = queued("s"), queued("t")
     q.enqueue(old)
     q.enqueue(other)
-    new = ticket("s")
+    new = queued("s")
     assert q.enqueue(new) == [old]
-    assert old.state == "withdrawn"
+    assert old.state is RunState.WITHDRAWN
     assert q.status(other).ahead == 1 and q.status(new).ahead == 2, "the replacement goes to the back"
     assert q.counts() == (1, 2)
 
 
 def test_a_shared_queued_run_survives_one_of_its_sessions_moving_on():
     q, busy = busy_queue()
-    shared = ticket("s")
+    shared = queued("s")
     q.enqueue(shared)
     assert q.join(shared, "t") == []
-    assert q.enqueue(ticket("s")) == []
-    assert shared.state == "queued" and shared.sessions == {"t"}
+    assert q.enqueue(queued("s")) == []
+    assert shared.state is RunState.QUEUED and shared.sessions == {"t"}
 
 
 def test_a_running_run_is_not_replaced():
     q = FairQueue(1)
-    running = ticket("s")
+    running = queued("s")
     q.enqueue(running)
     q.try_admit(running)
-    q.enqueue(ticket("s"))
-    assert running.state == "running"
+    q.enqueue(queued("s"))
+    assert running.state is RunState.RUNNING
 
 
 def test_withdrawal_moves_the_queue_up_and_ends_the_wait():
     q = FairQueue(1)
-    busy, a, b = ticket("x"), ticket("a"), ticket("b")
+    busy, a, b = queued("x"), queued("a"), queued("b")
     for t in (busy, a, b):
         q.enqueue(t)
     q.try_admit(busy)
@@ -137,11 +127,11 @@ def test_memory_holds_the_head_and_everyone_behind_it():
         return room["fits"]
 
     q = FairQueue(3, fits=fits)
-    running = ticket("r", memory=300)
+    running = queued("r", memory=300)
     q.enqueue(running)
     assert q.try_admit(running)
     room["fits"] = False
-    big, small = ticket("a", memory=900), ticket("b", memory=10)
+    big, small = queued("a", memory=900), queued("b", memory=10)
     q.enqueue(big)
     q.enqueue(small)
     assert not q.try_admit(big)
@@ -154,7 +144,7 @@ def test_memory_holds_the_head_and_everyone_behind_it():
 
 def test_acquire_blocks_until_a_slot_frees_and_reports_runs_ahead():
     q, holder = busy_queue()
-    waiter = ticket("y")
+    waiter = queued("y")
     q.enqueue(waiter)
     reports, admitted = [], threading.Event()
 
@@ -173,11 +163,11 @@ def test_acquire_blocks_until_a_slot_frees_and_reports_runs_ahead():
 
 def test_acquire_gives_up_when_cancelled_or_when_on_wait_raises():
     q, holder = busy_queue()
-    a = ticket("a")
+    a = queued("a")
     q.enqueue(a)
     assert q.acquire(a, poll=0.01, cancelled=lambda: True) is False
-    assert a.state == "withdrawn"
-    b = ticket("b")
+    assert a.state is RunState.WITHDRAWN
+    b = queued("b")
     q.enqueue(b)
 
     def rerun(status):
@@ -188,65 +178,15 @@ def test_acquire_gives_up_when_cancelled_or_when_on_wait_raises():
     assert q.counts() == (1, 0)
 
 
-def test_slot_context_reports_runs_ahead_and_frees_the_slot():
-    q = FairQueue(1)
-    with q.slot():
-        assert q.counts() == (1, 0)
-        reports = []
-        done = threading.Event()
-
-        def second():
-            with q.slot(on_wait=reports.append, poll=0.01):
-                done.set()
-
-        t = threading.Thread(target=second)
-        t.start()
-        assert not done.wait(0.1)
-    assert done.wait(5)
-    t.join()
-    assert reports and set(reports) == {1}
-    assert q.counts() == (0, 0)
-
-
-def test_slot_of_a_replaced_session_raises_withdrawn():
-    q = FairQueue(1)
-    outcome = {}
-    with q.slot(session="hog"):
-        def queued():
-            try:
-                with q.slot(session="s", poll=0.01):
-                    outcome["ran"] = True
-            except Withdrawn as exc:
-                outcome["withdrawn"] = str(exc)
-
-        t = threading.Thread(target=queued)
-        t.start()
-        while q.counts()[1] == 0:
-            time.sleep(0.005)
-        q.enqueue(ticket("s"))  # the same session presses Run again
-        t.join(5)
-    assert "replaced" in outcome.get("withdrawn", "")
-
-
 def test_slots_must_be_positive():
     with pytest.raises(ValueError):
         FairQueue(0)
 
 
-def test_server_limits_fall_back_to_their_defaults(monkeypatch):
-    monkeypatch.setenv("NST_MAX_RUNS", "3")
-    assert server_limit("NST_MAX_RUNS") == 3
-    for bad in ("lots", "-1", "0"):
-        monkeypatch.setenv("NST_MAX_RUN_S", bad)
-        assert server_limit("NST_MAX_RUN_S") == 120
-    monkeypatch.delenv("NST_MEMORY_MB", raising=False)
-    assert server_limit("NST_MEMORY_MB") == 2200
-
-
 def test_a_head_that_cannot_fit_with_nothing_running_is_refused_not_left_blocking():
     q = FairQueue(2, fits=lambda need, reserved: need < 100)
-    big, small = ticket("a", memory=500), ticket("b", memory=10)
+    big, small = queued("a", memory=500), queued("b", memory=10)
     q.enqueue(big)
     q.enqueue(small)
-    assert q.acquire(big, poll=0.01) is False and big.state == "refused"
+    assert q.acquire(big, poll=0.01) is False and big.state is RunState.REFUSED
     assert q.try_admit(small)

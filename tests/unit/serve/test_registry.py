@@ -1,188 +1,23 @@
-"""Shared work: run identity, the byte-bounded cache, shared runs and their limits, memory estimates."""
+"""Shared runs: one computation per identical request, live progress, Stop, quiet tabs, the queue
+and memory budget through the registry, and the real loop."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import replace
 
 import pytest
 import torch
-from PIL import Image
 
-from nst_core import load_vgg
-from nst_core.serve.admission import RunRefused, check_run
-from nst_core.serve.caches import ByteCache, heavy_turn, nbytes
+from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import run_gflop
-from nst_core.serve.identity import digest, network_identity, run_key
 from nst_core.serve.lifecycle import WALL_BACKSTOP
-from nst_core.serve.memory import fits_budget, largest_size_within, run_memory_mb, status_mb
 from nst_core.serve.registry import WORK_MARGIN, RunRegistry, start_transfer, transfer_key
 from nst_core.transfer import Step, TransferConfig
 
 from tests.support import gradient_image, stripes_image
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-# ---------------------------------------------------------------- ByteCache
-
-def test_cache_is_bounded_in_bytes_least_recently_used_first():
-    cache = ByteCache(max_bytes=100, max_entries=10)
-    cache.put("a", b"x" * 40)
-    cache.put("b", b"x" * 40)
-    assert cache.get("a") is not None  # a is now the most recently used
-    cache.put("c", b"x" * 40)
-    assert "b" not in cache and "a" in cache and "c" in cache
-    assert cache.bytes == 80
-
-
-def test_cache_is_bounded_in_entries():
-    cache = ByteCache(max_bytes=10**6, max_entries=2)
-    for k in "abc":
-        cache.put(k, b"x")
-    assert len(cache) == 2 and "a" not in cache
-
-
-def test_cache_entries_expire():
-    clock = Clock()
-    cache = ByteCache(max_bytes=1000, ttl_s=60, clock=clock)
-    cache.put("a", b"x" * 10)
-    clock.now = 59
-    assert cache.get("a") == b"x" * 10
-    clock.now = 61
-    assert cache.get("a") is None and cache.bytes == 0
-
-
-def test_a_value_larger_than_the_cache_is_not_kept_and_evicts_nothing():
-    cache = ByteCache(max_bytes=100)
-    cache.put("small", b"x" * 50)
-    assert cache.put("huge", b"x" * 101) is False
-    assert "huge" not in cache and "small" in cache
-
-
-def test_get_or_compute_computes_once_for_many_threads():
-    cache = ByteCache(max_bytes=10**6)
-    calls, start = [], threading.Barrier(6)
-
-    def compute():
-        calls.append(1)
-        time.sleep(0.1)
-        return torch.zeros(10)
-
-    results = []
-
-    def ask():
-        start.wait()
-        results.append(cache.get_or_compute("k", compute))
-
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1
-    assert all(r is results[0] for r in results)
-
-
-def test_get_or_compute_retries_after_a_failure():
-    cache = ByteCache(max_bytes=10**6)
-
-    def boom():
-        raise ValueError("no")
-
-    with pytest.raises(ValueError):
-        cache.get_or_compute("k", boom)
-    assert cache.get_or_compute("k", lambda: 7) == 7
-
-
-def test_nbytes_counts_buffers():
-    assert nbytes(torch.zeros(2, 3, dtype=torch.float32)) == 24
-    assert nbytes(Image.new("RGB", (10, 5))) == 150
-    t = torch.zeros(100)
-    assert nbytes([t, t]) < 2 * 400, "a shared tensor is counted once"
-
-
-# ---------------------------------------------------------------- identity
-
-def test_run_key_follows_every_image_byte_setting_and_network(vgg19_random, vgg16_random):
-    content, style = gradient_image(), stripes_image()
-    net = network_identity(vgg19_random)
-    cfg = TransferConfig(size=64, steps=3)
-    key = run_key(content, [style], cfg, net)
-    assert key == run_key(content.copy(), [style.copy()], cfg, net), "same bytes, same run"
-    touched = content.copy()
-    touched.putpixel((0, 0), (0, 0, 0))
-    assert run_key(touched, [style], cfg, net) != key
-    assert run_key(content, [style, style], cfg, net) != key, "every style counts"
-    assert run_key(content, [style], TransferConfig(size=64, steps=4), net) != key
-    assert run_key(content, [style], cfg, network_identity(vgg16_random)) != key
-    other_seed = load_vgg("vgg19", "random", seed=1)
-    assert network_identity(other_seed) != net, "different weights of one architecture differ"
-
-
-def test_digest_tells_tensors_and_images_apart_and_refuses_other_things():
-    img = gradient_image(8, 8)
-    assert digest(img) != digest(torch.zeros(1, 3, 8, 8))
-    assert digest(img) == digest(img.copy())
-    with pytest.raises(TypeError):
-        digest(object())
-
-
-# ---------------------------------------------------------------- limits up front
-
-def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
-    cfg = TransferConfig(size=512, steps=1000, optimizer="lbfgs", lr=1.0)
-    with pytest.raises(RunRefused) as err:
-        check_run(cfg, (512, 512), estimate_s=12013, max_run_s=120)
-    exc = err.value
-    assert exc.max_steps == 9 and "at most 9 steps" in exc.message
-    assert "12013 s" in exc.message and "120 s" in exc.message and "Adam" in exc.message
-    assert exc.max_size is None, "even 64 px would not fit 100× less time"
-    with pytest.raises(RunRefused) as err:
-        check_run(TransferConfig(size=512, steps=100), (512, 512), estimate_s=240, max_run_s=120)
-    assert err.value.max_size == 352 and "352 px" in err.value.message
-
-
-def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
-    cfg = TransferConfig(size=512, steps=10)
-    need = check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=10_000)
-    assert need == pytest.approx(run_memory_mb(cfg, (512, 512)))
-    with pytest.raises(RunRefused) as err:
-        check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=300)
-    size = err.value.max_size
-    assert size is not None and size < 512 and f"{size} px" in err.value.message
-    assert run_memory_mb(TransferConfig(size=size, steps=10), (512, 512)) <= 300
-    assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
-
-
-def test_run_memory_grows_with_pixels_and_halves_its_slope_in_bf16():
-    small, big = TransferConfig(size=128), TransferConfig(size=256)
-    assert run_memory_mb(big, (256, 256)) > 3 * run_memory_mb(small, (256, 256)) - 100
-    fp32, bf16 = run_memory_mb(big, (256, 256), "fp32"), run_memory_mb(big, (256, 256), "bf16")
-    assert bf16 < fp32 and bf16 - run_memory_mb(small, (256, 256), "bf16") < fp32 - run_memory_mb(small, (256, 256))
-    assert largest_size_within(big, (256, 256), 1.0) is None
-    assert largest_size_within(big, (256, 256), bf16, "bf16") == 256
-    assert largest_size_within(big, (256, 256), bf16, "fp32") < 256
-
-
-def test_budget_reads_this_process_and_counts_reserved_work():
-    rss = status_mb()
-    assert rss is not None and rss > 10
-    assert status_mb("VmHWM") >= rss
-    assert fits_budget(100, 0, budget_mb=1000, rss_mb=lambda: 500)
-    assert not fits_budget(100, 450, budget_mb=1000, rss_mb=lambda: 500)
-    assert fits_budget(10**9, rss_mb=lambda: None), "without /proc nothing is refused"
-
-
-# ---------------------------------------------------------------- shared runs (scripted generators)
 
 def fake_step(i, n, status="running", value=None):
     img = torch.full((1, 3, 8, 8), (i if value is None else value) / max(n, 1))
@@ -435,8 +270,6 @@ def test_headroom_gives_back_what_running_runs_hold():
     sub.leave(stop=True)
 
 
-# ---------------------------------------------------------------- the real loop through the registry
-
 def test_the_real_loop_runs_once_for_two_students(vgg19_random):
     content, style = gradient_image(48, 40), stripes_image(40, 40)
     cfg = TransferConfig(size=40, steps=3, snapshot_every=2)
@@ -489,13 +322,3 @@ def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
     view = until(big.view, lambda v: v.finished)
     assert view.state == "refused" and "smaller size" in view.message and "500 MB beside the 2000 MB" in view.message
     assert until(small.view, lambda v: v.finished).state == "done"
-
-
-def test_a_heavy_turn_over_the_memory_budget_shrinks_the_caches_first():
-    cache = ByteCache(10_000)
-    for i in range(4):
-        cache.put(i, b"", 1000)
-    with heavy_turn(budget_mb=100, rss_mb=lambda: 50):
-        assert cache.bytes == 4000  # within the budget: nothing is dropped
-    with heavy_turn(budget_mb=100, rss_mb=lambda: 150):
-        assert cache.bytes == 2000

@@ -1,0 +1,65 @@
+"""Refusals up front with what to lower, the memory estimate and budget, the server's limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from nst_core.serve.admission import RunRefused, check_run
+from nst_core.serve.limits import server_limit
+from nst_core.benchmark import peak_rss_mb
+from nst_core.serve.memory import fits_budget, largest_size_within, resident_mb, run_memory_mb
+from nst_core.transfer import TransferConfig
+
+
+def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
+    cfg = TransferConfig(size=512, steps=1000, optimizer="lbfgs", lr=1.0)
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (512, 512), estimate_s=12013, max_run_s=120)
+    exc = err.value
+    assert exc.max_steps == 9 and "at most 9 steps" in exc.message
+    assert "12013 s" in exc.message and "120 s" in exc.message and "Adam" in exc.message
+    assert exc.max_size is None, "even 64 px would not fit 100× less time"
+    with pytest.raises(RunRefused) as err:
+        check_run(TransferConfig(size=512, steps=100), (512, 512), estimate_s=240, max_run_s=120)
+    assert err.value.max_size == 352 and "352 px" in err.value.message
+
+
+def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
+    cfg = TransferConfig(size=512, steps=10)
+    need = check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=10_000)
+    assert need == pytest.approx(run_memory_mb(cfg, (512, 512)))
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=300)
+    size = err.value.max_size
+    assert size is not None and size < 512 and f"{size} px" in err.value.message
+    assert run_memory_mb(TransferConfig(size=size, steps=10), (512, 512)) <= 300
+    assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
+
+
+def test_run_memory_grows_with_pixels_and_halves_its_slope_in_bf16():
+    small, big = TransferConfig(size=128), TransferConfig(size=256)
+    assert run_memory_mb(big, (256, 256)) > 3 * run_memory_mb(small, (256, 256)) - 100
+    fp32, bf16 = run_memory_mb(big, (256, 256), "fp32"), run_memory_mb(big, (256, 256), "bf16")
+    assert bf16 < fp32 and bf16 - run_memory_mb(small, (256, 256), "bf16") < fp32 - run_memory_mb(small, (256, 256))
+    assert largest_size_within(big, (256, 256), 1.0) is None
+    assert largest_size_within(big, (256, 256), bf16, "bf16") == 256
+    assert largest_size_within(big, (256, 256), bf16, "fp32") < 256
+
+
+def test_budget_reads_this_process_and_counts_reserved_work():
+    rss = resident_mb()
+    assert rss is not None and rss > 10
+    assert peak_rss_mb() >= int(rss), "the peak (whole MB) is never below the resident size"
+    assert fits_budget(100, 0, budget_mb=1000, rss_mb=lambda: 500)
+    assert not fits_budget(100, 450, budget_mb=1000, rss_mb=lambda: 500)
+    assert fits_budget(10**9, rss_mb=lambda: None), "where the resident size is unknown nothing is refused"
+
+
+def test_server_limits_fall_back_to_their_defaults(monkeypatch):
+    monkeypatch.setenv("NST_MAX_RUNS", "3")
+    assert server_limit("NST_MAX_RUNS") == 3
+    for bad in ("lots", "-1", "0"):
+        monkeypatch.setenv("NST_MAX_RUN_S", bad)
+        assert server_limit("NST_MAX_RUN_S") == 120
+    monkeypatch.delenv("NST_MEMORY_MB", raising=False)
+    assert server_limit("NST_MEMORY_MB") == 2200
