@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="random", help="random, imagenet or a weights file")
     p.add_argument("--sizes", type=lambda t: _csv_list(t, int), default=(256, 384, 512))
     p.add_argument("--steps", type=int, default=5, help="steps timed per size for the overhead")
-    p.add_argument("--sections", type=_csv_list, default=("overhead", "precision", "totals", "gpu"),
-                   help="any of overhead,precision,totals,quality,concurrency,estimates,gpu (quality, concurrency "
+    p.add_argument("--sections", type=_csv_list, default=("overhead", "precision", "totals"),
+                   help="any of overhead,precision,totals,quality,concurrency,estimates (quality, concurrency "
                         "and estimates take minutes)")
     p.add_argument("--quality-size", type=int, default=256, help="(default: the app's default size)")
     p.add_argument("--presets", type=_preset_list, default=tuple(PRESETS),

@@ -215,7 +215,9 @@ def run(command: list[str], memory_mb: float, cpus: float) -> dict:
 def _peak_rss_mb(pid: int) -> float:
     """The command's own peak resident size (VmHWM). The group's figure counts only pages charged
     to it: shared libraries another process already loaded are charged elsewhere, so the group
-    may report less than the process really maps, as a fresh container would not."""
+    may report less than the process really maps, as a fresh container would not. Read here rather
+    than with ``nst_core.benchmark.peak_rss_mb`` (psutil has no peak on Linux), because importing
+    nst_core would load torch, some 800 MB, into this standard-library script that runs as root."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import re
+import statistics
 import time
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
@@ -358,7 +359,7 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
         # (here they share the server's cores) left out.
         "every_result_server_s": max(ready_s.values()) if len(ready_s) == students else None,
         "without_ready_time": [i + 1 for i in sorted(finished) if i not in ready_s],
-        "median_result_server_s": sorted(ready_s.values())[len(ready_s) // 2] if ready_s else None,
+        "median_result_server_s": statistics.median(ready_s.values()) if ready_s else None,
         # Each group's times in order: how the queue served the uploads, two at a time.
         "result_server_s": {"default_pair": sorted(t for i, t in ready_s.items() if i < shared),
                             "uploads": sorted(t for i, t in ready_s.items() if i >= shared)},

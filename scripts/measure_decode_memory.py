@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,13 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, sys, time
+import psutil
+from nst_core.benchmark import peak_rss_mb
 from nst_core.images import load_image
-
-def status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
 
 data = open(sys.argv[1], "rb").read()
 kwargs = {"max_side": int(sys.argv[2])} if len(sys.argv) > 2 else {}
@@ -45,11 +42,11 @@ try:
     reset = True
 except OSError:
     reset = False
-before_rss, before_hwm = status("VmRSS"), status("VmHWM")
+before_rss, before_hwm = psutil.Process().memory_info().rss / 2**20, peak_rss_mb()
 t0 = time.perf_counter()
 img = load_image(data, **kwargs)
 seconds = time.perf_counter() - t0
-after_hwm = status("VmHWM")
+after_hwm = peak_rss_mb()
 print(json.dumps({"reset": reset, "before_rss": before_rss, "before_hwm": before_hwm,
                   "after_hwm": after_hwm, "seconds": seconds, "size": list(img.size)}))
 """
@@ -112,12 +109,11 @@ def main() -> None:
             if "error" in runs[0]:
                 print(f"{name:<18} {size:>9} {pixels:>11}  refused: {runs[0]['error']}")
                 continue
-            added = sorted(r["after_hwm"] - (r["before_rss"] if r["reset"] else r["before_hwm"]) for r in runs)
-            secs = sorted(r["seconds"] for r in runs)
+            added = statistics.median(r["after_hwm"] - (r["before_rss"] if r["reset"] else r["before_hwm"]) for r in runs)
+            seconds = statistics.median(r["seconds"] for r in runs)
             result = "x".join(map(str, runs[0]["size"]))
             note = "" if runs[0]["reset"] else "  (peak not reset: lower bound)"
-            print(f"{name:<18} {size:>9} {pixels:>11} {result:>10} {added[len(added) // 2]:>8.0f} MB "
-                  f"{secs[len(secs) // 2]:>6.2f}s{note}")
+            print(f"{name:<18} {size:>9} {pixels:>11} {result:>10} {added:>8.0f} MB {seconds:>6.2f}s{note}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Weight sources, the one cached model, and the sidebar every page shares."""
+"""Weight sources, the cached models, the server's run backend, and the sidebar every page shares."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import gc
 import os
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import streamlit as st
 
 from nst_core import ModelError, load_vgg
-from nst_core.describe import describe_model, describe_weights, offline_notice
+from nst_core.describe import describe_model, describe_network, offline_notice
 from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
+from nst_core.serve import Backend, NetworkSpec, backend_from_env
 from ui import state
 
 configure_threads()  # once per server process: a hosted container may see more cores than it gets
@@ -55,11 +57,39 @@ def source_label(source: str) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network…")
+def _load_weights(arch: str | None, weights: str) -> VGGFeatures:
+    """One frozen model per (architecture, weights) for the whole process, shared by all sessions
+    and by the runs of the local backend. Raises on failure, and Streamlit caches only successes."""
+    model = load_vgg(arch, weights, seed=0, device=resolve_device("auto"))
+    _SPECS[model] = NetworkSpec.of(model, weights=weights)
+    return model
+
+
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> how a worker builds it again
+
+
 def _load(arch: str, source: str) -> VGGFeatures:
-    """One frozen model per (architecture, source) for the whole process, shared by all sessions.
-    Raises on failure, and Streamlit caches only successes."""
-    weights = weight_files().get(source, source)
-    return load_vgg(None if source.startswith("file:") else arch, weights, seed=0, device=resolve_device("auto"))
+    """The model of a weight source; a file's own depth decides its architecture."""
+    if source.startswith("file:"):
+        return _load_weights(None, weight_files().get(source, source))
+    return _load_weights(arch, source)
+
+
+def network_spec(model: VGGFeatures) -> NetworkSpec:
+    """How a run's worker builds ``model`` itself (a file's path is known only where it was loaded)."""
+    return _SPECS.get(model) or NetworkSpec.of(model)
+
+
+def model_for(spec: NetworkSpec) -> VGGFeatures:
+    """The cached model of a spec: the local backend computes with the model the pages hold."""
+    return _load_weights(spec.arch if spec.weights in ("random", "imagenet") else None, spec.weights)
+
+
+@st.cache_resource(max_entries=1)
+def backend() -> Backend:
+    """Where this server's runs are computed, one for the process: in it, or on the Ray cluster at
+    ``NST_RAY_ADDRESS``. Every session's identical runs meet there and are computed once."""
+    return backend_from_env(load_model=model_for)
 
 
 @st.cache_resource(max_entries=1)
@@ -125,10 +155,7 @@ def _instead(source: str, model: VGGFeatures) -> str:
 def honest_weights(description: str) -> str:
     """:func:`describe_weights` for a finished run, which keeps only its network's description
     (``VGG16, weights from x.pth``): the HED file is then named as the edge detector it is."""
-    arch = description.split(",", 1)[0].lower()
-    if "weights from " in description:
-        return describe_weights("file", arch, description.split("weights from ", 1)[1])
-    return describe_weights("random" if "random" in description else "imagenet", arch)
+    return describe_network(description)
 
 
 def loaded_source() -> str:
@@ -158,6 +185,7 @@ def sidebar() -> VGGFeatures:
         state.widget("precision")
         st.caption(f"Arithmetic: {model.precision_label(ss['precision'])}. The image, the Gram matrices "
                    "and the costs always stay in float32.")
+        st.caption(backend().describe())
         st.header("Images")
         state.widget("size")
         state.widget("seed")

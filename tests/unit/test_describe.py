@@ -72,6 +72,15 @@ def test_weights_and_offline_words_are_plain():
         assert bad not in note
 
 
+def test_a_finished_run_names_its_network_from_the_description_alone():
+    from nst_core.describe import describe_network
+    assert describe_network("VGG16, weights from vgg16_hed_features_fp16.pth") == describe_weights(
+        "file", "vgg16", "vgg16_hed_features_fp16.pth")
+    assert describe_network("VGG19, random untrained weights (seed 0)") == describe_weights("random", "vgg19")
+    assert describe_network("VGG19, torchvision ImageNet weights") == describe_weights("imagenet", "vgg19")
+    assert describe_network("VGG16, weights from random.pth") == describe_weights("file", "vgg16", "random.pth")
+
+
 def test_level_switch_note_explains_the_jump():
     from nst_core.describe import level_switch_note, level_switches, size_label
     hist = [step_record(s, size=(64, 96) if s < 4 else (128, 192), total=1.0 / s if s < 4 else 2.0 / s)
