@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from ui import network, state
+from ui import network, pickers, state
 from ui.runs import recover_interrupted, settle_interrupted
 
 _frame = threading.local()  # each session's script runs in its own thread
@@ -43,7 +43,7 @@ def app() -> None:
     st.html(_COMPACT)
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)], position="top")
-    state.start()
+    state.start(network.sources(), list(pickers.catalogue("content")), list(pickers.catalogue("style")))
     recover_interrupted(page.url_path)
     model = network.sidebar()
     state.write_url(model.arch, network.loaded_source())

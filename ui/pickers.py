@@ -15,10 +15,11 @@ import streamlit as st
 from PIL import Image
 
 from nst_core import ImageError, load_image
+from nst_core.settings import SETTINGS
 from ui.cache import shared
+from ui.state import UPLOAD, widget
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-UPLOAD = "upload"  # the picker's "Upload your own…" entry; never a bundled name (those have no spaces)
 
 
 def _files(folder: Path, suffixes=(".jpg", ".png")) -> dict[str, Path]:
@@ -80,7 +81,6 @@ def decode_image(data: bytes) -> tuple[Image.Image, list[str]]:
 def image_picker(key: str, kind: str) -> Image.Image | None:
     """The picker of one image setting (a bundled name or an upload); returns the image or None.
     A decoded upload is kept in the session (``upload_<key>``) so other pages can use it too."""
-    from ui.state import widget  # state imports this module for the catalogue
     choice = widget(key, options=[*catalogue(kind), UPLOAD])
     if choice != UPLOAD:
         return bundled_image(kind, choice)
@@ -114,7 +114,6 @@ def chosen(key: str, kind: str) -> tuple[str, Image.Image | None]:
 def chosen_images() -> tuple[Image.Image, list[Image.Image], Image.Image | None]:
     """The content and style(s) picked on Stylize, and this session's latest generated image. A
     missing upload falls back to the default bundled image, so the explainer pages always draw."""
-    from nst_core.settings import SETTINGS
     content = chosen("content", "content")[1] or bundled_image("content", SETTINGS["content"].default)
     style = chosen("style", "style")[1] or bundled_image("style", SETTINGS["style"].default)
     styles = [style]

@@ -1,6 +1,7 @@
 """Runs: the typed run record, the session's gallery, time estimates, and the one run panel that
 Stylize, the Cost curves A/B test and the Layer experiments all use (progress, preview, Stop,
-queue, recovery)."""
+queue, recovery). Runs go to the server's backend (:func:`ui.network.backend`), never to a
+particular one: the pages do not know where their work is computed."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
-from nst_core.describe import layer_share_text, progress_text, queue_text, ready_text, share_text
+from nst_core.describe import ready_text
+from nst_core.serve import RunHandle, RunRequest, RunState, RunView
 from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
-from nst_core.serve.lifecycle import RunView
-from nst_core.serve.registry import Subscription
-from nst_core.serve.registry import RunRegistry, start_transfer, transfer_key
+from ui.network import backend, network_spec
+from ui.panel import Panel
 
 MAX_RUNS_KEPT = 8  # finished runs kept per session, newest first; bounds a session's memory
 GALLERY = "runs"  # the session key of the gallery; other destinations are a page's own key
@@ -38,13 +39,13 @@ class RunRecord:
     history: list[Step] = field(default_factory=list)
     snapshots: list[tuple[int, bytes]] = field(default_factory=list)
     weights: dict = field(default_factory=dict)  # the α, β, λ the loop actually used
-    status: str = "running"  # running | done | stopped | diverged | failed
+    status: RunState = RunState.RUNNING  # the run's state; final once the record is in the gallery
     message: str = ""
     best: Image.Image | torch.Tensor | None = None  # while live; becomes ``image`` when finished
     image: bytes | None = None  # PNG
     id: int = 0
     estimated: float = 0.0  # the seconds announced before the run, to set beside the real ones
-    key: str = ""  # the shared run's identity (nst_core.shared.transfer_key)
+    key: str = ""  # the run's identity (nst_core.serve.RunRequest.key)
     ready_s: float = 0.0  # from Run to this result, as the server saw it: the queue's wait included
     shared: bool = False  # the run was in flight or finished when asked for: someone else computed it
 
@@ -76,18 +77,11 @@ class Batch:
     current: RunRecord | None = None
     kind: str = ""  # the run panel's name on its page
     page: str = ""  # the page that started it
-    keys: list[str] = field(default_factory=list)  # every job's identity (nst_core.shared.transfer_key)
+    keys: list[str] = field(default_factory=list)  # every job's identity (nst_core.serve.RunRequest.key)
     pressed: float = 0.0  # time.monotonic() of the click on Run
 
 
 _script = threading.local()  # what the frame tells this session's script run (one thread per run)
-
-
-@st.cache_resource
-def registry() -> RunRegistry:
-    """Every shared run of the server process (Streamlit sessions are threads of one process):
-    identical runs are computed once, in one fair queue admitted against the memory budget."""
-    return RunRegistry()
 
 
 def session_id() -> str:
@@ -120,7 +114,7 @@ def estimate(jobs: list[Job]) -> float:
 def estimate_text(jobs: list[Job]) -> str:
     """The estimate shown beside Run, and a warning when it passes the server's ceiling on one run."""
     each = [estimate([j]) for j in jobs]
-    seconds, limit = sum(each), registry().max_run_s
+    seconds, limit = sum(each), backend().max_run_s
     if max(each) > limit:
         return (f"⏱ About {seconds:.0f} s: over this server's limit of {limit:.0f} s per run. "
                 "Lower the steps or the size.")
@@ -136,7 +130,7 @@ def png_bytes(img: Image.Image, settings: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _finish(record: RunRecord, status: str, message: str) -> RunRecord:
+def _finish(record: RunRecord, status: RunState, message: str) -> RunRecord:
     ss = st.session_state
     ss["run_counter"] = ss.get("run_counter", 0) + 1
     best = record.best
@@ -191,14 +185,14 @@ def _stop(batch: Batch) -> None:
     reached."""
     current = batch.current
     if current is not None:
-        status, message = "stopped", ""
-        watching = registry().rejoin(current.key, session_id()) if current.key else None
+        status, message = RunState.STOPPED, ""
+        watching = backend().rejoin(current.key, session_id()) if current.key else None
         if watching is not None:
             view = watching.view()
             watching.leave(stop=True)
             _update(current, view)
-            if view.finished and view.state != "stopped":  # it ended on its own before the click
-                status, message = view.state, "" if view.state == "done" else view.message
+            if view.finished and view.state is not RunState.STOPPED:  # it ended on its own before the click
+                status, message = view.state, "" if view.state is RunState.DONE else view.message
         if current.best is not None:
             step = current.last.step if current.last else 0
             message = message or f"Stopped at step {step}; the best image so far is kept."
@@ -226,7 +220,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
     """
     batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=[_key(j) for j in jobs],
                              pressed=time.monotonic())
-    panel = _Panel(kind)
+    panel = Panel(kind)
     st.session_state["live"] = batch
     for i, job in enumerate(jobs):
         if i < len(batch.done):
@@ -234,24 +228,23 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         fresh, predicted, cal_key = _record(job)
         record = batch.current or fresh
         batch.current = record
-        again = registry().rejoin(record.key, session_id()) if record.key else None
+        again = backend().rejoin(record.key, session_id()) if record.key else None
         if again is not None:
-            subscription = again
+            handle = again
         else:
             try:
-                subscription = start_transfer(registry(), job.content, job.styles, job.config, job.model,
-                                              session=session_id(), estimate_s=record.estimated)
+                handle = backend().start(_request(job, record.estimated))
             except RunRefused as exc:
-                batch.done.append(_finish(record, "refused", exc.message))
+                batch.done.append(_finish(record, RunState.REFUSED, exc.message))
                 break
-            record.key, record.shared = subscription.key, subscription.joined
+            record.key, record.shared = handle.key, handle.joined
         note = (("Reconnected to your run.", "🔁") if again is not None else
                 (("This exact run had already been computed on this server: here it is at once."
-                  if subscription.view().finished else "Someone on this server asked for exactly this run: "
-                  "you are watching the same computation."), "🤝") if subscription.joined else None)
-        with subscription:
-            status, message, ended = _follow(subscription, record, panel, (i, len(jobs)), len(jobs) > 1, note)
-        if status == "done":
+                  if handle.view().finished else "Someone on this server asked for exactly this run: "
+                  "you are watching the same computation."), "🤝") if handle.joined else None)
+        status, message, ended = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1, note)
+        handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
+        if status is RunState.DONE:
             message = SHARED_NOTE if record.shared else ""
         # Ready when the run ended, maybe long before this student's tab came back for it; a result
         # kept from before this Run (the cache) was ready as soon as it was shown.
@@ -259,9 +252,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         record.ready_s = ready_at - batch.pressed
         batch.done.append(_finish(record, status, message))
         batch.current = None
-        if status == "done" and record.last is not None and not record.shared:
+        if status is RunState.DONE and record.last is not None and not record.shared:
             calibration().record(cal_key, predicted, record.last.elapsed)
-        if status != "done":
+        if status is not RunState.DONE:
             break
     st.session_state.pop("live", None)
     _commit(batch)
@@ -269,8 +262,12 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
     return batch.done
 
 
+def _request(job: Job, estimate_s: float | None = None) -> RunRequest:
+    return RunRequest(job.content, tuple(job.styles), job.config, network_spec(job.model), session_id(), estimate_s)
+
+
 def _key(job: Job) -> str:
-    return transfer_key(job.content, job.styles, job.config, job.model)
+    return _request(job).key
 
 
 def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRecord]:
@@ -298,8 +295,8 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
     key = _key(job)
     if key in ss.get("known_runs", ()):
         return []
-    view = registry().peek(key)
-    if view is None or view.state in ("withdrawn", "refused", "failed"):
+    view = backend().peek(key)
+    if view is None or view.state in (RunState.WITHDRAWN, RunState.REFUSED, RunState.FAILED):
         return []
     if view.finished:  # straight into the gallery, which the page draws next
         record = _record(job)[0]
@@ -312,31 +309,6 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
     return run_panel(jobs, kind)
 
 
-class _Panel:
-    """Where a run is drawn: a status line, Stop beside the progress bar, then the preview beside
-    the cost chart. Drawing it is also what lets Streamlit end a script whose tab has closed."""
-
-    def __init__(self, kind: str):
-        self.root = st.empty()
-        box = self.root.container()
-        self.status = box.empty()
-        stop_col, bar_col = box.columns([1, 3])  # wide enough for "Stop" in a stage at 1280 px
-        stop_col.button("⏹ Stop", key=f"stop_{kind}", help="Stops the run and keeps the best image so far.")
-        self.bar = bar_col.progress(0.0, text="Waiting…")
-        preview, chart = box.columns(2)
-        self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
-        self.preview_step = -1
-
-    def close(self, done: list[RunRecord]) -> None:
-        """The runs are over: the live panel (and its Stop button) gives way to one line."""
-        last = done[-1]
-        if last.status == "done":
-            took = sum(r.last.elapsed for r in done if r.last)
-            self.root.success(f"Done in {took:.1f} s.", icon="✅")
-        else:
-            self.root.error(last.message, icon="💥")
-
-
 def _update(record: RunRecord, view: RunView) -> None:
     record.history = list(view.history)
     record.snapshots = list(view.snapshots)
@@ -346,54 +318,22 @@ def _update(record: RunRecord, view: RunView) -> None:
         record.weights = view.latest.weights
 
 
-def _follow(subscription: Subscription, record: RunRecord, panel: _Panel, position: tuple[int, int],
-            several: bool, note: tuple[str, str] | None) -> tuple[str, str, float | None]:
-    """Draw the shared run as it goes until it ends; return its final state, message and end time.
+def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[int, int],
+            several: bool, note: tuple[str, str] | None) -> tuple[RunState, str, float | None]:
+    """Draw the run as it goes until it ends; return its final state, message and end time.
     ``note`` (text, icon) says how the student came to watch it, when not by starting it."""
     prefix = f"{record.label} · " if several else ""
     if note:
-        panel.status.info(note[0], icon=note[1])
-    version = -1
+        panel.note(*note)
+    slots, version = backend().slots, -1
     while True:
-        view = subscription.wait(version, timeout=0.5)
+        view = handle.wait(version, timeout=0.5)
         if view.version != version:
             version = view.version
             _update(record, view)
-        _draw(view, record, panel, prefix, position)
+        panel.draw(view, position, prefix, slots)
         if view.finished:
             return view.state, view.message, view.ended
-
-
-def _draw(view: RunView, record: RunRecord, panel: _Panel, prefix: str, position: tuple[int, int]) -> None:
-    i, n = position
-    if view.state == "queued":
-        text = queue_text(view.queue, registry().queue.slots)
-        panel.bar.progress(i / n, text=f"{prefix}{text}")
-        return
-    rec = view.latest
-    if rec is None:
-        return
-    panel.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_text(rec))
-    if view.preview is not None and view.preview_step != panel.preview_step:
-        panel.preview_step = view.preview_step
-        panel.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch",
-                            output_format="JPEG")
-        panel.chart.vega_lite_chart(spec=cost_chart(record.history), width="stretch")
-        panel.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
-
-
-def cost_chart(history: list[Step]) -> dict:
-    """The live chart of α·J_content and β·J_style per step, as a Vega-Lite spec with its data inline.
-    A class redraws it once per preview for every watching student; built by Altair (``st.line_chart``)
-    it was the largest part of the watching sessions' Python work in a profile, and the run waited
-    for the GIL behind it."""
-    values = [{"step": h.step, "term": name, "cost": cost}
-              for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
-    return {"data": {"values": values}, "height": 220, "mark": {"type": "line"},
-            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step"},
-                         "y": {"field": "cost", "type": "quantitative", "title": "weighted cost"},
-                         "color": {"field": "term", "type": "nominal", "title": None,
-                                   "legend": {"orient": "bottom"}}}}
 
 
 def show_run(entry: RunRecord, key: str) -> None:

@@ -15,26 +15,27 @@ import streamlit as st
 from nst_core.model import ARCHS, layer_table
 from nst_core.settings import SETTINGS, WEIGHT_SCALE, config_from, defaults, parse_query, to_query
 from nst_core.transfer import PRESETS, TransferConfig
-from ui.pickers import UPLOAD, catalogue
 
 WIDGET = "_w_"
+UPLOAD = "upload"  # an image setting's "Upload your own…" entry; never a bundled name (those have no spaces)
 
 
 def _layers(arch: str) -> list[str]:
     return [n for n in layer_table(arch) if not n.startswith("relu")]
 
 
-def start() -> None:
-    """Once per session: the defaults, then whatever the link says (each refusal gets a notice)."""
+def start(sources: list[str], content: list[str], styles: list[str]) -> None:
+    """Once per session: the defaults, then whatever the link says (each refusal gets a notice).
+    A link may name only the weight ``sources`` the server offers and the bundled ``content`` and
+    ``styles`` images."""
     ss = st.session_state
     for key, value in defaults().items():
         ss.setdefault(key, value)
     if ss.get("_link_read"):
         return
     ss["_link_read"] = True
-    from ui.network import sources  # the sources the server offers; network imports this module
-    context = {"layers": sorted({n for arch in ARCHS for n in _layers(arch)}), "sources": sources(),
-               "content": list(catalogue("content")), "style": list(catalogue("style"))}
+    context = {"layers": sorted({n for arch in ARCHS for n in _layers(arch)}), "sources": sources,
+               "content": content, "style": styles}
     given = {key: st.query_params.get_all(key) for key in st.query_params}
     values, notices = parse_query(given, context)
     ss.update(values)

@@ -148,8 +148,7 @@ def test_bad_weights_file_in_the_environment_is_not_a_crash(monkeypatch, tmp_pat
 
 def test_every_cache_is_bounded():
     """Many students share one process: data caches are bounded in bytes (``ui.cache.shared``, never
-    ``st.cache_data``, which bounds entries only); every resource cache (except the one queue and
-    the one registry) has a size limit."""
+    ``st.cache_data``, which bounds entries only); every resource cache has a size limit."""
     import ast
 
     shared = 0
@@ -162,7 +161,7 @@ def test_every_cache_is_bounded():
                 name = ast.unparse(call.func if call else deco)
                 assert name != "st.cache_data", f"{path.name}:{node.name} is cached without a bound in bytes"
                 shared += name == "shared"
-                if name != "st.cache_resource" or node.name in ("run_slots", "registry"):
+                if name != "st.cache_resource":
                     continue
                 keywords = {k.arg for k in call.keywords} if call else set()
                 assert "max_entries" in keywords, f"{path.name}:{node.name} has no max_entries"
@@ -217,12 +216,12 @@ def test_a_second_student_gets_the_identical_run_without_computing_it(monkeypatc
 def test_a_tab_back_after_its_run_ended_is_told_when_the_picture_was_ready():
     """A student whose tab was away (starved, or a locked phone) when their run finished finds it
     on return; its caption counts to the run's end, not to the return."""
-    from ui.runs import registry
+    from ui.network import backend
     done = app(steps=2, levels=1, seed=4250)
     done.run()
     next(x for x in done.button if x.label == "▶ Run").click().run()
     key = done.session_state["runs"][0].key
-    ended = registry().peek(key).ended
+    ended = backend().peek(key).ended
     assert ended is not None
     back = app(steps=2, levels=1, seed=4250)  # the same session's script, rerun on reconnect
     back.session_state["live"] = Batch("runs", current=RunRecord("x", {}, "m", key=key), kind="stylize",
@@ -236,8 +235,8 @@ def test_a_tab_back_after_its_run_ended_is_told_when_the_picture_was_ready():
 
 
 def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatch):
-    from ui.runs import registry
-    monkeypatch.setattr(registry(), "max_run_s", 1e-3)
+    from ui.network import backend
+    monkeypatch.setattr(backend().registry, "max_run_s", 1e-3)
     at = app(steps=5, levels=1, seed=4244)
     at.run()
     next(x for x in at.button if x.label == "▶ Run").click().run()
@@ -248,7 +247,7 @@ def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatc
 
 def test_the_live_cost_chart_plots_both_weighted_terms_of_every_step():
     from tests.support import step_record
-    from ui.runs import cost_chart
+    from ui.panel import cost_chart
 
     history = [step_record(step=s, content=10.0 * s, style=100.0 / s) for s in (1, 2, 5)]
     spec = cost_chart(history)
