@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import weakref
@@ -15,6 +14,7 @@ from nst_core import ModelError, load_vgg
 from nst_core.describe import describe_model, describe_network, offline_notice
 from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
 from nst_core.serve import Backend, NetworkSpec, backend_from_env
+from nst_core.serve.limits import server_setting
 from ui import state
 
 configure_threads()  # once per server process: a hosted container may see more cores than it gets
@@ -38,10 +38,10 @@ def weight_files() -> dict[str, str]:
     app read an arbitrary file.
     """
     found = {}
-    env = os.environ.get(WEIGHTS_ENV)
+    env = server_setting(WEIGHTS_ENV)
     if env and Path(env).is_file():
         found[f"file:{Path(env).name}"] = env
-    folder = os.environ.get("NST_WEIGHTS_DIR")
+    folder = server_setting("NST_WEIGHTS_DIR")
     if folder and Path(folder).is_dir():
         for p in sorted(Path(folder).glob("*.pt*")):
             found.setdefault(f"file:{p.name}", str(p))

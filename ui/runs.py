@@ -18,8 +18,7 @@ from PIL import Image, PngImagePlugin
 
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
 from nst_core.describe import ready_text
-from nst_core.serve import RunHandle, RunRequest, RunState, RunView
-from nst_core.serve.admission import RunRefused
+from nst_core.serve import RunHandle, RunRefused, RunRequest, RunState, RunView
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
 from ui.network import backend, network_spec
 from ui.panel import Panel

@@ -11,7 +11,6 @@ how to build the network), and every answer is a :class:`RunView`: frozen, pickl
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from ..model import VGGFeatures, load_vgg, resolve_device
 from ..transfer import TransferConfig
 from .identity import network_identity, run_key
 from .lifecycle import RunView
+from .limits import server_setting
 from .registry import RunRegistry, start_transfer
-
-RAY_ADDRESS_ENV = "NST_RAY_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ class LocalBackend:
 def backend_from_env(load_model: Callable[[NetworkSpec], VGGFeatures] | None = None) -> Backend:
     """The backend the server's environment names: Ray at ``NST_RAY_ADDRESS`` when it is set, else
     :class:`LocalBackend` (given ``load_model``)."""
-    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    address = server_setting("NST_RAY_ADDRESS")
     if not address:
         return LocalBackend(load_model=load_model)
     from .ray_backend import RayBackend  # Ray is an optional dependency, imported only when asked for

@@ -62,7 +62,6 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
                                         RunState.FAILED, RunState.WITHDRAWN, RunState.REFUSED)},
 }
 FINISHED = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)
-LIVE = frozenset(TRANSITIONS) - FINISHED
 # Finished states worth serving to the next student who asks: the same request would end the same
 # way. A stopped or failed run is only shown to someone rejoining it.
 SERVED = frozenset({RunState.DONE, RunState.DIVERGED, RunState.CAPPED})

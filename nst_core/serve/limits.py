@@ -1,12 +1,11 @@
-"""The server's limits, each read from the environment (or Community Cloud's secrets, which
-Streamlit exports as environment variables) in this one place, with its default and what it bounds."""
+"""The server's limits and settings, each read from the environment (or Community Cloud's secrets,
+which Streamlit exports as environment variables) in this one place, with what it sets."""
 
 from __future__ import annotations
 
 import os
 
-# The server's limits, each read from the environment (or Community Cloud's secrets, which
-# Streamlit exports as environment variables) with its default and what it bounds.
+# name -> (default, what it bounds)
 SERVER_LIMITS: dict[str, tuple[float, str]] = {
     "NST_MAX_RUNS": (2, "runs computed at once; the rest wait in the queue"),
     "NST_MAX_RUN_S": (120.0, "ceiling on one run's estimated seconds, and on its work"),
@@ -23,3 +22,18 @@ def server_limit(name: str) -> float:
     except ValueError:
         return float(default)
     return value if value > 0 else float(default)
+
+
+# name -> what it sets; unset or empty means the default behaviour.
+SERVER_SETTINGS: dict[str, str] = {
+    "NST_WEIGHTS": "a features state dict the server offers as a weight source",
+    "NST_WEIGHTS_DIR": "a folder whose *.pt and *.pth files the server offers as weight sources",
+    "NST_RAY_ADDRESS": "the Ray cluster that computes the runs; unset: this process computes them",
+}
+
+
+def server_setting(name: str) -> str:
+    """A setting from the environment, stripped; "" when it is unset."""
+    if name not in SERVER_SETTINGS:
+        raise KeyError(f"{name} is not one of the server's settings")
+    return os.environ.get(name, "").strip()

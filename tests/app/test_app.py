@@ -168,6 +168,28 @@ def test_every_cache_is_bounded():
     assert shared >= 6
 
 
+def test_ui_modules_import_each_other_at_the_top_and_in_one_direction():
+    """An import inside a function hides a cycle until it bites; ``ui``'s modules have neither."""
+    import ast
+    import graphlib
+
+    names = {path.stem for path in (ROOT / "ui").glob("*.py")}
+    graph = {}
+    for path in (ROOT / "ui").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        top = set(tree.body)
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("ui", *(f"ui.{n}" for n in names)):
+                assert node in top, f"{path.name}:{node.lineno} imports inside a function"
+                deps |= {a.name for a in node.names} if node.module == "ui" else {node.module.split(".")[1]}
+            elif isinstance(node, ast.Import) and any(a.name.startswith("ui.") for a in node.names):
+                assert node in top, f"{path.name}:{node.lineno} imports inside a function"
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ui.")}
+        graph[path.stem] = deps & names
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
 @pytest.mark.parametrize("source", ["file:/etc/passwd", "/etc/passwd", "file:../shared/weights/x.pth"])
 def test_a_link_cannot_name_a_server_path_as_weights(monkeypatch, source):
     from ui import network

@@ -8,17 +8,19 @@ environment (``NST_MAX_RUNS``, ``NST_MAX_RUN_S``, ``NST_MEMORY_MB``), as a serve
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import time
+import types
 
 import pytest
 
-from nst_core.serve import (FINISHED, Backend, LocalBackend, NetworkSpec, RunHandle, RunRequest, RunState,
-                            RunView)
-from nst_core.serve.admission import RunRefused
+from nst_core.serve import (FINISHED, Backend, LocalBackend, NetworkSpec, RunHandle, RunRefused, RunRequest,
+                            RunState, RunView, backend_from_env)
 from nst_core.serve.identity import network_identity
 from nst_core.transfer import TransferConfig
 
-from tests.support import gradient_image, stripes_image
+from tests.support import ROOT, gradient_image, stripes_image
 
 QUICK = dict(size=32, steps=4, snapshot_every=2)
 LONG = dict(size=32, steps=5000, snapshot_every=10)  # minutes of work: only Stop or a limit ends it
@@ -173,3 +175,30 @@ def test_a_diverged_run_ends_diverged_with_a_finite_best_image(make_backend, spe
     assert view.best is not None
     served = backend.start(ask(spec, "B", seed=10, steps=6, balance="raw", alpha=1e38, beta=1e38, init="noise"))
     assert served.joined and served.view().state is RunState.DIVERGED, "the same request would diverge again"
+
+
+# ---------------------------------------------------------------- choosing a backend and describing a network
+
+def test_the_environment_chooses_the_backend_and_ray_is_imported_only_then(monkeypatch):
+    monkeypatch.delenv("NST_RAY_ADDRESS", raising=False)
+    assert isinstance(backend_from_env(), LocalBackend)
+    monkeypatch.setenv("NST_RAY_ADDRESS", "  ")
+    assert isinstance(backend_from_env(), LocalBackend)
+    fake = types.ModuleType("nst_core.serve.ray_backend")
+    fake.RayBackend = lambda address: ("ray at", address)
+    monkeypatch.setitem(sys.modules, "nst_core.serve.ray_backend", fake)
+    monkeypatch.setenv("NST_RAY_ADDRESS", "10.0.0.5:6379")
+    assert backend_from_env() == ("ray at", "10.0.0.5:6379")
+    loaded = subprocess.run([sys.executable, "-c", "import sys, nst_core.serve, ui.runs; print('ray' in sys.modules)"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False", "the app and the service never import Ray by themselves"
+
+
+def test_a_spec_rebuilds_the_same_network(vgg19_random):
+    spec = NetworkSpec.of(vgg19_random)
+    assert (spec.arch, spec.weights, spec.seed) == ("vgg19", "random", 0)
+    assert spec.identity == network_identity(vgg19_random)
+    assert network_identity(spec.load(device="cpu")) == spec.identity
+    file_model = types.SimpleNamespace(arch="vgg16", source="file")
+    with pytest.raises(ValueError, match="path"):
+        NetworkSpec.of(file_model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nst_core.serve.admission import RunRefused, check_run
-from nst_core.serve.limits import server_limit
+from nst_core.serve.limits import SERVER_LIMITS, SERVER_SETTINGS, server_limit, server_setting
 from nst_core.benchmark import peak_rss_mb
 from nst_core.serve.memory import fits_budget, largest_size_within, resident_mb, run_memory_mb
 from nst_core.transfer import TransferConfig
@@ -63,3 +63,13 @@ def test_server_limits_fall_back_to_their_defaults(monkeypatch):
         assert server_limit("NST_MAX_RUN_S") == 120
     monkeypatch.delenv("NST_MEMORY_MB", raising=False)
     assert server_limit("NST_MEMORY_MB") == 2200
+
+
+def test_server_settings_are_read_in_one_place_and_only_known_ones(monkeypatch):
+    monkeypatch.setenv("NST_RAY_ADDRESS", " 10.0.0.5:6379 \n")
+    assert server_setting("NST_RAY_ADDRESS") == "10.0.0.5:6379"
+    monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
+    assert server_setting("NST_WEIGHTS_DIR") == ""
+    with pytest.raises(KeyError):
+        server_setting("NST_NOT_A_SETTING")
+    assert not set(SERVER_LIMITS) & set(SERVER_SETTINGS)

@@ -111,7 +111,7 @@ def test_withdrawal_moves_the_queue_up_and_ends_the_wait():
     q.try_admit(busy)
     assert q.withdraw(a)
     assert not q.withdraw(a), "already gone"
-    assert not q.withdraw(busy), "a running ticket is released, not withdrawn"
+    assert not q.withdraw(busy), "a running run is released, not withdrawn"
     assert q.status(b).ahead == 1
     assert q.acquire(a, poll=0.01) is False
     q.release(busy)
