@@ -62,6 +62,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
                                         RunState.FAILED, RunState.WITHDRAWN, RunState.REFUSED)},
 }
 FINISHED = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)
+JOINABLE = frozenset({RunState.QUEUED, RunState.RUNNING})  # a stopping run is too late to join
 # Finished states worth serving to the next student who asks: the same request would end the same
 # way. A stopped or failed run is only shown to someone rejoining it.
 SERVED = frozenset({RunState.DONE, RunState.DIVERGED, RunState.CAPPED})
@@ -163,7 +164,7 @@ class SharedRun(Run):
         """A new subscriber's id, or None when the run is stopping or over (then the caller starts
         a fresh one)."""
         with self._cond:
-            if self.state not in (RunState.QUEUED, RunState.RUNNING):
+            if self.state not in JOINABLE:
                 return None
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)

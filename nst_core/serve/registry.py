@@ -20,7 +20,7 @@ from .admission import check_run
 from .caches import ByteCache, cached_bytes, relieve_caches
 from .estimate import run_gflop
 from .identity import network_identity, run_key
-from .lifecycle import SERVED, RunState, RunView, SharedRun
+from .lifecycle import JOINABLE, SERVED, RunState, RunView, SharedRun
 from .limits import server_limit
 from .queue import FairQueue
 
@@ -217,7 +217,7 @@ def start_transfer(registry: RunRegistry, content, styles, config: TransferConfi
     key = transfer_key(content, styles, config, model)
     known = registry.peek(key)
     need, work = 0.0, None
-    if known is None or (known.finished and known.state not in SERVED):  # joining costs nothing
+    if known is None or known.state not in JOINABLE | SERVED:  # joining or serving costs nothing
         shape = (content.height, content.width) if isinstance(content, Image.Image) else tuple(content.shape[-2:])
         need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb(),
                          model.compute_precision(config.precision))

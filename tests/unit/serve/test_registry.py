@@ -12,7 +12,7 @@ import torch
 
 from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import run_gflop
-from nst_core.serve.lifecycle import WALL_BACKSTOP
+from nst_core.serve.lifecycle import WALL_BACKSTOP, RunState
 from nst_core.serve.registry import WORK_MARGIN, RunRegistry, start_transfer, transfer_key
 from nst_core.transfer import Step, TransferConfig
 
@@ -322,3 +322,23 @@ def test_a_run_that_cannot_fit_even_alone_is_refused_and_the_queue_moves_on():
     view = until(big.view, lambda v: v.finished)
     assert view.state == "refused" and "smaller size" in view.message and "500 MB beside the 2000 MB" in view.message
     assert until(small.view, lambda v: v.finished).state == "done"
+
+
+def test_a_stopping_run_is_not_joined_and_the_request_after_it_is_admitted_afresh(vgg19_random, monkeypatch):
+    """Between Stop and the run's next step nobody joins it: the same request then is a new run,
+    checked against the limits like any other."""
+    slow = Script(n=10_000, delay=0.3)
+    monkeypatch.setattr("nst_core.serve.registry.run", lambda *args: slow())
+    content, style, cfg = gradient_image(48, 40), stripes_image(40, 40), TransferConfig(size=40, steps=3)
+    reg = registry(max_run_s=5)
+    first = start_transfer(reg, content, [style], cfg, vgg19_random, session="A", estimate_s=1)
+    until(first.view, lambda v: v.state == "running")
+    first.leave(stop=True)
+    assert reg.peek(first.key).state is RunState.STOPPING and reg.rejoin(first.key, "B") is None
+    with pytest.raises(RunRefused):
+        start_transfer(reg, content, [style], cfg, vgg19_random, session="B", estimate_s=50)
+    second = start_transfer(reg, content, [style], cfg, vgg19_random, session="B", estimate_s=1)
+    assert not second.joined and second.run is not first.run
+    assert until(first.run.view, lambda v: v.finished).state is RunState.STOPPED
+    second.leave(stop=True)
+    until(second.view, lambda v: v.finished)
