@@ -33,6 +33,7 @@ import asyncio
 import io
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -82,6 +83,7 @@ def ray_settings(environ=os.environ) -> dict:
         "workers_per_gpu": number("NST_RAY_WORKERS_PER_GPU", int, 1),
         "max_run_s": server_limit("NST_MAX_RUN_S"),
         "results_mb": server_limit("NST_RESULTS_MB"),
+        "memory_mb": server_limit("NST_MEMORY_MB"),  # each worker process's budget: a run over it is refused
     }
 
 
@@ -164,6 +166,14 @@ class Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def rss_mb(self) -> float:
+        """This worker process's resident size in MB (0 where the system will not say)."""
+        try:
+            import psutil
+            return psutil.Process().memory_info().rss / 2**20
+        except Exception:  # noqa: BLE001 - psutil missing or refused: no memory figure, no refusal
+            return 0.0
 
     def info(self) -> dict:
         return {"pid": os.getpid(), "device": self.device, "threads": self.threads, "runs": self.runs,
@@ -281,12 +291,14 @@ class Registry:
     def __init__(self, settings: dict):
         self.settings = dict(settings)
         self.max_run_s = float(settings["max_run_s"])
+        self.memory_mb = float(settings.get("memory_mb", 0.0)) or None  # a worker process's budget
         self.grace_s = float(settings.get("grace_s", 4.0))
         self.lease_s = float(settings.get("lease_s", 10.0))
         self.results_bytes = int(settings["results_mb"] * 2**20)
         self.results_count = int(settings.get("results_count", RESULTS_COUNT))
         self.workers: list = []
         self.ready: list[bool] = []
+        self.rss: list[float] = []  # each worker's resident MB when it last went idle
         self.busy: list[str | None] = []  # the run id each worker computes
         self.gpus = float(settings.get("gpus", 0))
         n, threads = int(settings["workers"]), int(settings.get("threads", 1))
@@ -299,6 +311,7 @@ class Registry:
             self.workers.append(ray.remote(Worker).options(**options).remote(threads))
             self.ready.append(False)
             self.busy.append(None)
+            self.rss.append(0.0)
         self.live: dict[str, _Run] = {}  # key -> the run in flight for it
         self.runs: dict[str, _Run] = {}  # run id -> every run in flight
         self.queue: list[_Run] = []
@@ -326,14 +339,19 @@ class Registry:
         self._spawn(self._sweep())
 
     async def _await_ready(self, i: int) -> None:
+        tries = 0
         while True:
             try:
                 await self.workers[i].pid.remote()
                 break
-            except Exception:  # noqa: BLE001 - restarting, or not placed yet
+            except Exception as exc:  # noqa: BLE001 - restarting, not placed yet, or broken
+                tries += 1
+                if tries % 60 == 1:
+                    log.warning("worker %d is not ready (%s): %s", i, type(exc).__name__, str(exc)[:500])
                 await asyncio.sleep(0.5)
         self.ready[i] = True
         self._dispatch()
+        await self._measure(i)
 
     async def _sweep(self) -> None:
         """Lapse the leases of watchers that stopped polling, and give up runs nobody watches."""
@@ -365,8 +383,11 @@ class Registry:
 
     # ------------------------------------------------------------ the way in
 
-    async def start(self, request: RunRequest, key: str, session: str, work_gflop: float | None,
-                    max_run_s: float) -> dict:
+    async def start(self, key: str, session: str, request: RunRequest | None = None,
+                    work_gflop: float | None = None, max_run_s: float = math.inf) -> dict:
+        """Join the run ``key`` in flight or serve its finished result; else, given the admitted
+        ``request``, queue it, or without one answer ``{"need": True}`` (the app process then
+        admits it and calls again: a request over a limit never reaches the cluster)."""
         self._ensure_started()
         run = self.live.get(key)
         sub_id = self._subscribe(run, session) if run is not None else None
@@ -379,6 +400,8 @@ class Registry:
             self.results.move_to_end(key)
             self.counters["served"] += 1
             return {"run_id": cached.run_id, "sub_id": None, "joined": True, "update": self._update(cached)}
+        if request is None:
+            return {"need": True}
         run = _Run(uuid.uuid4().hex, key, request, float(request.estimate_s or 0.0), work_gflop,
                    min(float(max_run_s), self.max_run_s))
         self.live[key] = self.runs[run.run_id] = run
@@ -442,7 +465,9 @@ class Registry:
 
     async def info(self) -> dict:
         self._ensure_started()
-        return {"workers": len(self.workers), "ready": sum(self.ready), "gpus": self.gpus,
+        # Host memory only: a GPU worker's runs live in GPU memory, which this does not budget.
+        headroom = None if self.memory_mb is None or self.gpus else self.memory_mb - max(self.rss, default=0.0)
+        return {"workers": len(self.workers), "ready": sum(self.ready), "gpus": self.gpus, "headroom_mb": headroom,
                 "running": sum(1 for b in self.busy if b is not None), "queued": len(self.queue),
                 "results": len(self.results), "results_bytes": self.results_size,
                 "max_run_s": self.max_run_s, "counters": dict(self.counters), "settings": self.settings}
@@ -587,6 +612,14 @@ class Registry:
                 self.busy[i] = None
             self._finish(run, state, message)
             self._dispatch()
+            if self.ready[i]:
+                self._spawn(self._measure(i))
+
+    async def _measure(self, i: int) -> None:
+        try:
+            self.rss[i] = await self.workers[i].rss_mb.remote()
+        except Exception:  # noqa: BLE001 - a dying worker is noticed by its run
+            pass
 
     def _apply(self, run: _Run, tick: Tick) -> None:
         if tick.step is not None:
@@ -651,6 +684,7 @@ class _Mirror:
         self._history: list = []
         self._snapshots: list = []
         self._best_version, self._best = -1, None
+        self._ended: float | None = None
         self._subs: dict[int, float] = {}  # sub id -> when its session last polled
         self._seen = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -667,7 +701,9 @@ class _Mirror:
             self._snapshots.extend(u.snapshots)
             if u.best is not None and u.best_version > self._best_version:
                 self._best_version, self._best = u.best_version, _decode_png(u.best)
-            ended = None if u.ended_wall is None else time.monotonic() - max(time.time() - u.ended_wall, 0.0)
+            if u.ended_wall is not None and self._ended is None:  # once, so every view says the same
+                self._ended = time.monotonic() - max(time.time() - u.ended_wall, 0.0)
+            ended = self._ended
             step, preview = u.preview if u.preview is not None else (0, None)
             self.view = RunView(self.key, u.state, u.version, u.message, u.queue,
                                 self._history[-1] if self._history else None, tuple(self._history),
@@ -799,6 +835,7 @@ class RayBackend:
         self._info = ray.get(self._registry.info.remote(), timeout=120)
         self._info_at = time.monotonic()
         self.registry_name = registry_name
+        self.worker_prefix = self._info["settings"].get("worker_prefix", worker_prefix)
         self.lease_s = float(self._info["settings"].get("lease_s", 10.0))
         # The ceiling holds cluster-wide: the registry's (its creator's NST_MAX_RUN_S), or this
         # process's own if lower.
@@ -813,20 +850,25 @@ class RayBackend:
     # ------------------------------------------------------------ the protocol
 
     def start(self, request: RunRequest) -> RayHandle:
-        """Refuse a bad image (``ImageError``) or a run over the ceiling (:class:`RunRefused`) here,
-        in the app process; then join, serve or queue the run on the cluster."""
+        """Refuse a bad image (``ImageError``) here, in the app process; join the identical run in
+        flight or serve its finished result (that costs nothing, so nothing is refused); else refuse
+        a run over the ceiling or over a worker's memory (:class:`RunRefused`), here too, or queue
+        it on the cluster."""
         for i, image in enumerate((request.content, *request.styles)):
             check_image(image, "the content image" if i == 0 else "the style image")
         if not request.styles and request.config.beta > 0:
             raise ImageError("A style transfer needs at least one style image.")
-        config, shape = request.config, (request.content.height, request.content.width)
-        precision = "fp32" if config.precision == "auto" else config.precision
-        check_run(config, shape, request.estimate_s, self.max_run_s, None, precision)
-        work = None
-        if request.estimate_s:
-            work = (WORK_MARGIN * run_gflop(config, shape, request.network.arch, len(request.styles))
-                    * max(self.max_run_s / request.estimate_s, 1.0))
-        answer = ray.get(self._registry.start.remote(request, request.key, request.session, work, self.max_run_s))
+        key = request.key
+        answer = ray.get(self._registry.start.remote(key, request.session))
+        if answer.get("need"):  # nobody computes it nor kept it: admit it here, then send it
+            config, shape = request.config, (request.content.height, request.content.width)
+            precision = "fp32" if config.precision == "auto" else config.precision
+            check_run(config, shape, request.estimate_s, self.max_run_s, self.info()["headroom_mb"], precision)
+            work = None
+            if request.estimate_s:
+                work = (WORK_MARGIN * run_gflop(config, shape, request.network.arch, len(request.styles))
+                        * max(self.max_run_s / request.estimate_s, 1.0))
+            answer = ray.get(self._registry.start.remote(key, request.session, request, work, self.max_run_s))
         return self._handle(answer)
 
     def rejoin(self, key: str, session: str) -> RayHandle | None:
@@ -870,6 +912,55 @@ class RayBackend:
         return RayHandle(mirror, answer["sub_id"], answer["joined"])
 
 
+def shutdown_service(registry_name: str = REGISTRY_NAME, worker_prefix: str = WORKER_PREFIX,
+                     message: str = "The run service was restarted; press Run again.") -> int:
+    """Stop the registry's runs (they keep their best images), then end the registry and its worker
+    processes; how many runs it ended. The next app process to attach creates them anew, with its
+    code and its settings: what an upgrade of the app needs (docs/ray.md). Call after ``ray.init``."""
+    ended = 0
+    try:
+        registry = ray.get_actor(registry_name, namespace=NAMESPACE)
+    except ValueError:
+        registry = None
+    if registry is not None:
+        ended = ray.get(registry.reset.remote(message), timeout=120)
+        ray.kill(registry)
+    missing, i = 0, 0
+    while missing < 8:  # workers are numbered from 0; a few gaps are tolerated
+        try:
+            ray.kill(ray.get_actor(f"{worker_prefix}_{i}", namespace=NAMESPACE))
+            missing = 0
+        except ValueError:
+            missing += 1
+        i += 1
+    return ended
+
+
+def main(argv=None) -> None:
+    """``python -m nst_core.serve.ray_backend status|restart``, on a node of the cluster: what the
+    run service holds, or end it so the next app process recreates it (docs/ray.md)."""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m nst_core.serve.ray_backend", description=main.__doc__)
+    p.add_argument("command", choices=["status", "restart"])
+    p.add_argument("--address", default=os.environ.get("NST_RAY_ADDRESS", "auto"))
+    p.add_argument("--registry", default=REGISTRY_NAME)
+    p.add_argument("--workers", default=WORKER_PREFIX, help="the workers' name prefix")
+    args = p.parse_args(argv)
+    ray.init(address=check_address(args.address), namespace=NAMESPACE, log_to_driver=False)
+    if args.command == "restart":
+        print(f"ended {shutdown_service(args.registry, args.workers)} run(s); the registry and its workers are gone")
+        return
+    try:
+        registry = ray.get_actor(args.registry, namespace=NAMESPACE)
+    except ValueError:
+        print(f"no registry '{args.registry}' in namespace '{NAMESPACE}': no app process has attached yet")
+        return
+    info = ray.get(registry.info.remote(), timeout=30)
+    info["worker_pids"] = ray.get(registry.worker_pids.remote(), timeout=30)
+    print(json.dumps(info, indent=2, default=str))
+
+
 def check_image(image, what: str = "the image") -> None:
     """Turn away, in the app process, an image the cluster could not use (``ImageError``): not an
     image, damaged, or of a size ``load_image`` never returns."""
@@ -886,3 +977,9 @@ def check_image(image, what: str = "the image") -> None:
         image.load()
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds on a damaged file
         raise ImageError(f"{what} is damaged or truncated and cannot be decoded.") from exc
+
+
+if __name__ == "__main__":
+    from nst_core.serve import ray_backend as _module  # the actor classes by their importable name
+
+    _module.main()

@@ -56,8 +56,8 @@ def _registries(ray_address):
 
 
 @pytest.fixture
-def make_backend(_registries):
-    """``make_backend(workers=2, **settings)``: a fresh RayBackend (its own mirrors) on a registry of
+def make_ray_backend(_registries):
+    """``make_ray_backend(workers=2, **settings)``: a fresh RayBackend (its own mirrors) on a registry of
     these settings over the cluster's shared workers. The registry is reset when the test ends: its
     runs stopped, its results and counters forgotten."""
     from nst_core.serve.ray_backend import RayBackend

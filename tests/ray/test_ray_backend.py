@@ -36,15 +36,15 @@ def test_ray_client_addresses_are_refused_with_the_way_to_attach():
         RayBackend("ray://head:10001")
 
 
-def test_describe_names_the_cluster_its_workers_and_gpus(make_backend):
-    backend = make_backend()
+def test_describe_names_the_cluster_its_workers_and_gpus(make_ray_backend):
+    backend = make_ray_backend()
     assert backend.name == "ray" and backend.slots == 2
     assert backend.describe() == "Runs: Ray cluster at auto, 2 workers (0 GPUs)"
 
 
-def test_a_run_streams_its_progress_and_its_result_is_served_to_the_next_student(make_backend, make_request,
+def test_a_run_streams_its_progress_and_its_result_is_served_to_the_next_student(make_ray_backend, make_request,
                                                                                   follow_run):
-    backend = make_backend()
+    backend = make_ray_backend()
     handle = backend.start(make_request(1, steps=20, session="a"))
     assert not handle.joined
     seen = []
@@ -62,9 +62,9 @@ def test_a_run_streams_its_progress_and_its_result_is_served_to_the_next_student
     assert counters(backend)["started"] == 1
 
 
-def test_bad_images_and_refused_settings_never_reach_the_cluster(make_backend, make_request):
+def test_bad_images_and_refused_settings_never_reach_the_cluster(make_ray_backend, make_request):
     from dataclasses import replace
-    backend = make_backend()
+    backend = make_ray_backend()
     good = make_request(2)
     for bad in (noise(3, side=4), "content.png"):
         with pytest.raises(ImageError):
@@ -76,8 +76,8 @@ def test_bad_images_and_refused_settings_never_reach_the_cluster(make_backend, m
     assert counters(backend)["started"] == 0 and backend.info(0)["queued"] == 0
 
 
-def test_the_ceiling_holds_cluster_wide(make_backend, make_request, follow_run):
-    strict = make_backend(max_run_s=0.1)  # the registry's creator sets the cluster's ceiling
+def test_the_ceiling_holds_cluster_wide(make_ray_backend, make_request, follow_run):
+    strict = make_ray_backend(max_run_s=0.1)  # the registry's creator sets the cluster's ceiling
     lenient = RayBackend("auto", registry_name=strict.registry_name, max_run_s=500)
     assert lenient.max_run_s == pytest.approx(0.1)
     with pytest.raises(RunRefused):
@@ -87,8 +87,8 @@ def test_the_ceiling_holds_cluster_wide(make_backend, make_request, follow_run):
     assert view.state == RunState.CAPPED and view.best is not None and "far past" in view.message
 
 
-def test_stop_ends_the_run_on_its_worker_within_seconds(make_backend, make_request, follow_run):
-    backend = make_backend(workers=1)
+def test_stop_ends_the_run_on_its_worker_within_seconds(make_ray_backend, make_request, follow_run):
+    backend = make_ray_backend(workers=1)
     handle = backend.start(make_request(5, steps=5000, session="a"))
     follow_run(handle, until=lambda v: v.latest is not None and v.latest.step >= 3)
     pressed = time.monotonic()
@@ -101,9 +101,9 @@ def test_stop_ends_the_run_on_its_worker_within_seconds(make_backend, make_reque
     follow_run(nxt, until=lambda v: v.state != RunState.QUEUED, timeout=5)
 
 
-def test_a_killed_worker_fails_its_run_with_the_best_image_and_other_runs_finish(make_backend, make_request,
+def test_a_killed_worker_fails_its_run_with_the_best_image_and_other_runs_finish(make_ray_backend, make_request,
                                                                                    follow_run):
-    backend = make_backend(workers=2)
+    backend = make_ray_backend(workers=2)
     doomed = backend.start(make_request(7, steps=5000, session="a"))
     other = backend.start(make_request(8, steps=60, session="b"))
     follow_run(doomed, until=lambda v: v.best is not None and v.latest.step >= 3)
@@ -123,8 +123,8 @@ def test_a_killed_worker_fails_its_run_with_the_best_image_and_other_runs_finish
         time.sleep(0.2)
 
 
-def test_one_session_keeps_at_most_one_waiting_run(make_backend, make_request, follow_run):
-    backend = make_backend(workers=1)
+def test_one_session_keeps_at_most_one_waiting_run(make_ray_backend, make_request, follow_run):
+    backend = make_ray_backend(workers=1)
     busy = backend.start(make_request(9, steps=5000, session="a"))
     follow_run(busy, until=lambda v: v.state == RunState.RUNNING)
     first = backend.start(make_request(10, session="b"))
@@ -136,10 +136,10 @@ def test_one_session_keeps_at_most_one_waiting_run(make_backend, make_request, f
     assert follow_run(second).state == RunState.DONE
 
 
-def test_two_app_processes_share_one_computation(make_backend, ray_address, tmp_path):
+def test_two_app_processes_share_one_computation(make_ray_backend, ray_address, tmp_path):
     """Two app processes attached to the cluster, one student on each pressing Run on the same pair
     at the same moment: one computation, and both get the same image."""
-    backend = make_backend()  # the registry the two processes share, created with the test's settings
+    backend = make_ray_backend()  # the registry the two processes share, created with the test's settings
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-m", "tests.ray.app_process", ray_address, backend.registry_name,
                                "12", "40", str(go), str(tmp_path / f"app{i}.png")],
