@@ -140,6 +140,40 @@ def a_class(backend, requests: list[RunRequest]) -> tuple[float, list]:
     return time.perf_counter() - t0, views
 
 
+def cpu_by_role() -> dict:
+    """CPU seconds so far of this driver, the registry, the workers, Ray's own processes and the
+    whole machine (what is left is other people's work on it)."""
+    import psutil
+    roles = dict.fromkeys(("driver", "registry", "workers", "ray"), 0.0)
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or []) or proc.info["name"] or ""
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        cpu = t.user + t.system
+        if proc.info["pid"] == me:
+            roles["driver"] += cpu
+        elif "Registry" in title:
+            roles["registry"] += cpu
+        elif "Worker" in title and "ray::" in title:
+            roles["workers"] += cpu
+        elif "ray" in title and ("raylet" in title or "gcs_server" in title or "ray::" in title
+                                 or "ray/_private" in title or "ray/autoscaler" in title or "dashboard" in title):
+            roles["ray"] += cpu
+    total = psutil.cpu_times()
+    roles["machine"] = total.user + total.system + getattr(total, "nice", 0.0)
+    return roles
+
+
+def cpu_share(before: dict, after: dict, seconds: float) -> dict:
+    """Cores each role kept busy on average; ``others``: the rest of the machine."""
+    used = {k: (after[k] - before[k]) / seconds for k in before}
+    used["others"] = used["machine"] - sum(v for k, v in used.items() if k != "machine")
+    return {k: round(v, 2) for k, v in used.items()}
+
+
 def scaling(args) -> dict:
     out = {"students": args.students, "size": args.size, "steps": args.steps}
     for workers in (1, 2):
@@ -147,10 +181,13 @@ def scaling(args) -> dict:
         wait_ready(backend, workers)
         a_class(backend, [request(900 + w, args.size, args.steps, f"warm{w}") for w in range(workers)])
         base = 10_000 * workers
+        cpu = cpu_by_role()
         seconds, views = a_class(backend, [request(base + i, args.size, args.steps, f"student{i}")
                                            for i in range(args.students)])
         assert all(v is not None and v.state == RunState.DONE for v in views)
-        out[f"workers_{workers}"] = {"seconds": round(seconds, 2), "runs_per_min": round(60 * args.students / seconds, 1)}
+        out[f"workers_{workers}"] = {"seconds": round(seconds, 2), "runs_per_min": round(60 * args.students / seconds, 1),
+                                     "cores_busy": cpu_share(cpu, cpu_by_role(), seconds),
+                                     "loadavg_1m": round(os.getloadavg()[0], 2)}
         retire(backend)
     out["ratio"] = round(out["workers_2"]["runs_per_min"] / out["workers_1"]["runs_per_min"], 2)
     return out

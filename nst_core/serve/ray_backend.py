@@ -18,9 +18,10 @@ Three kinds of process take part:
 - **The workers** (:class:`Worker`): one actor per worker process, each holding the networks it
   has used (one copy per :class:`~nst_core.serve.backend.NetworkSpec`), on its GPU where its node
   has one. A run is one streaming call (``num_returns="streaming"``): the worker drives
-  ``nst_core.transfer.run`` and yields one small record per step, its images already encoded
-  (JPEG thumbnails and previews, the best image as PNG at most about once a second). Stop is a
-  flag the worker's loop reads after every step.
+  ``nst_core.transfer.run`` and yields small records of the steps it computed, at step 1 and then
+  at most ten times a second, its images already encoded (JPEG thumbnails and previews, the best
+  image as PNG at most about once a second). Stop is a flag the worker's loop reads after every
+  step.
 
 A worker process that dies mid-run fails that run alone: its watchers keep the best image the
 registry last received and read that the worker stopped; Ray restarts the worker, and the other
@@ -61,6 +62,9 @@ WORKER_PREFIX = "nst_worker"  # worker i is the named actor f"{WORKER_PREFIX}_{i
 # How often, at most, a worker sends the best image so far while it keeps improving: what a
 # student keeps if the worker dies is at most this old (plus one step).
 BEST_EVERY_S = 1.0
+# A worker sends what its run did at most this often (and at step 1 and at the end): a small run's
+# steps take milliseconds, and one message each cost the registry a tenth of a core at 64 px.
+TICK_S = 0.1
 MODELS_PER_WORKER = 2  # networks a worker keeps loaded, least recently used dropped first
 RESULTS_COUNT = 128  # finished runs the registry keeps, besides their bytes (NST_RESULTS_MB)
 MIRRORS_KEPT = 256  # runs an app process remembers following
@@ -103,11 +107,12 @@ def check_address(address: str) -> str:
 
 @dataclass(frozen=True)
 class Tick:
-    """One step as a worker sends it: the loop's record without tensors, the images encoded."""
+    """The steps a worker computed since its last send: the loop's records without tensors, the
+    images encoded. A worker sends at most one every ``TICK_S`` while it runs, and one at the end."""
 
-    step: Step | None  # without best_image and image
-    snapshot: bytes | None = None  # JPEG thumbnail (SNAPSHOT_SIDE) at the loop's snapshot steps
-    preview: bytes | None = None  # JPEG at full size, same steps
+    steps: tuple = ()  # Step records, without best_image and image
+    snapshots: tuple = ()  # (step, JPEG thumbnail of SNAPSHOT_SIDE) at the loop's snapshot steps
+    preview: tuple[int, bytes] | None = None  # (step, JPEG at full size) of the newest snapshot
     best: bytes | None = None  # PNG of the best image so far, when it changed (at most every BEST_EVERY_S)
     state: str = "running"  # running, or the run's final state
     message: str = ""
@@ -194,54 +199,62 @@ class Worker:
             return model
 
     def run(self, run_id: str, request: RunRequest, work_gflop: float | None, max_run_s: float):
-        """Compute one run, yielding a :class:`Tick` per step; the last one carries the final state."""
+        """Compute one run, yielding a :class:`Tick` at step 1, then at most every ``TICK_S``; the
+        last one carries the final state. Stop, the work cap and the wall backstop are checked
+        after every step."""
         from ..transfer import run as transfer_run
         self.runs += 1
-        gen = best_tensor = None
-        step, best_sent, best_at = 0, None, 0.0
-        state, message = "failed", ""
+        gen = best_tensor = best_sent = latest_image = None
+        step, best_at, sent_at = 0, 0.0, 0.0
+        steps, snapshots = [], []
+
+        def tick(final: bool = False, **ending) -> Tick:
+            nonlocal best_sent, best_at, latest_image, steps, snapshots
+            best = None
+            if best_tensor is not None and best_tensor is not best_sent and (
+                    final or snapshots or time.monotonic() - best_at >= BEST_EVERY_S):
+                best, best_sent, best_at = _encode(best_tensor, "PNG"), best_tensor, time.monotonic()
+            preview = None if latest_image is None else (latest_image[0], _encode(latest_image[1], "JPEG", quality=90))
+            out = Tick(tuple(steps), tuple(snapshots), preview, best, **ending)
+            steps, snapshots, latest_image = [], [], None
+            return out
+
         try:
             model = self._model(request.network)
             gen = transfer_run(request.content, list(request.styles), request.config, model)
             started = time.monotonic()
             for rec in gen:
                 step, best_tensor = rec.step, rec.best_image
-                now = time.monotonic()
-                final = rec.status != "running"
-                stop = self._stops.pop(run_id, None)
-                if not final and stop is None and work_gflop is not None and rec.gflop > work_gflop:
-                    stop = (f"Stopped at step {rec.step} of {rec.total_steps}: this run needed more work than a run "
-                            f"may do on this shared server (about {max_run_s:g} s of it when free). The best image "
-                            "so far is kept.")
-                    state = "capped"
-                elif not final and stop is None and now - started >= WALL_BACKSTOP * max_run_s:
-                    stop = (f"Stopped at step {rec.step} of {rec.total_steps}: it ran for {WALL_BACKSTOP * max_run_s:g}"
-                            f" s, far past the {max_run_s:g} s a run may take on this shared server. The best image "
-                            "so far is kept.")
-                    state = "capped"
-                elif stop is not None:
-                    state = "stopped"
-                ending = final or stop is not None
-                best = None
-                if rec.best_image is not best_sent and (ending or rec.image is not None or now - best_at >= BEST_EVERY_S):
-                    best, best_sent, best_at = _encode(rec.best_image, "PNG"), rec.best_image, now
-                snapshot = preview = None
+                steps.append(replace(rec, best_image=None, image=None))
                 if rec.image is not None:
-                    snapshot = _encode(rec.image, "JPEG", SNAPSHOT_SIDE)
-                    preview = _encode(rec.image, "JPEG", quality=90)
-                slim = replace(rec, best_image=None, image=None)
-                if final:
-                    yield Tick(slim, snapshot, preview, best, rec.status, rec.message)
+                    snapshots.append((rec.step, _encode(rec.image, "JPEG", SNAPSHOT_SIDE)))
+                    latest_image = (rec.step, rec.image)
+                now = time.monotonic()
+                if rec.status != "running":
+                    yield tick(True, state=rec.status, message=rec.message)
                     return
+                stop = self._stops.pop(run_id, None)
                 if stop is not None:
-                    yield Tick(slim, snapshot, preview, best, state, stop)
+                    yield tick(True, state="stopped", message=stop)
                     return
-                yield Tick(slim, snapshot, preview, best)
-            yield Tick(None, state="done", message="Finished.")  # a loop of no steps
+                if work_gflop is not None and rec.gflop > work_gflop:
+                    yield tick(True, state="capped", message=(
+                        f"Stopped at step {rec.step} of {rec.total_steps}: this run needed more work than a run may do "
+                        f"on this shared server (about {max_run_s:g} s of it when free). The best image so far is kept."))
+                    return
+                if now - started >= WALL_BACKSTOP * max_run_s:
+                    yield tick(True, state="capped", message=(
+                        f"Stopped at step {rec.step} of {rec.total_steps}: it ran for {WALL_BACKSTOP * max_run_s:g} s, "
+                        f"far past the {max_run_s:g} s a run may take on this shared server. The best image so far "
+                        "is kept."))
+                    return
+                if rec.step == 1 or now - sent_at >= TICK_S:
+                    sent_at = now
+                    yield tick()
+            yield tick(True, state="done", message="Finished.")  # a loop of no steps
         except Exception as exc:  # noqa: BLE001 - one bad run must not take the worker down
             log.exception("run %s failed", run_id[:8])
-            best = _encode(best_tensor, "PNG") if best_tensor is not None and best_tensor is not best_sent else None
-            yield Tick(None, best=best, state="failed", message=f"The run failed at step {step}: {exc}")
+            yield tick(True, state="failed", message=f"The run failed at step {step}: {exc}")
         finally:
             if gen is not None:
                 gen.close()
@@ -622,12 +635,12 @@ class Registry:
             pass
 
     def _apply(self, run: _Run, tick: Tick) -> None:
-        if tick.step is not None:
-            run.history.append(tick.step)
-            run.remaining_s = tick.step.eta
-        if tick.snapshot is not None:
-            run.snapshots.append((tick.step.step, tick.snapshot))
-            run.preview = (tick.step.step, tick.preview)
+        if tick.steps:
+            run.history.extend(tick.steps)
+            run.remaining_s = tick.steps[-1].eta
+        run.snapshots.extend(tick.snapshots)
+        if tick.preview is not None:
+            run.preview = tick.preview
         if tick.best is not None:
             run.best, run.best_version = tick.best, run.version + 1
         self._changed(run)
