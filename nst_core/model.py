@@ -8,6 +8,8 @@ Layer names follow the Gatys et al. paper and Caffe: ``conv{b}_{i}``, ``relu{b}_
 
 from __future__ import annotations
 
+import functools
+
 import os
 import time
 from dataclasses import dataclass
@@ -117,7 +119,6 @@ class VGGFeatures(nn.Module):
         self.table = layer_table(arch)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self._auto_precision: str | None = None
         self.eval()
         self.requires_grad_(False)
 
@@ -172,26 +173,16 @@ class VGGFeatures(nn.Module):
         return _low_precision_dtype(self.mean.device)
 
     def auto_precision(self) -> str:
-        """bf16 where this machine runs it faster than fp32, else fp32; decided once per model.
+        """bf16 where this machine has fast bf16 arithmetic, else fp32.
 
-        On a CPU, bf16 needs AVX512-BF16 or AMX to be fast (elsewhere it is emulated and slower), so
-        the CPU's flags are read first, then a one-off timing of both confirms it. Under CUDA,
-        autocast's bf16 (or fp16 on GPUs without bf16) is always the faster choice.
+        Under CUDA, autocast's bf16 (or fp16 on GPUs without bf16) is always the faster choice. On
+        a CPU, bf16 is fast only with AVX512-BF16 or AMX (elsewhere it is emulated and slower), and
+        the CPU's flags alone decide: the choice is part of the network's identity, so every
+        process on one machine must reach the same one, which a timing on a busy host does not.
         """
-        if self._auto_precision is None:
-            device = self.mean.device
-            if device.type == "cuda":
-                self._auto_precision = "bf16"
-            elif not cpu_has_fast_bf16():
-                self._auto_precision = "fp32"
-            else:
-                # Where the flags promise bf16 it took 0.55-0.65 of fp32's time here (96-160 px),
-                # but a busy neighbour during this one-off timing can eat that margin, and the
-                # choice lasts the server's life: the timing only overrules the flags where bf16
-                # is plainly slower.
-                times = alternated_pass_times(self, (96, 96))
-                self._auto_precision = "bf16" if min(times["bf16"]) < min(times["fp32"]) else "fp32"
-        return self._auto_precision
+        if self.mean.device.type == "cuda":
+            return "bf16"
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
 
     def precision_label(self, precision: str = "auto") -> str:
         """Words for the app and the CLI, e.g. "bfloat16 (chosen automatically: faster on this CPU)"."""
@@ -203,6 +194,7 @@ class VGGFeatures(nn.Module):
         return f"{name} (chosen automatically: {why})"
 
 
+@functools.lru_cache(maxsize=4)
 def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
     try:

@@ -186,3 +186,17 @@ def test_configure_threads_never_exceeds_the_quota(tmp_path):
         assert configure_threads(str(tmp_path)) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu sse avx512f avx512_bf16", "bf16"),
+                                             ("fpu sse amx_bf16", "bf16"), ("fpu sse avx2", "fp32")])
+def test_auto_precision_follows_the_cpu_flags_alone(tmp_path, monkeypatch, flags, expected):
+    # Two processes building the same network must agree on "auto": it is part of the run's key.
+    from nst_core import model as model_module
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    read_flags = model_module.cpu_has_fast_bf16.__wrapped__
+    monkeypatch.setattr(model_module, "cpu_has_fast_bf16", lambda: read_flags(str(cpuinfo)))
+    monkeypatch.setattr(model_module, "alternated_pass_times", lambda *a, **k: pytest.fail("no timing"))
+    first, second = load_vgg("vgg16", "random", seed=0), load_vgg("vgg16", "random", seed=1)
+    assert first.auto_precision() == second.auto_precision() == expected
