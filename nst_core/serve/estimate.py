@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..images import fit_long_side
@@ -103,38 +105,146 @@ def measure_speed(model: VGGFeatures, sides=SPEED_SIDES, tries: int = 3) -> dict
             for side in sides}
 
 
+QUIET_LOAD = 1.5  # a run that shared the server with, on average, fewer other computing runs was "quiet"
+BUSY_MEMORY_S = 600.0  # ratios learnt under load count only this long, and only while the server is busy
+MAX_AGE_S = 3600.0  # any ratio this old no longer says how fast the server is
+LIVE_S = 3.0  # a run nobody has polled for this long no longer counts as computing
+
+
 class Calibration:
-    """Observed / predicted run times of finished runs, by key (network, optimizer, precision).
+    """Observed / predicted run times of finished runs, by key (network, optimizer, precision),
+    each with when it was learnt and the server's load while it ran.
 
     Shared by every session of a server, so the first student's runs correct the estimates of the
-    next. Thread-safe; keeps the latest ``keep`` ratios per key.
+    next. A run that computed beside others took longer than it would alone; that ratio is kept
+    apart, used only while the server is busy again and for :data:`BUSY_MEMORY_S`: after a busy
+    spell a quiet server is estimated from quiet runs (a class saw a Quick run at 256 px announced
+    at 31 s take 11 s). The load is the number of runs computing at once, as the followers in this
+    process see them (:meth:`seen`), so it means the same on every backend. Thread-safe.
     """
 
-    def __init__(self, keep: int = 9):
-        self._ratios: dict[tuple, deque] = {}
+    def __init__(self, keep: int = 9, clock: Callable[[], float] = time.monotonic):
+        self._ratios: dict[tuple, deque] = {}  # key -> (ratio, learnt at, load)
         self._keep = keep
+        self._clock = clock
         self._lock = threading.Lock()
+        self._computing: dict[str, float] = {}  # run key -> last time a follower saw it computing
 
-    def record(self, key: tuple, predicted: float, observed: float) -> None:
+    # ------------------------------------------------------------ the load now
+
+    def seen(self, run_key: str, computing: bool) -> None:
+        """A follower of ``run_key`` saw it computing (or not any more)."""
+        with self._lock:
+            if computing:
+                self._computing[run_key] = self._clock()
+            else:
+                self._computing.pop(run_key, None)
+
+    def load(self) -> int:
+        """Runs computing now, as this process's followers last saw them."""
+        now = self._clock()
+        with self._lock:
+            for key in [k for k, at in self._computing.items() if now - at > LIVE_S]:
+                del self._computing[key]
+            return len(self._computing)
+
+    # ------------------------------------------------------------ what finished runs taught
+
+    def record(self, key: tuple, predicted: float, observed: float, load: float = 1.0) -> None:
+        """A finished run took ``observed`` seconds where ``predicted`` were expected, beside
+        ``load`` runs computing on average (itself included)."""
         if predicted > 0 and observed > 0:
             with self._lock:
-                self._ratios.setdefault(key, deque(maxlen=self._keep)).append(observed / predicted)
+                self._ratios.setdefault(key, deque(maxlen=self._keep)).append(
+                    (observed / predicted, self._clock(), max(float(load), 1.0)))
 
-    def factor(self, key: tuple) -> float:
-        """The median ratio for ``key``; failing that, for the same network with any other
-        optimizer or precision (it still says how fast this server really is).
+    def factor(self, key: tuple, load: float = 1.0) -> float:
+        """The factor for a run on ``key`` starting beside ``load`` computing runs (itself included).
 
-        The measured speed itself counts as one more ratio of 1: a single finished run, often a
-        short one whose fixed costs and a neighbour's burst weigh most, only moves the estimate
-        halfway (measured: a 128 px run 21% slow, carried whole to 256 px, announced 36% too
-        much); once two runs agree, they outvote it."""
+        The median ratio for ``key`` (failing that, for the same network with any other optimizer
+        or precision: it still says how fast this server is), among the recent ratios learnt under
+        a load like today's. The measured speed itself counts as one more ratio of 1: a single
+        finished run, often a short one whose fixed costs and a neighbour's burst weigh most, only
+        moves the estimate halfway (measured: a 128 px run 21% slow, carried whole to 256 px,
+        announced 36% too much); once two runs agree, they outvote it.
+
+        Busy now with nothing learnt under load: the quiet factor times the runs sharing the
+        server, since two runs on the same cores each go about half as fast."""
+        now, busy = self._clock(), load > QUIET_LOAD
         with self._lock:
-            same = list(self._ratios.get(key, ()))
-            network = [r for k, rs in self._ratios.items() if k[0] == key[0] for r in rs]
-        return statistics.median((same or network) + [1.0])
+            same = [e for e in self._ratios.get(key, ()) if now - e[1] <= MAX_AGE_S]
+            network = [e for k, es in self._ratios.items() if k[0] == key[0] for e in es if now - e[1] <= MAX_AGE_S]
 
-    def estimate(self, key: tuple, predicted: float) -> float:
-        return predicted * self.factor(key)
+        def pick(entries, under_load: bool) -> list[float]:
+            if under_load:
+                return [r for r, at, lo in entries if lo > QUIET_LOAD and now - at <= BUSY_MEMORY_S]
+            return [r for r, _, lo in entries if lo <= QUIET_LOAD]
+
+        if busy:
+            loaded = pick(same, True) or pick(network, True)
+            if loaded:
+                return statistics.median(loaded + [1.0])
+        quiet = statistics.median((pick(same, False) or pick(network, False)) + [1.0])
+        return quiet * (load if busy else 1.0)
+
+    def estimate(self, key: tuple, predicted: float, load: float = 1.0) -> float:
+        return predicted * self.factor(key, load)
+
+
+def remaining_s(history, estimate_s: float | None) -> float | None:
+    """Seconds a computing run has left, from its loop records (``transfer.Step``, oldest first)
+    and the estimate announced before it started.
+
+    The loop's own figure (``Step.eta``) divides the time so far by the work done, so at step 1 it
+    charges the whole set-up (targets, the first pass) to one step: "about 88 s left" at step 1 of
+    a 12 s run. Here the measured pace is taken between records, after the first, and blended with
+    the estimate's pace, trusting the measurement more as the run goes (fully from 30% of its
+    work); under load the estimate was 3-4× low, which the measurement corrects within a few steps.
+    None when there is nothing to go on."""
+    if not history:
+        return estimate_s if estimate_s else None
+    last = history[-1]
+    if last.status != "running":
+        return 0.0
+    done = _fraction(last)
+    prior = estimate_s * (1.0 - done) if estimate_s else None
+    first = history[0]
+    measured = None
+    if len(history) >= 2 and done > _fraction(first) and last.elapsed > first.elapsed:
+        pace = (last.elapsed - first.elapsed) / (done - _fraction(first))
+        measured = pace * (1.0 - done)
+    if measured is None:
+        return prior if prior is not None else (last.eta or None)
+    if prior is None:
+        return measured
+    trust = min(1.0, done / TRUST_MEASURED_AT)
+    return trust * measured + (1.0 - trust) * prior
+
+
+TRUST_MEASURED_AT = 0.3  # share of the run's work after which the measured pace alone is used
+
+
+def _fraction(rec) -> float:
+    """Share of the run's work done at ``rec``: the loop's eta is time so far × work left / work done."""
+    if rec.eta and rec.eta > 0 and rec.elapsed > 0:
+        return rec.elapsed / (rec.elapsed + rec.eta)
+    return min(rec.step / max(rec.total_steps, 1), 1.0)
+
+
+def time_left_text(seconds: float | None) -> str:
+    """Time left in words a student can take in at a glance, never a figure more precise than
+    it is: "a few seconds left", "about 25 s left", "about a minute left", "about 4 minutes left"."""
+    if seconds is None or seconds < 1:
+        return ""
+    if seconds < 8:
+        return "a few seconds left"
+    if seconds < 50:
+        return f"about {max(10, 5 * round(seconds / 5))} s left"
+    if seconds < 90:
+        return "about a minute left"
+    if seconds < 15 * 60:
+        return f"about {round(seconds / 60)} minutes left"
+    return "more than a quarter of an hour left"
 
 
 def calibration_key(description: str, config: TransferConfig) -> tuple:

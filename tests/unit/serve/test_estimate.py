@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from nst_core import stylize
-from nst_core.serve.estimate import (Calibration, calibration_key, measure_speed, pass_cost, predict_run,
-                               predict_seconds, run_gflop)
+from nst_core.serve.estimate import (BUSY_MEMORY_S, LIVE_S, MAX_AGE_S, Calibration, calibration_key,
+                                     measure_speed, pass_cost, predict_run, predict_seconds, remaining_s,
+                                     run_gflop, time_left_text)
 from nst_core.model import step_gflop
 from nst_core.transfer import PRESETS, TransferConfig, preset_config
 
@@ -46,6 +47,79 @@ def test_calibration_uses_the_same_key_then_the_same_network():
     cal.record(b, 10.0, 5.0)
     assert cal.estimate(b, 10.0) == pytest.approx(7.5)  # its own key first: median of 0.5 and 1
     assert cal.estimate(calibration_key("other", TransferConfig()), 10.0) == 10.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_after_a_busy_spell_a_quiet_server_is_estimated_from_quiet_runs():
+    """The class's case: runs finished 3× slow while others computed beside them; on the quiet
+    server afterwards a Quick run at 256 px was announced at 31 s and took 11 s."""
+    clock = Clock()
+    cal = Calibration(clock=clock)
+    key = calibration_key("net", TransferConfig())
+    for _ in range(5):
+        cal.record(key, 10.0, 30.0, load=3.0)
+    assert cal.estimate(key, 10.0, load=1) == pytest.approx(10.0)  # quiet now: load-inflated ratios ignored
+    assert cal.estimate(key, 10.0, load=3) == pytest.approx(30.0)  # busy again: they apply
+    cal.record(key, 10.0, 12.0, load=1.0)
+    assert cal.estimate(key, 10.0, load=1) == pytest.approx(11.0)
+    clock.now += BUSY_MEMORY_S + 1  # the busy spell is long past: even a busy server forgets it
+    assert cal.estimate(key, 10.0, load=2) == pytest.approx(22.0)  # quiet factor × the runs sharing the server
+    clock.now += MAX_AGE_S
+    assert cal.estimate(key, 10.0) == pytest.approx(10.0)  # an hour on, only the measured speed is left
+
+
+def test_the_load_is_the_runs_followers_saw_computing_lately():
+    clock = Clock()
+    cal = Calibration(clock=clock)
+    cal.seen("a", True)
+    cal.seen("b", True)
+    cal.seen("a", True)
+    assert cal.load() == 2
+    cal.seen("b", False)
+    assert cal.load() == 1
+    clock.now += LIVE_S + 0.1  # nobody polls a: it no longer counts
+    assert cal.load() == 0
+
+
+def _step(step, total, elapsed, eta, status="running"):
+    from dataclasses import replace
+
+    from tests.support import step_record
+    return replace(step_record(step=step, elapsed=elapsed), total_steps=total, eta=eta, status=status)
+
+
+def test_time_left_at_step_1_follows_the_estimate_not_the_set_up():
+    """Step 1 carries the whole set-up: the loop's own eta said "about 88 s left" of a 12 s run."""
+    first = _step(1, 40, elapsed=2.2, eta=88.0)
+    assert remaining_s([first], 12.0) == pytest.approx(12.0 * (1 - 2.2 / 90.2))
+    assert time_left_text(remaining_s([first], 12.0)) == "about 10 s left"
+
+
+def test_time_left_trusts_the_measured_pace_as_the_run_goes():
+    # The estimate said 12 s; the server is busy and each 1/40 of the work takes 1 s (40 s in all).
+    history = [_step(k, 40, elapsed=1.0 + k, eta=(1.0 + k) / k * (40 - k)) for k in range(1, 31)]
+    early, late = remaining_s(history[:3], 12.0), remaining_s(history, 12.0)
+    assert 12.0 * 0.9 < early < 37.0  # between the estimate's pace and the measured one
+    assert late == pytest.approx(10.0, rel=0.1)  # 30 of 40 done at 1 s each: the measurement alone
+    assert remaining_s(history, None) == pytest.approx(10.0, rel=0.1)
+    assert remaining_s([_step(40, 40, 40.0, 0.0, status="done")], 12.0) == 0.0
+    assert remaining_s([], None) is None
+
+
+@pytest.mark.parametrize("seconds, text", [(None, ""), (0.4, ""), (3, "a few seconds left"),
+                                           (23, "about 25 s left"), (70, "about a minute left"),
+                                           (1706, "more than a quarter of an hour left"),
+                                           (4998, "more than a quarter of an hour left"),
+                                           (250, "about 4 minutes left")])
+def test_time_left_in_words(seconds, text):
+    assert time_left_text(seconds) == text
 
 
 def _timed(cfg, content, style, model) -> float:
