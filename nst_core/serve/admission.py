@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..settings import SIZES
 from ..transfer import TransferConfig
 from . import memory
 from .limits import server_limit
@@ -19,31 +20,47 @@ class RunRefused(ValueError):
 
 
 def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float | None,
-              max_run_s: float | None = None, headroom_mb: float | None = None, precision: str = "fp32") -> float:
+              max_run_s: float | None = None, headroom_mb: float | None = None, precision: str = "fp32",
+              sizes: tuple[int, ...] = SIZES) -> float:
     """Refuse a run whose estimate passes the ceiling on seconds, or whose memory could never fit
     (:class:`RunRefused`, saying what to lower); otherwise return its memory estimate in MB.
 
     ``shape`` is the content image's (H, W); ``headroom_mb`` is what the budget leaves when no
     run is computing (``RunRegistry.headroom_mb``); ``precision`` is the one the run computes in.
+    A size offered is one of ``sizes`` (the app's own choices), so a student can pick it: a class
+    was told "480 px fits" by a page whose size slider stops at 384 and 512.
     """
     max_run_s = server_limit("NST_MAX_RUN_S") if max_run_s is None else max_run_s
     if estimate_s is not None and estimate_s > max_run_s:
         ratio = max_run_s / estimate_s
-        steps = max(1, int(config.steps * ratio))
-        size = _round_down(config.size * math.sqrt(ratio))
-        tips = [f"at most {steps} steps", f"a size of {size} px or less" if size else None]
+        steps = _round_steps(config.steps * ratio)
+        size = _offered(_round_down(config.size * math.sqrt(ratio)), config.size, sizes)
+        tips = [f"at most {steps} steps", f"a size of {size} px" if size else None]
         if config.optimizer == "lbfgs":
             tips.append("Adam instead of L-BFGS (one cost evaluation per step instead of about 2.5)")
         raise RunRefused(f"This run is estimated at {estimate_s:.0f} s, over this server's limit of "
                          f"{max_run_s:.0f} s per run. Lower its work: "
-                         f"{' or '.join(t for t in tips if t)}.", max_steps=steps, max_size=size or None)
+                         f"{' or '.join(t for t in tips if t)}.", max_steps=steps, max_size=size)
     need = memory.run_memory_mb(config, shape, precision)
     if headroom_mb is not None and need > headroom_mb:
-        size = memory.largest_size_within(config, shape, headroom_mb, precision)
-        offer = f" A size of {size} px fits." if size else ""
+        size = _offered(memory.largest_size_within(config, shape, headroom_mb, precision), config.size, sizes)
+        offer = f" A size of {size} px fits." if size else " Nothing fits now: try again when fewer runs are going on."
         raise RunRefused(f"At {config.size} px this run needs about {need:.0f} MB, more than the "
                          f"{max(headroom_mb, 0):.0f} MB this server can give one run.{offer}", max_size=size)
     return need
+
+
+def _offered(limit: int | None, current: int, sizes: tuple[int, ...]) -> int | None:
+    """The largest of ``sizes`` within ``limit`` and below ``current``; None when none is, or no
+    limit was found."""
+    fitting = [s for s in sizes if limit and s <= limit and s < current]
+    return max(fitting) if fitting else None
+
+
+def _round_steps(steps: float) -> int:
+    """Steps a student would type: a multiple of 5 from 20 up, never 0."""
+    steps = int(steps)
+    return steps // 5 * 5 if steps >= 20 else max(1, steps)
 
 
 def _round_down(side: float, step: int = 32) -> int:

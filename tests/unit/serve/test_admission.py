@@ -8,6 +8,7 @@ from nst_core.serve.admission import RunRefused, check_run
 from nst_core.serve.limits import SERVER_LIMITS, SERVER_SETTINGS, server_limit, server_setting
 from nst_core.benchmark import peak_rss_mb
 from nst_core.serve.memory import fits_budget, largest_size_within, resident_mb, run_memory_mb
+from nst_core.settings import SIZES
 from nst_core.transfer import TransferConfig
 
 
@@ -21,7 +22,11 @@ def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
     assert exc.max_size is None, "even 64 px would not fit 100× less time"
     with pytest.raises(RunRefused) as err:
         check_run(TransferConfig(size=512, steps=100), (512, 512), estimate_s=240, max_run_s=120)
-    assert err.value.max_size == 352 and "352 px" in err.value.message
+    assert err.value.max_size == 256 and "256 px" in err.value.message  # 352 would fit, but 256 can be chosen
+    assert "352" not in err.value.message
+    with pytest.raises(RunRefused) as err:
+        check_run(TransferConfig(size=512, steps=101), (512, 512), estimate_s=155, max_run_s=120)
+    assert err.value.max_steps == 75 and err.value.max_size == 384  # a round number of steps; a size on the slider
 
 
 def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
@@ -31,9 +36,13 @@ def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
     with pytest.raises(RunRefused) as err:
         check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=300)
     size = err.value.max_size
-    assert size is not None and size < 512 and f"{size} px" in err.value.message
+    assert size in SIZES and size < 512 and f"{size} px" in err.value.message
     assert run_memory_mb(TransferConfig(size=size, steps=10), (512, 512)) <= 300
-    assert run_memory_mb(TransferConfig(size=size + 32, steps=10), (512, 512)) > 300
+    bigger = SIZES[SIZES.index(size) + 1]
+    assert run_memory_mb(TransferConfig(size=bigger, steps=10), (512, 512)) > 300
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=50)
+    assert err.value.max_size is None and "Nothing fits now" in err.value.message
 
 
 def test_run_memory_grows_with_pixels_and_halves_its_slope_in_bf16():
