@@ -13,14 +13,11 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the same cap as the app's upload limit
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to ~120 MB of RGB; beyond that, refuse
-# Uploads are decoded straight to this long side. The app's largest size is 512 px and a style
-# image may be used at up to twice the result's side (``style_scale``), so 1024 px loses nothing the
-# app can show, while one decoded upload stays at 3 MB of RGB (2048 px, the old value, held 12 MB
-# and needed a 4× larger decode on the way).
+# Uploads are decoded straight to this long side: twice the largest run size, as a style image may be
+# used at up to twice the result's side.
 MAX_WORKING_SIDE = 1024
-# JPEG aside, every upload is decoded whole before it is shrunk; at 40 million pixels a PNG's decode
-# held 164 MB but a WebP's 612 MB (scripts/measure_decode_memory.py, 2026-12-04), so every format
-# but PNG is refused above this size.
+# Formats other than JPEG and PNG are decoded whole at a high cost in memory, so they are refused
+# above this size (docs/benchmarks.md, "Constants behind the loop and the server").
 FULL_DECODE_MAX_PIXELS = 16_000_000
 # Images are shrunk by an integer box average to at least this many times the working side, then
 # resampled with Lanczos: Pillow's own ``thumbnail`` default, close to a direct Lanczos and far cheaper.

@@ -34,31 +34,19 @@ INITS = ("content", "noise", "smooth", "style")  # smooth: low-frequency noise a
 BALANCES = ("auto", "raw")
 PRECISIONS = ("auto", "fp32", "bf16")  # the network's arithmetic; "auto" is decided at model load
 MIN_STAGE_SIDE = 64
-# A coarse level earns the layout and the colours in a few dozen L-BFGS steps; after that its steps
-# polish detail the upsampling throws away. Measured on the benchmark's judge at 256 px, trained
-# VGG16, counted in full-size passes (README, "Time to quality"): Fine with 200 of 300
-# steps on the coarse level reached the baseline's cost after 93% of the baseline's passes; with the
-# coarse level capped at 46 steps, after 47%, and at the passes the old plan spent in all it was
-# lower (3.47e6 against 3.52e6).
+# A coarse level earns layout and colours in a few dozen L-BFGS steps; more would polish detail the
+# upsampling throws away (docs/benchmarks.md, "How the optimizer was chosen").
 MAX_COARSE_STEPS = 46
 LBFGS_MAX_EVAL = 25  # cost evaluations one L-BFGS step may spend in its line search
 LBFGS_HISTORY = 20  # curvature pairs L-BFGS keeps; 20 was measured with the presets
-# Quick at 256 px on four bundled pairs, judged cost and seconds, x brought back into [0, 1] every
-# 1 / 5 / 10 / never L-BFGS steps: 0.587 / 0.588 / 0.589 / 0.591 in 77 / 54 / 49 / 44 s. Never was
-# not chosen: from noise on random weights (Paper, 128 px) L-BFGS then stalled at 0.241 with 9
-# passes a step, against 0.214 with 2.3 passes a step every 10.
+# Clamping x into [0, 1] moves the point L-BFGS remembers, so it is done only now and then
+# (docs/benchmarks.md, "Constants behind the loop and the server").
 LBFGS_PROJECT_EVERY = 10
 
 
-# Named starting points for the app and CLI. The size comes from the caller; these set the rest.
-# Chosen by `python -m scripts.tune_presets` on the benchmark's fixed objective and judge at 256 px,
-# trained VGG16, counting full-size forward+backward passes so a noisy host cannot bias the ranking
-# (README, "Time to quality"). At 60 passes: Adam lr 0.02 (the old loop) 1.07e7; Adam lr 0.05 with
-# a cosine decay 9.3e6; Adam lr 0.1, cosine, iterate averaging 7.0e6; L-BFGS 6.9e6; a Laplacian-
-# pyramid parameterization with Adam fell fast first (9.8e7 after 4 passes, against 2.7e8) but
-# stalled near 2e7; L-BFGS on two levels with a third of the passes on the coarse one, the finer
-# level starting from the coarse change added to the photo, 5.5e6 — the winner. Paper is L-BFGS from
-# noise with average pooling as in Gatys et al., kept for fidelity rather than speed.
+# Named starting points for the app and CLI; the caller gives the size. Quick and Fine won a tuning
+# at equal network work (docs/benchmarks.md, "How the optimizer was chosen"); Paper follows Gatys et
+# al. (2016) for fidelity rather than speed.
 PRESETS: dict[str, dict] = {
     "Quick": dict(steps=70, levels=2, optimizer="lbfgs", lr=1.0, init="content", pooling="max"),
     "Paper (Gatys 2016)": dict(steps=150, levels=1, optimizer="lbfgs", lr=1.0, init="noise", pooling="avg"),

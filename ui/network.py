@@ -18,15 +18,11 @@ from nst_core.serve.limits import server_setting
 from ui import state
 
 configure_threads()  # once per server process: a hosted container may see more cores than it gets
-# Runs share the process's GIL with every session's script thread, and a run's loop takes it back
-# between hundreds of small tensor operations per step. Beside four busy Python threads, a 20-step
-# run took 257 s instead of 2.3 s under Python's default 5 ms switch interval, and 28 s under
-# 0.2 ms (scripts/measure_gil.py, 2026-11-26).
+# A run's loop competes for the GIL with every session's script thread; a shorter switch interval keeps
+# it moving (docs/benchmarks.md, "Constants behind the loop and the server").
 sys.setswitchinterval(0.0002)
-# Streamlit runs a full garbage collection after every script run of every session. With torch and
-# Streamlit loaded that scanned about 460,000 objects and held the GIL for 0.26 s, and in a class of
-# 20 watching one run it took half the GIL. Those objects (modules, classes, functions) live as long
-# as the process, so they are moved out of the collector's sight once, on this first import.
+# Streamlit collects garbage after every script run; the modules and classes loaded by now live as long
+# as the process, so they are moved out of the collector's sight once.
 gc.freeze()
 RUN_SOURCES = {"imagenet": "ImageNet (torchvision)", "random": "Random (untrained)"}
 

@@ -49,7 +49,7 @@ class Script:
             self.closed += 1
 
 
-def until(view_fn, predicate, timeout=10.0):
+def until(view_fn, predicate, timeout=60.0):  # a deadline for hangs only: the host may be busy
     deadline = time.monotonic() + timeout
     view = view_fn()
     while not predicate(view):
