@@ -46,6 +46,9 @@ class Setting:
     ab: tuple = ()  # values offered when an A/B comparison varies this setting
     cli: bool = True  # offered as --option by the command line
     sidebar: bool = False  # shared by every page (sidebar) rather than a Stylize setting
+    # (setting, values): the setting changes a run only while that other setting has one of these
+    # values; elsewhere its widget is disabled, so nobody is offered a knob that does nothing.
+    applies: tuple[str, tuple] | None = None
 
     @property
     def default(self):
@@ -149,7 +152,7 @@ TABLE: tuple[Setting, ...] = (
             "times more.", "select_slider", field="size", url="size", choices=SIZES, low=16, high=2048,
             sidebar=True),
     Setting("seed", "Seed", "Fixes the starting noise, so the same settings give the same image.", "number",
-            field="seed", url="seed", low=0, high=10**6, sidebar=True),
+            field="seed", url="seed", low=0, high=10**6, sidebar=True, applies=("init", ("noise", "smooth"))),
     # ------------------------------------------------ how the app is shown (no effect on a run)
     Setting("present", "Presentation mode", "For a projector: hides the settings and the sidebar and shows the "
             "pictures large. Switch it off to change settings again.", "toggle", url="present", app_default=False,
@@ -216,6 +219,18 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in TABLE}
 BY_URL: dict[str, Setting] = {s.url: s for s in TABLE if s.url}
 # What a preset sets: its keys are settings of the table (checked by a test).
 PRESET_KEYS = tuple(sorted({k for p in PRESETS.values() for k in p}))
+
+
+def inactive_reason(key: str, values: dict) -> str | None:
+    """Why the setting ``key`` changes nothing with these ``values`` (None when it matters)."""
+    s = SETTINGS[key]
+    if s.applies is None:
+        return None
+    other, allowed = s.applies
+    if values.get(other) in allowed:
+        return None
+    names = " or ".join(SETTINGS[other].label_of(v) for v in allowed)
+    return f"Used only when “{SETTINGS[other].label}” is {names}: a run from {values.get(other)} has no noise to fix."
 
 
 def defaults() -> dict:

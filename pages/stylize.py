@@ -89,6 +89,7 @@ with inputs:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
     run_col, time_col = st.columns([1, 2], vertical_alignment="center")
     clicked = run_col.button("▶ Run", type="primary", disabled=job is None, help="Start the optimization.")
+    clicked = runs.run_requested("stylize") or clicked  # a refusal's "Run at 384 px" counts as Run
     if job is not None:
         time_col.caption(runs.estimate_text([job]))
 
@@ -103,12 +104,11 @@ with box:
     with panel.container():
         # After a dropped connection or a reload, the same job's run is found in flight and shown again.
         jobs = [job] if job is not None else []
-        done = runs.run_panel(jobs, "stylize") if clicked and jobs else runs.resume_panel(jobs, "stylize")
-    if done:
-        if done[-1].status == "done":
-            st.rerun()  # redraw with the result in the stage and the run in the gallery
-        panel.empty()  # a Stop button left beside a finished run would mislead
-        panel.error(done[-1].message, icon="💥")
+        done = (runs.run_panel(jobs, "stylize", retry=True) if clicked and jobs
+                else runs.resume_panel(jobs, "stylize"))
+    if done and done[-1].status == "done":
+        st.rerun()  # redraw with the result in the stage and the run in the gallery
+    # Otherwise the panel already gave way to its message (and a refusal's buttons): no Stop is left.
     gallery = ss.get(runs.GALLERY, [])
     picture, words = shown.container().columns([3, 2])
     if gallery:

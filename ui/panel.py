@@ -3,10 +3,16 @@ cost chart. Everything drawn comes from the run's :class:`~nst_core.serve.RunVie
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import streamlit as st
 
 from nst_core.describe import layer_share_text, progress_text, queue_text, share_text
 from nst_core.serve import RunState, RunView
+from nst_core.serve.estimate import remaining_s, time_left_text
+
+REPLAY_FRAMES = 24  # at most this many snapshots are shown in a replay, evenly spread
 
 
 class Panel:
@@ -23,6 +29,9 @@ class Panel:
         preview, chart = box.columns(2)
         self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
         self.preview_step = -1
+        self.estimate_s = 0.0  # the seconds announced before Run, blended into the time left
+        self.replayed = 0  # frames shown by the last replay (tests read it)
+        self.kind = kind
 
     def note(self, text: str, icon: str) -> None:
         """Say how the student came to watch this run, when not by starting it."""
@@ -38,7 +47,8 @@ class Panel:
         rec = view.latest
         if rec is None:
             return
-        self.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_text(rec))
+        self.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_line(
+            view, self.estimate_s))
         if view.preview is not None and view.preview_step != self.preview_step:
             self.preview_step = view.preview_step
             self.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch",
@@ -46,15 +56,51 @@ class Panel:
             self.chart.vega_lite_chart(spec=cost_chart(view.history), width="stretch")
             self.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
 
-    def close(self, done: list) -> None:
+    def replay(self, view: RunView, seconds: float, position: tuple[int, int] = (0, 1)) -> None:
+        """Show a run someone else computed forming: its recorded snapshots, each with the costs up
+        to its step, in about ``seconds``. A class's Run of the teacher's pair was served finished at
+        once, and nobody saw G evolve, which is the point of the page."""
+        frames = list(view.snapshots)
+        if len(frames) > REPLAY_FRAMES:
+            frames = [frames[round(k * (len(frames) - 1) / (REPLAY_FRAMES - 1))] for k in range(REPLAY_FRAMES)]
+        i, n = position
+        total = view.latest.total_steps if view.latest is not None else 0
+        for step, jpeg in frames:
+            history = [h for h in view.history if h.step <= step]
+            self.bar.progress(min((i + step / max(total, 1)) / n, 1.0),
+                              text=f"Replaying the recorded run: step {step} of {total}")
+            self.preview.image(jpeg, caption=f"Step {step} (replay)", width="stretch", output_format="JPEG")
+            if history:
+                self.chart.vega_lite_chart(spec=cost_chart(history), width="stretch")
+                self.shares.caption(f"{share_text(history[-1])}; {layer_share_text(history[-1])}.")
+            time.sleep(seconds / len(frames))
+        self.replayed = len(frames)
+
+    def close(self, done: list, on_offer=None, kind: str = "") -> None:
         """The runs (``ui.runs.RunRecord``) are over: the live panel and its Stop button give way to
-        one line."""
+        one line; a refused run's offers (:func:`ui.runs.refusal_offers`) become buttons calling
+        ``on_offer(changes, kind)``, which change the settings and run again in one click."""
         last = done[-1]
         if last.status is RunState.DONE:
             took = sum(r.last.elapsed for r in done if r.last)
-            self.root.success(f"Done in {took:.1f} s.", icon="✅")
-        else:
-            self.root.error(last.message, icon="💥")
+            self.root.success(f"Done in {took:.1f} s" + (", computed once for everyone who asked for this run."
+                                                          if last.shared else "."), icon="✅")
+            return
+        box = self.root.container()
+        box.error(last.message, icon="💥")
+        offers = getattr(last, "offers", ())
+        if offers and on_offer is not None:
+            for col, (k, (label, changes)) in zip(box.columns(len(offers)), enumerate(offers)):
+                col.button(label, key=f"offer_{kind}_{k}", type="primary", on_click=on_offer,
+                           args=(changes, kind), help="Changes the setting and runs again.")
+
+
+def progress_line(view: RunView, estimate_s: float) -> str:
+    """The progress line, with the time left from the pre-run estimate blended with the pace
+    measured so far (:func:`~nst_core.serve.estimate.remaining_s`), said in words."""
+    rec = view.latest
+    left = time_left_text(remaining_s(view.history or (rec,), estimate_s)) if rec.status == "running" else ""
+    return progress_text(replace(rec, eta=0.0)) + (f", {left}" if left else "")
 
 
 def cost_chart(history) -> dict:

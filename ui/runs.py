@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import statistics
 import threading
 import time
 import uuid
@@ -19,7 +20,9 @@ from PIL import Image, PngImagePlugin
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
 from nst_core.describe import ready_text
 from nst_core.serve import RunHandle, RunRefused, RunRequest, RunState, RunView
+from nst_core.serve import memory
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
+from nst_core.settings import SIZES
 from ui.network import backend, network_spec
 from ui.panel import Panel
 
@@ -47,6 +50,8 @@ class RunRecord:
     key: str = ""  # the run's identity (nst_core.serve.RunRequest.key)
     ready_s: float = 0.0  # from Run to this result, as the server saw it: the queue's wait included
     shared: bool = False  # the run was in flight or finished when asked for: someone else computed it
+    # A refused run's one-click ways out: (button label, the settings it changes), all choosable on the page.
+    offers: tuple[tuple[str, dict], ...] = ()
 
     @property
     def last(self) -> Step | None:
@@ -104,10 +109,15 @@ def _predicted(job: Job) -> float:
                        machine_speed(job.model.description, job.model), len(job.styles))
 
 
+def _load_for_a_new_run() -> int:
+    """The runs a run started now would compute beside, itself included (at most the slots)."""
+    return min(calibration().load() + 1, backend().slots)
+
+
 def estimate(jobs: list[Job]) -> float:
-    """Seconds the jobs should take, calibrated by the runs this server has finished."""
-    cal = calibration()
-    return sum(cal.estimate(calibration_key(j.model.description, j.config), _predicted(j)) for j in jobs)
+    """Seconds the jobs should take, calibrated by the runs this server has finished and its load now."""
+    cal, load = calibration(), _load_for_a_new_run()
+    return sum(cal.estimate(calibration_key(j.model.description, j.config), _predicted(j), load) for j in jobs)
 
 
 def estimate_text(jobs: list[Job]) -> str:
@@ -194,7 +204,8 @@ def _stop(batch: Batch) -> None:
                 status, message = view.state, "" if view.state is RunState.DONE else view.message
         if current.best is not None:
             step = current.last.step if current.last else 0
-            message = message or f"Stopped at step {step}; the best image so far is kept."
+            if status is not RunState.DONE:  # a run that finished all its steps was not stopped
+                message = message or f"Stopped at step {step}; the best image so far is kept."
             batch.done.append(_finish(current, status, message))
     _commit(batch)
 
@@ -204,23 +215,59 @@ def _record(job: Job) -> tuple[RunRecord, float, str]:
     predicted = _predicted(job)
     cal_key = calibration_key(job.model.description, job.config)
     record = RunRecord(job.label, {**job.names, "network": job.model.description, **job.config.to_dict()},
-                       job.model.description, estimated=calibration().estimate(cal_key, predicted))
+                       job.model.description,
+                       estimated=calibration().estimate(cal_key, predicted, _load_for_a_new_run()))
     return record, predicted, cal_key
 
 
-def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | None = None) -> list[RunRecord]:
+_STARTERS: dict[str, set] = {}  # run key -> sessions of this process that pressed Run and started it
+_STARTERS_KEPT = 512  # the oldest keys go first
+_starters_lock = threading.Lock()
+
+
+def _note_starter(key: str) -> None:
+    with _starters_lock:
+        _STARTERS.setdefault(key, set()).add(session_id())
+        while len(_STARTERS) > _STARTERS_KEPT:
+            del _STARTERS[next(iter(_STARTERS))]
+
+
+def _started_here(key: str) -> bool:
+    """Whether this session started the run ``key``: only then is it called "your run"."""
+    with _starters_lock:
+        return session_id() in _STARTERS.get(key, ())
+
+
+def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | None = None,
+              note: tuple[str, str] | None = None, retry: bool = False) -> list[RunRecord]:
     """Run the jobs one after another, with a progress bar, a live preview, a cost chart and a Stop
     button; store the finished runs in ``dest`` and return them.
 
-    Each job goes through the server's shared registry: an identical run in flight is joined, one
-    already finished is served at once, and a new one waits in the fair queue. ``resumed`` is an
-    interrupted batch of these same jobs (:func:`resume_panel`): its finished runs are kept and its
-    current run is followed again, not started anew.
+    Each job goes through the server's shared registry: an identical run in flight is joined (its
+    recorded steps replayed first), one already finished is served as a replay of how it formed,
+    and a new one waits in the fair queue. ``resumed`` is an interrupted batch of these same jobs
+    (:func:`resume_panel`): its finished runs are kept and its current run is followed again, not
+    started anew. ``note`` (text, icon) says how the student came to watch. With ``retry`` a refused
+    run offers buttons that change the settings and run again (the page calls :func:`run_requested`).
     """
-    batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=[_key(j) for j in jobs],
+    ss = st.session_state
+    keys = [_key(j) for j in jobs]
+    interrupted = ss.get("interrupted")
+    if resumed is None and interrupted is not None and interrupted.kind == kind:
+        # Run pressed again while this panel's run was live: the same jobs go on in one panel with
+        # one gallery entry (the class saw two panels, one of them "Stopped at step 200"); other
+        # jobs stop it first, keeping what it reached.
+        del ss["interrupted"]
+        if interrupted.keys == keys:
+            resumed = interrupted
+        else:
+            _stop(interrupted)
+    batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=keys,
                              pressed=time.monotonic())
     panel = Panel(kind)
-    st.session_state["live"] = batch
+    if note:
+        panel.note(*note)
+    ss["live"] = batch
     for i, job in enumerate(jobs):
         if i < len(batch.done):
             continue
@@ -234,15 +281,25 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
             try:
                 handle = backend().start(_request(job, record.estimated))
             except RunRefused as exc:
+                record.offers = tuple(refusal_offers(job, exc)) if retry and len(jobs) == 1 else ()
                 batch.done.append(_finish(record, RunState.REFUSED, exc.message))
                 break
             record.key, record.shared = handle.key, handle.joined
-        note = (("Reconnected to your run.", "🔁") if again is not None else
-                (("This exact run had already been computed on this server: here it is at once."
-                  if handle.view().finished else "Someone on this server asked for exactly this run: "
-                  "you are watching the same computation."), "🤝") if handle.joined else None)
-        status, message, ended = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1, note)
+            if not handle.joined:
+                _note_starter(handle.key)
+        panel.estimate_s = record.estimated
+        first = handle.view()
+        if again is None and handle.joined:
+            served = first.finished
+            panel.note(("This exact run had already been computed on this server: here is how it formed, "
+                        "replayed in a few seconds." if served else
+                        "Your run is still going on the server: here it is again." if _started_here(handle.key)
+                        else "Another student started this same run; you are watching it, its steps so far "
+                        "replayed first."), "🤝")
+            panel.replay(first, REPLAY_S if served else CATCH_UP_S, (i, len(jobs)))
+        status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1)
         handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
+        memory.trim_after_run()  # the run's freed activations back to the system, at most every few seconds
         if status is RunState.DONE:
             message = SHARED_NOTE if record.shared else ""
         # Ready when the run ended, maybe long before this student's tab came back for it; a result
@@ -252,13 +309,52 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         batch.done.append(_finish(record, status, message))
         batch.current = None
         if status is RunState.DONE and record.last is not None and not record.shared:
-            calibration().record(cal_key, predicted, record.last.elapsed)
+            calibration().record(cal_key, predicted, record.last.elapsed, load)
         if status is not RunState.DONE:
             break
-    st.session_state.pop("live", None)
+    ss.pop("live", None)
     _commit(batch)
-    panel.close(batch.done)
+    panel.close(batch.done, on_offer=_take_offer, kind=kind)
     return batch.done
+
+
+REPLAY_S = 4.0  # a served run's snapshots and costs are replayed in this long
+CATCH_UP_S = 2.0  # a run joined midway: its steps so far, before it goes on live
+
+
+def refusal_offers(job: Job, refused: RunRefused) -> list[tuple[str, dict]]:
+    """One-click ways out of a refusal, each a setting the page offers: the largest size of the
+    size slider, and a round number of steps, that this server's estimate lets through (the
+    service's own figures are only a first guess: time is not quite proportional to pixels)."""
+    cfg, limit = job.config, backend().max_run_s
+    timed = refused.max_steps is not None  # refused for time, not for memory
+
+    def fits(config) -> bool:
+        return not timed or estimate([replace(job, config=config)]) <= limit
+
+    offers = []
+    top = refused.max_size if refused.max_size else (cfg.size if timed else 0)
+    for size in sorted((s for s in SIZES if s <= top and s < cfg.size), reverse=True):
+        if fits(replace(cfg, size=size)):
+            offers.append((f"▶ Run at {size} px", {"size": size}))
+            break
+    steps = refused.max_steps or 0
+    while steps >= 1 and not fits(replace(cfg, steps=steps)):
+        steps = steps - 5 if steps > 20 else steps - 1
+    if timed and 1 <= steps < cfg.steps:
+        offers.append((f"▶ Run with {steps} steps", {"steps": steps}))
+    return offers
+
+
+def _take_offer(changes: dict, kind: str) -> None:
+    """A refusal's button: change the settings, and have the page run them at once."""
+    st.session_state.update(changes)
+    st.session_state[f"run_now_{kind}"] = True
+
+
+def run_requested(kind: str) -> bool:
+    """Whether a refusal's button asked the page to run ``kind`` again now (once)."""
+    return bool(st.session_state.pop(f"run_now_{kind}", False))
 
 
 def _request(job: Job, estimate_s: float | None = None) -> RunRequest:
@@ -297,15 +393,21 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
     view = backend().peek(key)
     if view is None or view.state in (RunState.WITHDRAWN, RunState.REFUSED, RunState.FAILED):
         return []
+    mine = _started_here(key)
     if view.finished:  # straight into the gallery, which the page draws next
         record = _record(job)[0]
         record.key = key
         _update(record, view)
         _commit(Batch(GALLERY, done=[_finish(record, view.state, "Found again: this exact run had already "
-                                                                 "finished on this server.")]))
+                                                                 "finished on this server. Press ▶ Run to watch "
+                                                                 "it form.")]))
         return []
-    st.info("Your run is still going on the server: here it is again.", icon="🔁")
-    return run_panel(jobs, kind)
+    # A new session cannot tell a reload of its own page from a classmate's run with the same
+    # images and settings: only a run this session started is called "yours".
+    note = (("Your run is still going on the server: here it is again.", "🔁") if mine else
+            ("Someone on this server started this same run (the same images and settings); you are "
+             "watching it. If you started it before reloading the page, it is yours.", "🤝"))
+    return run_panel(jobs, kind, note=note)
 
 
 def _update(record: RunRecord, view: RunView) -> None:
@@ -318,21 +420,23 @@ def _update(record: RunRecord, view: RunView) -> None:
 
 
 def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[int, int],
-            several: bool, note: tuple[str, str] | None) -> tuple[RunState, str, float | None]:
-    """Draw the run as it goes until it ends; return its final state, message and end time.
-    ``note`` (text, icon) says how the student came to watch it, when not by starting it."""
+            several: bool) -> tuple[RunState, str, float | None, float]:
+    """Draw the run as it goes until it ends; return its final state, message, end time and the
+    mean number of runs that computed beside it (itself included), which its calibration needs."""
     prefix = f"{record.label} · " if several else ""
-    if note:
-        panel.note(*note)
-    slots, version = backend().slots, -1
+    slots, version, loads, cal = backend().slots, -1, [], calibration()
     while True:
         view = handle.wait(version, timeout=0.5)
         if view.version != version:
             version = view.version
             _update(record, view)
+        computing = view.state in (RunState.RUNNING, RunState.STOPPING)
+        cal.seen(handle.key, computing)
+        if computing:
+            loads.append(min(cal.load(), slots))
         panel.draw(view, position, prefix, slots)
         if view.finished:
-            return view.state, view.message, view.ended
+            return view.state, view.message, view.ended, statistics.mean(loads) if loads else 1.0
 
 
 def show_run(entry: RunRecord, key: str) -> None:

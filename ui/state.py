@@ -13,7 +13,8 @@ from __future__ import annotations
 import streamlit as st
 
 from nst_core.model import ARCHS, layer_table
-from nst_core.settings import SETTINGS, WEIGHT_SCALE, config_from, defaults, parse_query, to_query
+from nst_core.settings import (SETTINGS, WEIGHT_SCALE, config_from, defaults, inactive_reason, parse_query,
+                               to_query)
 from nst_core.transfer import PRESETS, TransferConfig
 
 WIDGET = "_w_"
@@ -97,6 +98,9 @@ def widget(key: str, where=st, options=None, label: str | None = None, fmt=None)
     options = list(options if options is not None else s.choice_list())
     value = ss[key]
     kw = dict(label=label or s.label, key=WIDGET + key, help=s.help, on_change=_keep, args=(key,))
+    idle = inactive_reason(key, ss)
+    if idle:  # e.g. the seed of a run that starts from the photo: shown, but not offered
+        kw.update(disabled=True, help=f"{s.help} {idle}")
     kind = s.widget
     if kind == "weight":
         if ss["balance"] == "auto":
