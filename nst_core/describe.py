@@ -22,6 +22,9 @@ FIELD_WORDS: dict[str, str | None] = {
     "style_blend": "blend", "snapshot_every": None,
 }
 _INITS = {"content": "the content photo", "noise": "random noise", "style": "the style image"}
+# The cost formula's stored values stay "seed" and "mse" so old links still open; a student reads
+# these words instead, since "seed" beside the random seed read as a number to pick.
+NORMALIZATION_WORDS = {"seed": "course (Gatys)", "mse": "mean-squared"}
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -49,7 +52,14 @@ def _settings(settings) -> dict:
     return asdict(settings) if is_dataclass(settings) else dict(settings)
 
 
+def normalization_label(value: str) -> str:
+    """The cost formula's name for a student: ``course (Gatys)`` for the stored value ``seed``."""
+    return NORMALIZATION_WORDS.get(value, str(value))
+
+
 def _value(key: str, value) -> str:
+    if key == "normalization":
+        return normalization_label(value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (int, float)):
@@ -119,7 +129,7 @@ def run_caption(settings, network: str | None = None) -> str:
         f"seed {s.get('seed', 0)}",
     ]
     if s.get("normalization", "seed") != "seed":
-        parts.insert(3, f"cost formula {s['normalization']}")
+        parts.insert(3, f"cost formula {normalization_label(s['normalization'])}")
     if network:
         parts.insert(0, str(network))
     return " · ".join(parts)
@@ -286,4 +296,31 @@ def used_weights_text(weights: dict) -> str:
     text = f"α = {friendly_number(weights.get('alpha', 0.0))}, β = {friendly_number(weights.get('beta', 0.0))}"
     if lambdas:
         text += "; λ: " + ", ".join(f"{name} {friendly_number(v)}" for name, v in lambdas.items())
+    return text
+
+
+def shuffle_text(layers, tile: tuple[int, int]) -> str:
+    """What the shuffle bars show, in words that follow the numbers (``layers`` are
+    ``checks.ShuffleLayer`` rows, ``tile`` a tile's (height, width) in pixels): how far the
+    activations and the Grams moved, which Gram moved most and why, and any layer where the Gram
+    moved about as much as the activations, so the page never promises what its bars do not show."""
+    if not layers:
+        return ""
+    acts = [r.activations for r in layers]
+    grams = [r.gram for r in layers]
+    most = max(layers, key=lambda r: r.gram)
+    text = (f"With tiles of {tile[1]}×{tile[0]} px, the activations moved by **{min(acts):.0%} to {max(acts):.0%}** "
+            f"of their size, the Gram matrices by **{min(grams):.0%} to {max(grams):.0%}**. ")
+    close = [r for r in layers if r.gram >= 0.6 * r.activations]
+    if not close:
+        text += "At every layer the Gram moved far less than the activations: the style stayed, the layout did not. "
+    text += (f"The Gram that moved most is {most.layer}'s ({most.gram:.0%}): its units see {most.receptive_field} px, "
+             + ("wider than a tile, so many of them straddle a seam" if most.receptive_field > min(tile)
+                else "and those on a seam see an edge between two tiles")
+             + ", and a seam is an edge the picture never had.")
+    if close:
+        names = ", ".join(r.layer for r in close)
+        text += (f" At {names} the Gram moved {'nearly ' if all(r.gram < r.activations for r in close) else ''}"
+                 "as much as the activations: with tiles this small, the seams are a large part of what "
+                 f"{'that layer sees' if len(close) == 1 else 'those layers see'}. Fewer tiles keep the style.")
     return text

@@ -27,7 +27,11 @@ from .describe import friendly_number, size_label
 if TYPE_CHECKING:
     from .transfer import Step
 
-FONT = 14
+# Sizes in points for a projector: at the dpi the pages draw with (110–130) and the width a column
+# gets at 1920×1080, FONT is about 24 screen pixels and MIN_FONT, the smallest text any figure
+# has, about 18; at 14 and 10 the tick labels could not be read from the back of a lecture hall.
+FONT = 16
+MIN_FONT = 13
 CMAP = "magma"
 
 
@@ -69,11 +73,12 @@ def cell_picture(fig: Figure, ax, shape: tuple[int, int], dpi: int = 120) -> Cel
     Saved at the figure's own size (no tight bounding box), so the layout's pixel positions are the
     picture's."""
     fig.set_dpi(dpi)
-    fig.draw_without_rendering()  # runs the layout, so the axes are where the saved picture has them
+    buf = io.BytesIO()
+    # Saving at the figure's own dpi draws it once and leaves its layout in place, so the cells are
+    # located after it: a separate layout pass first cost a second full draw.
+    fig.savefig(buf, format="png", dpi=dpi)
     (x0, y0), (x1, y1) = ax.transData.transform([(-0.5, -0.5), (shape[1] - 0.5, shape[0] - 0.5)])
     height = fig.bbox.height
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
     top, bottom = height - y0, height - y1  # imshow puts row 0 at the top: y0 is the top edge
     return CellPicture(buf.getvalue(), min(x0, x1), min(top, bottom), abs(x1 - x0) / shape[1],
                        abs(bottom - top) / shape[0])
@@ -228,7 +233,7 @@ def _signed_sqrt_norm(lim: float) -> FuncNorm:
     return FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)), lambda y: np.sign(y) * y * y), vmin=-lim, vmax=lim)
 
 
-def _gram_panel(fig, ax, m: np.ndarray, title: str, n: int, signed: bool, cell=None):
+def _gram_panel(fig, ax, m: np.ndarray, title: str, n: int, signed: bool, cell=None, cax=None):
     """One Gram (or Gram difference) heatmap on its own colour scale, with its own colour bar."""
     if signed:
         lim = max(float(np.abs(m).max()), 1e-12)
@@ -236,15 +241,15 @@ def _gram_panel(fig, ax, m: np.ndarray, title: str, n: int, signed: bool, cell=N
     else:
         im = ax.imshow(m, cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=max(float(m.max()), 1e-12)),
                        interpolation="nearest")
-    bar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
-    bar.ax.tick_params(labelsize=FONT - 3)
+    bar = fig.colorbar(im, cax=cax) if cax is not None else fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+    bar.ax.tick_params(labelsize=MIN_FONT)
     bar.formatter = ScalarFormatter(useMathText=True)
     bar.formatter.set_powerlimits((-2, 3))
     bar.update_ticks()
     ax.set_title(title, fontsize=FONT + 1)
     ax.set_xlabel(f"channel k′ (rank 0–{n - 1})", fontsize=FONT - 1)
     ax.set_ylabel("channel k (rank)", fontsize=FONT - 1)
-    ax.tick_params(labelsize=FONT - 3)
+    ax.tick_params(labelsize=MIN_FONT)
     if cell is not None:
         ax.add_patch(Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, lw=2.5, ec="#ff2d2d"))
 
@@ -268,27 +273,34 @@ def gram_panels(g_style: torch.Tensor, g_gen: torch.Tensor, order: torch.Tensor,
     for m, title, signed in zip(_gram_mats(g_style, g_gen, order, n),
                                 [f"G of {labels[0]}", f"G of {labels[1]}",
                                  f"G({labels[1][0]}) − G({labels[0][0]})"], [False, False, True]):
-        fig = _fig(4.6, 4.0)
-        _gram_panel(fig, fig.add_subplot(), m, title, n, signed, cell)
+        # Axes placed by hand, square in inches so imshow's aspect moves nothing: a constrained
+        # layout took about 0.6 s a panel, most of the time a student waited after picking a layer.
+        fig = Figure(figsize=(5.0, 4.6), dpi=100)
+        ax = fig.add_axes([0.15, 0.15, 0.5847, 0.6357])  # 2.92 in square
+        cax = fig.add_axes([0.765, 0.15, 0.035, 0.6357], label="<colorbar>")
+        _gram_panel(fig, ax, m, title, n, signed, cell, cax)
         figs.append(fig)
     return figs
 
 
-def _pair_specs(a: torch.Tensor, k: int, k2: int):
-    m1, m2 = a[k].cpu().numpy(), a[k2].cpu().numpy()
-    total = float((m1 * m2).sum())
-    return [(m1, f"channel {k}"), (m2, f"channel {k2}"), (m1 * m2, f"product, sum {friendly_number(total)}")]
+def _pair_specs(a: torch.Tensor, k: int, k2: int, names=None):
+    m1, m2 = a[k].cpu().float().numpy(), a[k2].cpu().float().numpy()
+    total = float((m1.astype(np.float64) * m2).sum())
+    n1, n2 = names or (k, k2)
+    return [(m1, f"channel {n1}"), (m2, f"channel {n2}"), (m1 * m2, f"product, sum {friendly_number(total)}")]
 
 
-def pair_panels(a: torch.Tensor, k: int, k2: int) -> list[Figure]:
+def pair_panels(a: torch.Tensor, k: int, k2: int, names=None) -> list[Figure]:
     """Two channels' maps and their product (where both fire together) as three figures, each
-    readable at 390 px wide, for a page to lay out in columns that stack on a phone."""
+    readable at 390 px wide, for a page to lay out in columns that stack on a phone. ``names``
+    labels the channels when ``a`` holds only some of a layer's channels."""
     figs = []
-    for m, t in _pair_specs(a, k, k2):
+    for m, t in _pair_specs(a, k, k2, names):
         h, w = m.shape
-        fig = _fig(4.0, 4.0 * h / w + 0.5)
-        ax = fig.add_subplot()
-        ax.imshow(m, cmap=CMAP)
+        title_in = 0.5
+        fig = Figure(figsize=(4.0, 4.0 * h / w + title_in), dpi=100)  # placed by hand: no layout pass
+        ax = fig.add_axes([0, 0, 1, 1 - title_in / fig.get_figheight()])
+        ax.imshow(m, cmap=CMAP, aspect="auto", interpolation="nearest")
         ax.set_title(t, fontsize=FONT + 1)
         ax.axis("off")
         figs.append(fig)
@@ -562,10 +574,40 @@ def receptive_fields(image: Image.Image, rows: list[dict], center=None) -> Figur
     return fig
 
 
+def shuffle_layer_bars(layers, title: str = "") -> Figure:
+    """After shuffling an image's tiles, how far each layer moved: its activations (red; what the
+    content cost compares, place by place) beside its Gram matrix (green; what the style cost
+    compares), both as a fraction of their own size. ``layers`` are
+    :class:`nst_core.checks.ShuffleLayer` rows; each is named with how many pixels its units see,
+    since a seam between two tiles changes the Gram most where a unit sees across it."""
+    fig = _fig(6.4, 4.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(layers))
+    width = 0.4
+    for offset, key, colour, label in [(-width / 2, "activations", "#d62728", "activations (place by place)"),
+                                       (width / 2, "gram", "#2ca02c", "Gram matrix (style)")]:
+        values = [getattr(r, key) for r in layers]
+        bars = ax.bar(x + offset, values, width, color=colour, label=label)
+        for b, v in zip(bars, values):
+            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=MIN_FONT)
+    ax.set_xticks(x, [f"{r.layer}\nsees {r.receptive_field} px" for r in layers])
+    ax.set_ylabel("change, % of its own size", fontsize=FONT - 1)
+    ax.tick_params(axis="x", labelsize=MIN_FONT)
+    ax.tick_params(axis="y", labelsize=MIN_FONT)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    top = max([r.activations for r in layers] + [r.gram for r in layers] + [0.1])
+    ax.set_ylim(0, top * 1.2)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=FONT - 2, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False,
+              handlelength=1.2, columnspacing=1.0)
+    if title:
+        ax.set_title(title, fontsize=FONT + 1)
+    return fig
+
+
 def shuffle_bars(gram_change: dict[str, float], content_change: float, content_layer: str) -> Figure:
     """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling.
-
-    Sized to stay readable on a 390 px phone (one bar per layer, values as percentages)."""
+    The Gram page now draws :func:`shuffle_layer_bars`, which measures both the same way per layer."""
     fig = _fig(5.6, 4.2)
     ax = fig.add_subplot()
     names = list(gram_change) + [f"content\n{content_layer}"]
@@ -576,12 +618,33 @@ def shuffle_bars(gram_change: dict[str, float], content_change: float, content_l
         ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=FONT - 1)
     ax.set_ylabel("how much it changed", fontsize=FONT - 1)
     ax.tick_params(axis="x", labelsize=FONT - 2, labelrotation=45)
-    ax.tick_params(axis="y", labelsize=FONT - 3)
+    ax.tick_params(axis="y", labelsize=MIN_FONT)
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     ax.set_ylim(0, max(values + [0.1]) * 1.18)
     ax.set_title("Style (Gram, green) vs content (red)", fontsize=FONT + 1)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+# The live cost chart (Vega-Lite, drawn by the browser): Vega's default 10–11 px labels cannot
+# be read on a projector, so its fonts match the figures'.
+VEGA_FONTS = {"axis": {"labelFontSize": 16, "titleFontSize": 18},
+              "legend": {"labelFontSize": 16, "titleFontSize": 16, "symbolSize": 200},
+              "title": {"fontSize": 18}}
+
+
+def live_cost_chart(history) -> dict:
+    """The live chart of α·J_content and β·J_style per step (loop records), as a Vega-Lite spec
+    with its data inline and projector-sized fonts (:data:`VEGA_FONTS`). A class redraws it once
+    per preview for every watching student, so it is a plain dict, not an Altair chart."""
+    values = [{"step": h.step, "term": name, "cost": cost}
+              for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
+    return {"data": {"values": values}, "height": 240, "mark": {"type": "line", "strokeWidth": 3},
+            "config": VEGA_FONTS,
+            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step"},
+                         "y": {"field": "cost", "type": "quantitative", "title": "weighted cost"},
+                         "color": {"field": "term", "type": "nominal", "title": None,
+                                   "legend": {"orient": "bottom"}}}}
 
 
 def png(fig: Figure, dpi: int = 120) -> bytes:
