@@ -5,9 +5,9 @@ import streamlit as st
 from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
 from nst_core.costs import TV_FORMULA
-from nst_core.describe import friendly_number
+from nst_core.describe import friendly_number, normalization_label
 from nst_core.images import fit_long_side
-from ui import frame, network, pickers
+from ui import claims, frame, network, pickers
 from ui.cache import shared
 
 frame.enter()
@@ -22,32 +22,47 @@ st.write("Neural style transfer (Gatys, Ecker & Bethge, 2016) does not train a n
          "already trained to recognise objects, stays frozen. What changes is the image **G** itself: its "
          "pixels are moved, by gradient descent, until the network sees in G the *content* of a photo C and "
          "the *style* of an artwork S.")
-frame.try_this("read one formula, then follow its *See it* link to the page that shows it at work. Last, check "
-               "the numbers measured in §7: doubling the image size makes the content cost grow much more than "
-               "the style cost.")
-st.caption(f"Formulas shown: the **{'course (seed) normalization' if norm == 'seed' else 'mean-squared (PyTorch tutorial) normalization'}**, "
-           "the one Stylize uses now (change it under Stylize → Advanced).")
+frame.try_this("read one formula, then follow its *See it* link to the page that shows it at work. Check the two "
+               "claims with numbers: J_content added up by hand in §1, the network's checksum before and after a "
+               "run in §5. Last, the numbers in §7: doubling the image size makes the content cost grow much "
+               "more than the style cost.")
+st.caption(f"Formulas shown: the **{normalization_label(norm)}** normalization, the one Stylize uses now "
+           f"({frame.settings_place('Settings → Advanced → Normalization')}).")
+settings = {k: st.session_state[k] for k in ("content_layer", "pooling", "normalization")}
+evidence = claims.evidence(model, content, style, settings)
 
 st.header("1 · Content cost")
 st.latex(f["content"])
 st.write("Pass C and G through the network and compare one layer l's activations, number by number. If they "
          "agree, the network sees the same things in the same places in both images. Which layer matters: "
-         "a shallow one pins G to C's exact pixels, a deep one only to its layout.")
+         "a shallow one pins G to C's exact pixels, a deep one only to its layout."
+         + ("" if norm == "seed" else " The mean-squared form divides the sum by the n_H·n_W·n_C activations "
+            "instead of halving it: a constant factor, which α absorbs."))
+claims.content_check(evidence)
 st.page_link("pages/experiments.py", label="See it: content reconstructions from each layer", icon="🧪")
 
 st.header("2 · Gram matrix")
 st.latex(f["gram"])
 st.write("For one layer, G[k, k′] adds up, over every position, the product of channel k and channel k′. It "
          "is large when the two features tend to appear at the same places, and it forgets *where* they "
-         "appear. That is what makes it a description of style rather than of layout. The course calls G an "
-         "*unnormalized cross-covariance*: a cross-covariance would first subtract each channel's mean and "
-         "then average the products; G does neither.")
+         "appear. That is what makes it a description of style rather than of layout.")
+if norm == "seed":
+    st.write("The course calls G an *unnormalized cross-covariance*: a cross-covariance would first subtract "
+             "each channel's mean and then average the products; G does neither.")
+else:
+    st.write("With the mean-squared normalization chosen now, G̃ **is** averaged: the sum is divided by "
+             "n_C·n_H·n_W, the positions times the channels. The channels' means are still not subtracted, so "
+             "it is an averaged product, not yet a cross-covariance. The course's G is the same sum without "
+             "the division, which is why the course calls it unnormalized.")
 st.page_link("pages/gram.py", label="See it: a toy Gram matrix, the real one, and the shuffle test", icon="🧮")
 
 st.header("3 · Style cost, one layer")
 st.latex(f["style_layer"])
-st.write("Compare the Gram matrices of S and G entry by entry. The factor in front keeps layers of different "
-         "sizes on a similar footing, though not an equal one: see the per-layer curves.")
+st.write("Compare the Gram matrices of S and G entry by entry. "
+         + ("The factor in front keeps layers of different sizes on a similar footing, though not an equal one: "
+            "see the per-layer curves." if norm == "seed" else
+            "With the Grams already averaged, the factor 1/n_C² makes this the mean over the n_C² entries; "
+            "layers still weigh differently: see the per-layer curves."))
 st.page_link("pages/cost_curves.py", label="See it: which layer's style cost dominates a run", icon="📉")
 
 st.header("4 · Style cost over several layers")
@@ -62,6 +77,10 @@ st.write("α and β set the trade-off. The gradient of J with respect to G's pix
          "to move; Adam or L-BFGS take the steps. An optional smoothness term can be added:")
 # Its two terms on two lines: on one line it is wider than a phone.
 st.latex(r"\begin{aligned}" + TV_FORMULA.replace("=", "&=", 1).replace(" + ", r" \\ &+ ") + r"\end{aligned}")
+st.subheader("Check it: only the pixels change")
+st.write("Gradient descent here moves the pixels of G; no network parameter is learned. The checksum of every "
+         "weight, taken by the loop when the run began and when it ended, shows it:")
+claims.weights_check(evidence, model)
 st.page_link("pages/stylize.py", label="Try it: Stylize", icon="🎨")
 
 st.header("6 · Receptive fields: how much each unit sees")

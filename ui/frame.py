@@ -52,13 +52,20 @@ def app() -> None:
     settle_interrupted()  # the page did not go on with an interrupted run
 
 
+# Streamlit greys captions to 60% of the text colour at 14 px: on a projector the explanations
+# under every picture washed out. Nearly the body's colour (about 10:1 on the light theme the app
+# sets) and a little larger keep them apart from body text by size only.
+_READABLE = ("[data-testid='stCaptionContainer'],[data-testid='stImageCaption']"
+             "{color:#3a3b45 !important;font-size:0.95rem !important;opacity:1 !important}")
+
 # Streamlit leaves a tall empty band above the first element; on a projector that band pushes the
 # Run button and the pictures below the fold, so the frame trims it on every page.
 # A long formula scrolls inside its own box on a phone instead of being cut off at the screen's edge.
 _COMPACT = ("<style>[data-testid='stMainBlockContainer'] {padding-top: 3.5rem; padding-bottom: 3rem;}"
             ".katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
             ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
-            "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}</style>")
+            "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}"
+            + _READABLE + "</style>")
 # Presentation mode gives the sidebar's width to the pictures.
 _NO_SIDEBAR = "<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none;}</style>"
 
@@ -72,8 +79,27 @@ def presentation_toggle(where=st) -> bool:
     return on
 
 
+HIDDEN_SETTINGS_NOTE = ("Presentation mode is on and hides the settings: switch it off at the top of "
+                        "**Stylize** to reach Settings → Advanced.")
+
+
+def settings_hidden() -> bool:
+    """Whether Presentation mode hides Stylize's settings now."""
+    return bool(st.session_state.get("present"))
+
+
+def settings_place(where: str) -> str:
+    """Where a setting of Stylize is, in words that still hold while Presentation mode hides it."""
+    if settings_hidden():
+        return f"Stylize → {where}; switch Presentation mode off there first, it hides the settings"
+    return f"change it on Stylize → {where}"
+
+
 def try_this(text: str) -> None:
-    """A short prompt that leads a student to the claim the page shows."""
+    """A short prompt that leads a student to the claim the page shows. One that sends the student
+    to the settings says how to get there while Presentation mode hides them."""
+    if settings_hidden() and ("Advanced" in text or "Settings" in text):
+        text += f"\n\n*{HIDDEN_SETTINGS_NOTE}*"
     st.info(f"**Try this:** {text}", icon="💡")
 
 
