@@ -276,3 +276,96 @@ def test_the_live_cost_chart_plots_both_weighted_terms_of_every_step():
     points = {(v["step"], v["term"]): v["cost"] for v in spec["data"]["values"]}
     assert points == {(s, t): c for s in (1, 2, 5) for t, c in (("α·J_content", 10.0 * s), ("β·J_style", 100.0 / s))}
     assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "cost")
+
+
+def _press_run(at: AppTest) -> None:
+    next(x for x in at.button if x.label == "▶ Run").click().run()
+    no_exception(at)
+
+
+def test_a_served_run_is_replayed_from_its_snapshots(monkeypatch):
+    """The teacher ran the default pair; a student's Run of it is served finished, and must still
+    show G forming: its recorded snapshots and costs, replayed."""
+    import ui.panel
+    import ui.runs
+    monkeypatch.setattr(ui.runs, "REPLAY_S", 0.1)
+    replays, real = [], ui.panel.Panel.replay
+
+    def spy(self, view, seconds, position=(0, 1)):
+        real(self, view, seconds, position)
+        replays.append((len(view.snapshots), self.replayed))
+
+    monkeypatch.setattr(ui.panel.Panel, "replay", spy)
+    teacher, student = app(steps=2, levels=1, seed=4270), app(steps=2, levels=1, seed=4270)
+    teacher.run()
+    _press_run(teacher)
+    assert replays == [], "the run's own student watched it live"
+    student.run()  # opening the page finds the kept result (a reload would want it back) ...
+    assert "Press ▶ Run to watch it form" in student.session_state["runs"][0].message
+    _press_run(student)  # ... and Run shows it forming
+    assert replays and replays[0][0] >= 2 and replays[0][1] == replays[0][0], replays
+    entry = student.session_state["runs"][0]
+    assert entry.shared and entry.status == "done"
+
+
+def test_run_pressed_again_during_its_own_run_is_one_panel_and_one_gallery_entry():
+    """A rerun from Run while this panel's run was live: the same run goes on; the class saw a
+    second panel and a second entry, captioned done but reading "Stopped at step 200"."""
+    at = app(steps=2, levels=1, seed=4271)
+    at.run()
+    _press_run(at)
+    key = at.session_state["runs"][0].key
+    at.session_state["live"] = Batch("runs", current=RunRecord("x", {}, "m", key=key), kind="stylize", page="",
+                                     keys=[key])
+    _press_run(at)
+    runs = at.session_state["runs"]
+    assert len(runs) == 2, [(r.status, r.message) for r in runs]  # one entry per Run
+    assert runs[0].status == "done" and "Stopped" not in runs[0].message
+    assert not [b for b in at.button if b.label == "⏹ Stop"]
+
+
+def test_a_refusal_offers_choices_of_the_page_that_run_in_one_click(monkeypatch):
+    """Refused for time at 256 px: the buttons name a size of the size slider and a number of
+    steps that this server's estimate lets through, and one click runs with it."""
+    import ui.runs
+    from nst_core.settings import SIZES
+    from ui.network import backend
+    # A deterministic estimate: 1 s per step at 128 px, growing with the pixels; a ceiling of 50 s
+    # (the run's wall-time backstop, 20× the ceiling, stays far off on a slow host).
+    monkeypatch.setattr(ui.runs, "_predicted", lambda job: job.config.steps * (job.config.size / 128) ** 2)
+    monkeypatch.setattr(backend().registry, "max_run_s", 50.0)
+    at = app(steps=20, levels=1, seed=4272, size=256)
+    at.run()
+    _press_run(at)
+    assert any("over this server's limit" in e.value for e in at.error)
+    offers = {b.label: b for b in at.button if b.label.startswith("▶ Run ")}
+    assert set(offers) == {"▶ Run at 192 px", "▶ Run with 12 steps"}, set(offers)
+    assert all(int(label.split()[3]) in SIZES for label in offers if label.endswith("px"))
+    offers["▶ Run at 192 px"].click().run()
+    no_exception(at)
+    assert at.session_state["size"] == 192
+    runs = at.session_state["runs"]
+    assert len(runs) == 1 and runs[0].status == "done" and runs[0].settings["size"] == 192
+
+
+def test_a_run_refused_for_memory_offers_a_size_that_fits(monkeypatch):
+    from ui.network import backend
+    from nst_core.settings import SIZES
+    monkeypatch.setattr(backend().registry, "headroom_mb", lambda: 200.0)  # 256 px needs more
+    at = app(steps=2, levels=1, seed=4273, size=256)
+    at.run()
+    _press_run(at)
+    assert "MB" in " ".join(e.value for e in at.error)
+    offers = [b.label for b in at.button if b.label.startswith("▶ Run ")]
+    assert len(offers) == 1 and int(offers[0].split()[3]) in SIZES[:SIZES.index(256)], offers
+
+
+def test_the_seed_is_offered_only_when_the_run_starts_from_noise():
+    at = app(init="content")
+    at.run()
+    seed = at.number_input(key="_w_seed")
+    assert seed.disabled and "noise" in seed.help
+    at = app(init="noise")
+    at.run()
+    assert not at.number_input(key="_w_seed").disabled
+
