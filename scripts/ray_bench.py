@@ -72,14 +72,14 @@ def start_cluster(cpus: int) -> None:
 
 
 def ray_backend(tag: str, workers: int, threads: int):
-    from nst_core.serve.ray_backend import RayBackend
+    from nst_core.serve.ray import RayBackend
     return RayBackend("auto", registry_name=f"bench_{tag}", worker_prefix=f"bench_{tag}", workers=workers,
                       threads=threads)
 
 
 def retire(backend) -> None:
     """Stop the registry's runs, then end it and its worker processes (their CPUs go back to the cluster)."""
-    from nst_core.serve.ray_backend import shutdown_service
+    from nst_core.serve.ray import shutdown_service
     shutdown_service(backend.registry_name, backend.worker_prefix)
 
 

@@ -1,0 +1,124 @@
+"""The worker actor: one per worker process, holding the networks it has used and computing one
+run per streaming call (see the package's docstring)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from ...transfer import run as transfer_run
+from ..backend import NetworkSpec, RunRequest
+from ..lifecycle import SNAPSHOT_SIDE, WALL_BACKSTOP
+from .common import BEST_EVERY_S, MODELS_PER_WORKER, TICK_S, Tick, _encode
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """One worker process: it keeps its networks loaded and computes one run per streaming call.
+
+    Threaded (``max_concurrency``), so :meth:`stop` is heard while :meth:`run` computes."""
+
+    def __init__(self, threads: int = 1):
+        import torch
+        self.threads = threads
+        torch.set_num_threads(max(1, threads))
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._models: OrderedDict = OrderedDict()
+        self._models_lock = threading.Lock()
+        self._stops: dict[str, str] = {}
+        self.runs = 0
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def rss_mb(self) -> float:
+        """This worker process's resident size in MB (0 where the system will not say)."""
+        try:
+            import psutil
+            return psutil.Process().memory_info().rss / 2**20
+        except Exception:  # noqa: BLE001 - psutil missing or refused: no memory figure, no refusal
+            return 0.0
+
+    def info(self) -> dict:
+        return {"pid": os.getpid(), "device": self.device, "threads": self.threads, "runs": self.runs,
+                "models": [s.arch + "/" + s.weights for s in self._models]}
+
+    def stop(self, run_id: str, message: str) -> None:
+        self._stops[run_id] = message
+
+    def _model(self, spec: NetworkSpec):
+        with self._models_lock:
+            if spec in self._models:
+                self._models.move_to_end(spec)
+                return self._models[spec]
+            model = spec.load(self.device)
+            self._models[spec] = model
+            while len(self._models) > MODELS_PER_WORKER:
+                self._models.popitem(last=False)
+            return model
+
+    def run(self, run_id: str, request: RunRequest, work_gflop: float | None, max_run_s: float):
+        """Compute one run, yielding a :class:`Tick` at step 1, then at most every ``TICK_S``; the
+        last one carries the final state. Stop, the work cap and the wall backstop are checked
+        after every step."""
+        self.runs += 1
+        gen = best_tensor = best_sent = latest_image = None
+        step, best_at, sent_at = 0, 0.0, 0.0
+        steps, snapshots = [], []
+
+        def tick(final: bool = False, **ending) -> Tick:
+            nonlocal best_sent, best_at, latest_image, steps, snapshots
+            best = None
+            if best_tensor is not None and best_tensor is not best_sent and (
+                    final or snapshots or time.monotonic() - best_at >= BEST_EVERY_S):
+                best, best_sent, best_at = _encode(best_tensor, "PNG"), best_tensor, time.monotonic()
+            preview = None if latest_image is None else (latest_image[0], _encode(latest_image[1], "JPEG", quality=90))
+            out = Tick(tuple(steps), tuple(snapshots), preview, best, **ending)
+            steps, snapshots, latest_image = [], [], None
+            return out
+
+        try:
+            model = self._model(request.network)
+            gen = transfer_run(request.content, list(request.styles), request.config, model)
+            started = time.monotonic()
+            for rec in gen:
+                step, best_tensor = rec.step, rec.best_image
+                steps.append(replace(rec, best_image=None, image=None))
+                if rec.image is not None:
+                    snapshots.append((rec.step, _encode(rec.image, "JPEG", SNAPSHOT_SIDE)))
+                    latest_image = (rec.step, rec.image)
+                now = time.monotonic()
+                if rec.status != "running":
+                    yield tick(True, state=rec.status, message=rec.message)
+                    return
+                stop = self._stops.pop(run_id, None)
+                if stop is not None:
+                    yield tick(True, state="stopped", message=stop)
+                    return
+                if work_gflop is not None and rec.gflop > work_gflop:
+                    yield tick(True, state="capped", message=(
+                        f"Stopped at step {rec.step} of {rec.total_steps}: this run needed more work than a run may do "
+                        f"on this shared server (about {max_run_s:g} s of it when free). The best image so far is kept."))
+                    return
+                if now - started >= WALL_BACKSTOP * max_run_s:
+                    yield tick(True, state="capped", message=(
+                        f"Stopped at step {rec.step} of {rec.total_steps}: it ran for {WALL_BACKSTOP * max_run_s:g} s, "
+                        f"far past the {max_run_s:g} s a run may take on this shared server. The best image so far "
+                        "is kept."))
+                    return
+                if rec.step == 1 or now - sent_at >= TICK_S:
+                    sent_at = now
+                    yield tick()
+            yield tick(True, state="done", message="Finished.")  # a loop of no steps
+        except Exception as exc:  # noqa: BLE001 - one bad run must not take the worker down
+            log.exception("run %s failed", run_id[:8])
+            yield tick(True, state="failed", message=f"The run failed at step {step}: {exc}")
+        finally:
+            if gen is not None:
+                gen.close()
+            self._stops.pop(run_id, None)
