@@ -499,6 +499,7 @@ def layer_costs(history: list[Step], title: str = "") -> Figure:
     _mark_stages(ax1, history, explain=False)
     ax1.set_xlabel("step", fontsize=FONT)
     ax1.set_ylabel("β·λ[l]·J_style[l]", fontsize=FONT)
+    ax1.tick_params(labelsize=FONT - 2, which="both")
     ax1.grid(alpha=0.3, which="both")
     fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=max(len(layers), 1),
                fontsize=FONT - 1, frameon=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nst_core import Step, plots
-from tests.support import step_record
+from tests.support import gradient_image, step_record
 
 
 def _falling(noise: float = 1e-12) -> list[Step]:
@@ -42,3 +42,44 @@ def test_compare_runs_names_every_run_below_the_axes():
     texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert texts == ["Run 1 · β 5", "Run 2 · β 20"]
     assert all(ax.get_legend() is None for ax in fig.axes)  # nothing drawn over the curves
+
+
+def _figures():
+    import torch
+
+    from nst_core.checks import ShuffleLayer
+    from nst_core.costs import gram_matrix
+    block = torch.rand(8, 12, 12, generator=torch.Generator().manual_seed(0))
+    g = gram_matrix(block)
+    hist = _falling()
+    return [plots.cost_curves(hist), plots.layer_shares(hist), plots.layer_costs(hist), plots.compare_runs({"a": hist}),
+            *plots.gram_panels(g, 2 * g, torch.arange(8), 8), *plots.pair_panels(block, 0, 1),
+            *plots.toy_panels(block[:5, :4, :4], gram_matrix(block[:5, :4, :4]), 0, 1),
+            plots.feature_grid(block, torch.arange(8), "conv2_1", n=8),
+            plots.channel_overlay(gradient_image(), block[0], (0, 0, 10, 10), "channel 0"),
+            plots.receptive_fields(gradient_image(), [{"layer": "conv1_1", "receptive field (px)": 3},
+                                                      {"layer": "conv2_1", "receptive field (px)": 10}]),
+            plots.shuffle_layer_bars([ShuffleLayer("conv1_1", 3, 1.1, 0.05), ShuffleLayer("conv5_1", 132, 1.0, 0.5)],
+                                     "How much each layer changed")]
+
+
+def test_every_text_in_the_figures_is_readable_on_a_projector():
+    """Tick labels of 10 pt could not be read from the back of a room: nothing under MIN_FONT."""
+    assert plots.FONT >= 16 and plots.MIN_FONT >= 13
+    for fig in _figures():
+        fig.canvas.draw()
+        texts = fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+        for ax in fig.axes:  # tick labels are made at draw time, outside the figure's artist tree
+            if ax.axison:
+                texts += ax.get_xticklabels() + ax.get_yticklabels() + ax.get_yticklabels(minor=True)
+        sizes = [t.get_fontsize() for t in texts if t.get_text().strip() and t.get_visible()]
+        assert sizes and min(sizes) >= plots.MIN_FONT, (fig.axes[0].get_title(), min(sizes))
+
+
+def test_the_live_chart_has_projector_fonts_and_both_terms():
+    spec = plots.live_cost_chart(_falling()[:3])
+    config = spec["config"]
+    assert config["axis"]["labelFontSize"] >= 16 and config["axis"]["titleFontSize"] >= 16
+    assert config["legend"]["labelFontSize"] >= 16
+    assert {v["term"] for v in spec["data"]["values"]} == {"α·J_content", "β·J_style"}
+    assert len(spec["data"]["values"]) == 6

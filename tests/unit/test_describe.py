@@ -138,3 +138,30 @@ def test_ready_text_splits_the_wait_only_for_a_computation_that_began_after_run(
     assert ready_text(3.0, 23.4) == "Ready 3 s after Run."
     assert ready_text(12.0, None) == "Ready 12 s after Run."
     assert ready_text(2.1, 1.6) == "Ready 2 s after Run."  # started at once: no "0 s before it started"
+
+
+def test_the_cost_formula_is_never_called_seed_beside_the_random_seed():
+    """The stored value stays "seed" (old links open), but a student reads the formula's name."""
+    from nst_core.describe import normalization_label
+    labels = differing_labels([TransferConfig(normalization="seed"), TransferConfig(normalization="mse")])
+    assert labels == ["cost formula course (Gatys)", "cost formula mean-squared"]
+    assert "cost formula mean-squared" in run_caption(TransferConfig(normalization="mse"))
+    assert normalization_label("seed") == "course (Gatys)" and normalization_label("mse") == "mean-squared"
+
+
+def _row(layer, rf, act, gram):
+    from nst_core.checks import ShuffleLayer
+    return ShuffleLayer(layer, rf, act, gram)
+
+
+def test_shuffle_text_says_what_the_bars_show():
+    from nst_core.describe import shuffle_text
+    calm = [_row("conv1_1", 3, 1.1, 0.02), _row("conv5_1", 132, 1.0, 0.3)]
+    text = shuffle_text(calm, (128, 128))
+    assert "1% to" not in text and "**100% to 110%**" in text and "**2% to 30%**" in text
+    assert "far less than the activations" in text and "conv5_1's (30%)" in text and "wider than a tile" in text
+    stormy = [_row("conv1_1", 3, 1.2, 0.2), _row("conv3_1", 24, 1.9, 3.0), _row("conv5_1", 132, 1.2, 1.0)]
+    text = shuffle_text(stormy, (32, 32))
+    assert "far less" not in text  # no promise the bars break
+    assert "At conv3_1, conv5_1 the Gram moved as much as the activations" in text
+    assert "and those on a seam" in text  # conv3_1 (24 px) sees less than a 32 px tile
