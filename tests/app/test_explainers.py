@@ -1,0 +1,99 @@
+"""The explainer pages keep their promises: How it works checks two course claims with the student's
+own numbers, the Gram page computes a layer once, and the words follow the chosen settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app.apptest import app, no_exception
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _number(text: str) -> float:
+    """A friendly number back as a float ("1.23×10⁵", "−0.5", "4200")."""
+    text = text.replace("−", "-")
+    if "10" in text and ("×" in text or text.startswith("10")) and any(c in text for c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"):
+        mantissa, _, power = text.rpartition("10")
+        exponent = int(power.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+        return (float(mantissa.rstrip("×")) if mantissa.rstrip("×") not in ("", "-") else
+                (-1.0 if mantissa.startswith("-") else 1.0)) * 10.0 ** exponent
+    return float(text)
+
+
+def test_how_it_works_checks_j_content_and_the_weights_on_the_students_latest_run():
+    at = app(steps=2, levels=1)
+    at.run()
+    next(b for b in at.button if b.label == "▶ Run").click().run()
+    no_exception(at)
+    run = at.session_state["runs"][0]
+    at.switch_page("pages/how_it_works.py").run()
+    no_exception(at)
+    metrics = _metrics(at)
+    before, after = run.history[-1].network_checksums
+    assert metrics["network checksum when the run began"] == before
+    assert metrics["network checksum when it ended"] == after == before
+    assert any("The same before and after" in md.value for md in at.markdown)
+    assert any(f"your latest run (Run {run.id}" in md.value for md in at.markdown)
+    by_hand = _number(metrics["J_content by hand · course (Gatys)"])
+    loop = _number(metrics["J_content reported by the loop"])
+    assert loop == pytest.approx(run.history[-1].content / run.history[-1].weights["alpha"], rel=1e-3)
+    # By hand on the kept 8-bit picture, against the loop's float pixels (and bf16 where chosen).
+    assert by_hand == pytest.approx(loop, rel=0.05)
+    assert len(at.dataframe[0].value) == 5  # the five largest terms, written out
+
+
+def test_how_it_works_without_a_run_checks_a_short_run_on_the_chosen_pair():
+    at = app()
+    at.run()
+    at.switch_page("pages/how_it_works.py").run()
+    no_exception(at)
+    metrics = _metrics(at)
+    assert metrics["network checksum when the run began"] == metrics["network checksum when it ended"]
+    assert len(metrics["network checksum when it ended"]) == 8
+    assert metrics["J_content by hand · course (Gatys)"] == metrics["J_content reported by the loop"]
+    assert any("a short run computed for this page" in md.value for md in at.markdown)
+
+
+def test_how_it_works_words_follow_the_normalization():
+    at = app(normalization="mse")
+    at.run()
+    at.switch_page("pages/how_it_works.py").run()
+    no_exception(at)
+    text = " ".join(md.value for md in at.markdown)
+    assert "**is** averaged" in text and "G does neither" not in text
+    assert any("mean-squared" in c.value for c in at.caption)
+    assert "J_content by hand · mean-squared" in _metrics(at)
+    at = app()
+    at.run()
+    at.switch_page("pages/how_it_works.py").run()
+    text = " ".join(md.value for md in at.markdown)
+    assert "G does neither" in text and "**is** averaged" not in text
+
+
+def test_presentation_mode_says_how_to_reach_the_hidden_settings():
+    at = app(present=True)
+    at.run()
+    at.switch_page("pages/how_it_works.py").run()
+    no_exception(at)
+    assert any("switch Presentation mode off" in c.value for c in at.caption)
+
+
+def test_the_gram_page_computes_every_layer_in_one_pass_per_image():
+    from ui.cache import _CACHES
+    at = app()
+    at.run()
+    at.switch_page("pages/gram.py").run()
+    no_exception(at)
+    grams = next(c for (path, name), c in _CACHES.items() if path.endswith("gram.py") and name == "_layer_grams")
+    computed = len(grams)
+    assert computed >= 2  # the style image and the one compared with it
+    layer_box = next(s for s in at.selectbox if s.label == "Layer")
+    for layer in layer_box.options:
+        layer_box.select(layer).run()
+        no_exception(at)
+    assert len(grams) == computed  # no layer ran the network again
+    text = " ".join(md.value for md in at.markdown)
+    assert "With tiles of" in text and "the Gram matrices by" in text
