@@ -8,6 +8,7 @@ Ray is optional (requirements-ray.txt): without it every test here is skipped, s
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -45,29 +46,57 @@ def ray_address():
         ray.shutdown()
 
 
+class Registries:
+    """One registry per distinct setting of the tests, made once (each is a process that imports
+    PyTorch: seconds) and reset between tests; all killed with the cluster. Settings are completed
+    with the environment's defaults first, so tests asking for the same registry in other words
+    share it."""
+
+    def __init__(self):
+        self.names: dict = {}
+        self._made: set = set()
+        self._lock = threading.Lock()
+
+    def backend(self, settings: dict, app: dict | None = None):
+        """A RayBackend on the registry of ``settings``, made by a backend of those settings if it
+        is new; with ``app``, one attached as an app process whose own limits are those."""
+        from nst_core.serve.limits import SERVER_LIMITS
+        from nst_core.serve.ray import RayBackend, ray_settings
+        defaults = {**ray_settings(), "max_run_s": SERVER_LIMITS["NST_MAX_RUN_S"][0],  # not a test's own limits
+                    "memory_mb": SERVER_LIMITS["NST_MEMORY_MB"][0]}
+        full = {**{k: v for k, v in defaults.items() if k != "workers"}, **settings}
+        with self._lock:
+            name = self.names.setdefault(tuple(sorted(full.items())), f"test_{uuid.uuid4().hex[:8]}")
+        creator = RayBackend("auto", registry_name=name, **full)
+        self._made.add(name)
+        return creator if app is None else RayBackend("auto", registry_name=name, **{**full, **app})
+
+
 @pytest.fixture(scope="session")
 def _registries(ray_address):
-    """One registry per distinct setting of the tests, made once (a registry's process takes seconds
-    to start) and reset between tests; all killed with the cluster."""
-    made: dict = {}
-    yield made
-    for name in made.values():
+    registries = Registries()
+    # The two registries most tests use, and the worker processes, start in the background while
+    # the first test sets itself up: on two cores that overlap saves seconds.
+    warm = threading.Thread(target=lambda: [registries.backend({"workers": n}) for n in (2, 1)], daemon=True)
+    warm.start()
+    yield registries
+    warm.join(timeout=60)
+    for name in registries._made:
         ray.kill(ray.get_actor(name, namespace="nst"))
 
 
 @pytest.fixture
 def make_ray_backend(_registries):
-    """``make_ray_backend(workers=2, **settings)``: a fresh RayBackend (its own mirrors) on a registry of
-    these settings over the cluster's shared workers. The registry is reset when the test ends: its
-    runs stopped, its results and counters forgotten."""
-    from nst_core.serve.ray_backend import RayBackend
+    """``make_ray_backend(workers=2, app=None, **settings)``: a fresh RayBackend (its own mirrors) on a
+    registry of these settings over the cluster's shared workers; ``app`` holds the attaching app
+    process's own ``max_run_s`` and ``memory_mb`` (the backend keeps the lower of each and the
+    registry's). The registry is reset when the test ends: its runs stopped, its results and
+    counters forgotten."""
     used = []
 
-    def make(**settings):
+    def make(app: dict | None = None, **settings):
         settings.setdefault("workers", 2)
-        wanted = tuple(sorted(settings.items()))
-        name = _registries.setdefault(wanted, f"test_{uuid.uuid4().hex[:8]}")
-        backend = RayBackend("auto", registry_name=name, **settings)
+        backend = _registries.backend(settings, app)
         used.append(backend)
         return backend
 

@@ -2,8 +2,9 @@
 on the folder's local cluster: the same tests, with a ``make_backend`` that makes a RayBackend.
 
 The server's limits reach it as they reach the local backend, through the environment:
-``NST_MAX_RUNS`` becomes the number of worker processes (runs computed at once), ``NST_MAX_RUN_S``
-the cluster's ceiling, ``NST_MEMORY_MB`` each worker process's memory budget.
+``NST_MAX_RUNS`` becomes the number of worker processes (runs computed at once); ``NST_MAX_RUN_S``
+and ``NST_MEMORY_MB`` are the app process's own ceiling and worker memory budget (the backend keeps
+the lower of each and the cluster's, so a lower one needs no registry of its own).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def make_backend(request, monkeypatch, make_ray_backend):
     def make(**limits):
         for name, value in limits.items():
             monkeypatch.setenv(name, str(value))
-        return make_ray_backend(workers=int(server_limit("NST_MAX_RUNS")), max_run_s=server_limit("NST_MAX_RUN_S"),
-                                memory_mb=server_limit("NST_MEMORY_MB"))
+        return make_ray_backend(workers=int(server_limit("NST_MAX_RUNS")),
+                                app={"max_run_s": server_limit("NST_MAX_RUN_S"),
+                                     "memory_mb": server_limit("NST_MEMORY_MB")})
     return make

@@ -4,6 +4,7 @@ process follows, and a :class:`RayHandle` per session watching it (see the packa
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import replace
@@ -114,7 +115,6 @@ class _Mirror:
             self._apply(update)
 
 
-
 class RayHandle:
     """One session watching one run on the cluster (the :class:`~nst_core.serve.backend.RunHandle`
     protocol)."""
@@ -185,6 +185,9 @@ class RayBackend:
         # The ceiling holds cluster-wide: the registry's (its creator's NST_MAX_RUN_S), or this
         # process's own if lower.
         self.max_run_s = min(float(wanted["max_run_s"]), float(self._info["max_run_s"]))
+        # So does a worker's memory budget (NST_MEMORY_MB): the registry's, or this process's if lower.
+        self._memory_cut_mb = max(0.0, float(self._info["settings"].get("memory_mb") or 0.0)
+                                  - float(wanted.get("memory_mb") or math.inf))
         self._mirrors: dict[str, _Mirror] = {}
         self._lock = threading.Lock()
 
@@ -208,7 +211,7 @@ class RayBackend:
         if answer.get("need"):  # nobody computes it nor kept it: admit it here, then send it
             config, shape = request.config, (request.content.height, request.content.width)
             precision = "fp32" if config.precision == "auto" else config.precision
-            check_run(config, shape, request.estimate_s, self.max_run_s, self.info()["headroom_mb"], precision)
+            check_run(config, shape, request.estimate_s, self.max_run_s, self.headroom_mb(), precision)
             work = None
             if request.estimate_s:
                 work = (WORK_MARGIN * run_gflop(config, shape, request.network.arch, len(request.styles))
@@ -229,6 +232,11 @@ class RayBackend:
         gpus = int(info["gpus"]) if float(info["gpus"]).is_integer() else info["gpus"]
         return (f"Runs: Ray cluster at {self.address}, {info['workers']} worker{'s' * (info['workers'] != 1)} "
                 f"({gpus} GPU{'s' * (gpus != 1)})")
+
+    def headroom_mb(self) -> float | None:
+        """MB a new run may take in a worker process (None: not budgeted, as on a GPU)."""
+        headroom = self.info()["headroom_mb"]
+        return None if headroom is None else headroom - self._memory_cut_mb
 
     def info(self, max_age_s: float = 5.0) -> dict:
         """The registry's state (workers, queue, counters), at most ``max_age_s`` old."""
