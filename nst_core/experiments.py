@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from .transfer import TransferConfig, preset_config
@@ -90,3 +91,58 @@ def series(name: str, style_layers=None, reconstruction: TransferConfig = RECONS
         cfg = style_reconstruction(style_layers, style_base)
         return [("trained", cfg), ("random", cfg)]
     raise ValueError(f"unknown experiment '{name}': choose one of {', '.join(EXPERIMENTS)}")
+
+
+# A page that starts its own runs leaves this share of the server's ceiling unused: every run that
+# finishes recalibrates the estimate, and the next run of the batch is admitted against the new one
+# (a first run 1.8 times slower than announced lifts the next estimate by 1.4, the median with the
+# measured speed).
+FIT_MARGIN = 0.7
+MIN_STEPS = 30  # fewer Adam steps from the smooth start leave even conv1_2's reconstruction blurred
+
+
+def fit_to_limits(configs: list[TransferConfig], estimate, max_run_s: float, max_size: int | None = None,
+                  margin: float = FIT_MARGIN, min_steps: int | None = None, min_size: int = 96,
+                  ) -> tuple[list[TransferConfig], str]:
+    """The experiment's configurations with fewer steps, then a smaller size, so that every run
+    fits the server's limits; and a sentence saying what changed and why ("" if nothing did).
+
+    ``estimate(i, config)`` is the seconds the server will announce for run ``i`` with
+    ``config``; every run must come in at ``margin`` × ``max_run_s`` or less. ``max_size`` is the
+    largest size the memory budget allows one run. All runs keep the same steps and size, so they
+    stay comparable: the costliest run sets them."""
+    if not configs:
+        return configs, ""
+    min_steps = MIN_STEPS if min_steps is None else min_steps
+    steps, size = configs[0].steps, configs[0].size
+    if max_size is not None and size > max_size:
+        size = max(min_size, int(max_size))
+    target = margin * max_run_s
+
+    def worst(steps: int, size: int) -> float:
+        return max(estimate(i, replace(c, steps=steps, size=size)) for i, c in enumerate(configs))
+
+    seconds = worst(steps, size)
+    for _ in range(12):
+        if seconds <= target:
+            break
+        ratio = target / seconds
+        fewer = max(min_steps, int(steps * ratio * 0.97))
+        if fewer < steps:
+            steps = fewer
+        else:
+            smaller = max(min_size, int(size * math.sqrt(ratio)) // 16 * 16)
+            if smaller >= size:
+                break  # nothing left to lower: the server will refuse and say why
+            size = smaller
+        seconds = worst(steps, size)
+    fitted = [replace(c, steps=steps, size=size) for c in configs]
+    if (steps, size) == (configs[0].steps, configs[0].size):
+        return fitted, ""
+    parts = [f"{steps} steps instead of {configs[0].steps}" if steps != configs[0].steps else "",
+             f"{size} px instead of {configs[0].size}" if size != configs[0].size else ""]
+    why = (f"so that each run fits this server's limit of {max_run_s:.0f} s per run (the longest is now about "
+           f"{seconds:.0f} s)")
+    if max_size is not None and configs[0].size > max_size:
+        why += f" and its memory for one run ({max_size} px at most)"
+    return fitted, f"Fitted to this server: {' and '.join(p for p in parts if p)}, {why}."

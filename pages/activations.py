@@ -2,13 +2,10 @@
 
 import streamlit as st
 
-from nst_core import plots, to_tensor
-from nst_core.analysis import (BORDER_PX, activations, bundled_collection, channel_order, index_patches, layer_shapes,
-                               patch_index, receptive_field_box)
-from nst_core.describe import friendly_number
+from nst_core.analysis import channel_order, layer_shapes, receptive_field_box
+from nst_core.describe import describe_model, friendly_number
 from nst_core.images import fit_long_side
-from ui import frame, network, pickers
-from ui.cache import shared
+from ui import frame, layers, network, pickers
 
 frame.enter()
 
@@ -19,11 +16,14 @@ st.write("Each layer turns the image into a stack of **channels**: maps of where
 frame.try_this("slide the layer from conv1_1 to conv5_1. Watch the maps get coarser, the cyan box grow, and the "
                "top-9 patches change from one colour or edge to a shared texture or shape.")
 
+ss = st.session_state
 model = network.current_model()
-content, (style, *_), generated = pickers.chosen_images()
+layers.warm_server(model)  # once per network: the bundled pictures' top-patch index, in the background
+content, styles, generated = pickers.chosen_images()
+style = styles[0]
 pickers.images_caption()
-size = st.session_state["size"]
-names = [n for n in model.table if n.startswith(("conv", "pool"))]
+size = ss["size"]
+names = layers.index_layers(model)
 
 st.subheader("The network, layer by layer")
 layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names else names[0], key="act_layer",
@@ -43,23 +43,17 @@ st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // i
         icon="📏")
 
 
-@shared(max_mb=160, spinner="Computing activations…", heavy=True)
-def _acts(model, images, layer, size):
-    return [a.cpu() for a in activations(model, [to_tensor(i) for i in images], layer, size)]
-
-
 labelled = [("content", content), ("style", style)] + ([("generated", generated)] if generated is not None else [])
-blocks = _acts(model, [img for _, img in labelled], layer, (h, w))
+images, labels = [img for _, img in labelled], [label for label, _ in labelled]
+blocks = layers.acts(model, images, layer, (h, w))
 order = channel_order(blocks[0])
-
-
-@shared(max_mb=64)
-def _grid_pictures(model, images, layer, size, n, scaling):
-    """The feature grids as PNGs: a student flicking between settings gets each drawing once."""
-    blocks = _acts(model, images, layer, size)
-    limits = plots.scale_limits(blocks, scaling, order, n)
-    return [plots.png(plots.feature_grid(block, order, f"{label} · {layer}", n=n, limits=lim), dpi=150)
-            for (label, _), block, lim in zip(labelled, blocks, limits)]
+# Every other layer of these images, nearest first, while the student reads this one.
+layers.warm_layers(model, images, labels, (h, w), ss.get("act_n", 16), ss.get("act_scaling", "channel"), layer)
+# The student's uploads and latest result join the bundled pictures in the top-9 search.
+own = layers.own_pictures(pickers.chosen("content", "content"),
+                          [pickers.chosen("style", "style")]
+                          + ([pickers.chosen("style2", "style")] if ss["use_second_style"] else []), generated)
+layers.warm_own(model, own)
 
 
 @st.fragment
@@ -70,7 +64,7 @@ def maps_section(layer):
                        format_func={"channel": "per channel", "layer": "per image", "global": "shared by all"}.get,
                        help="Per channel stretches every map; shared makes strong and weak channels comparable.")
     n = c2.select_slider("Channels shown", [4, 9, 16, 25], value=16, key="act_n")
-    pictures = _grid_pictures(model, [img for _, img in labelled], layer, (h, w), n, scaling)
+    pictures = layers.grid_pictures(model, images, labels, layer, (h, w), n, scaling)
     for col, picture in zip(st.columns(len(pictures)), pictures):
         col.image(picture, width="stretch")
     st.caption("Channels are sorted by their mean activation on the content image, strongest first; the same "
@@ -82,21 +76,32 @@ def maps_section(layer):
 maps_section(layer)
 
 
-@shared(max_mb=160, spinner="Searching the bundled photos and paintings at three sizes (once per layer)…", heavy=True)
-def _index(model, layer):
-    return patch_index(model, bundled_collection(pickers.ASSETS), layer, border_px=BORDER_PX)
-
-
-@shared(max_mb=24)
-def _patches_png(model, layer, channel):
-    patches = index_patches(_index(model, layer), channel, k=9)
-    return plots.png(plots.patches_grid(patches, f"Top 9 places for {layer}, channel {channel}"), dpi=130)
-
-
-@shared(max_mb=32)
-def _overlay(model, images, size, idx, layer, channel, title):
-    amap = _acts(model, images, layer, size)[idx][channel]
-    return plots.overlay_picture(images[idx].resize((size[1], size[0])), amap, title, dpi=130)
+def top9(layer, channel, pending):
+    """The top-9 patches, or how far their search has got; redrawn every 2 s while ``pending``."""
+    ready, done, own_ready = layers.index_progress(model, own)
+    searched = own if own_ready else ()
+    if ready:
+        try:
+            tiles = layers.top_patches(model, searched, layer, channel)
+        except LookupError:  # dropped from memory between the look and the use: wait for the rebuild
+            ready = False
+    if not ready:
+        layers.warm_server(model)
+        got = f" ({done[0]} of {done[1]} pictures so far)" if done else ""
+        st.info(f"Searching the bundled pictures for every layer's top patches, once for the whole server{got}. "
+                "This takes a minute or two when the server has just started; the patches appear here by "
+                "themselves.", icon="⏳")
+    else:
+        st.image([t[0] for t in tiles], caption=[("⭐ " if t[2] else "") + t[1] for t in tiles],
+                 width=layers.TILE_PX)
+        if own and not own_ready:
+            st.caption(f"⏳ Adding your own pictures ({', '.join(n for n, _ in own)}) to the search: they "
+                       "join these nine within seconds.")
+        elif own:
+            st.caption(f"Searched with the bundled pictures: {', '.join(n for n, _ in own)}; a ⭐ marks a place "
+                       "in one of yours.")
+    if pending and ready and own_ready:
+        st.rerun()  # once: the page drawn again drops the 2 s refresh
 
 
 @st.fragment
@@ -107,8 +112,8 @@ def unit_section(blocks, layer):
     gh, gw = blocks[0].shape[1], blocks[0].shape[2]
     tag = f"{layer}_{gh}x{gw}"
     c1, c2, c3, c4 = st.columns(4)
-    which = c1.selectbox("Image", [label for label, _ in labelled], key="act_which")
-    idx = [label for label, _ in labelled].index(which)
+    which = c1.selectbox("Image", labels, key="act_which")
+    idx = labels.index(which)
     block = blocks[idx]
     channel = int(c2.number_input(f"Channel (0–{info.channels - 1})", 0, info.channels - 1, value=int(order[0]),
                                   key=f"act_channel_{tag}"))
@@ -117,9 +122,8 @@ def unit_section(blocks, layer):
     box = receptive_field_box(info, i, j, (h, w))
     col, text = st.columns(2)
     # Drawn once per image and channel; moving to another unit only outlines its field.
-    overlay = _overlay(model, [img for _, img in labelled], (h, w), idx, layer, channel,
-                       f"{which}: {layer} channel {channel}")
-    col.image(overlay.with_rect(box, colour="#00e5ff"), width="stretch")
+    picture = layers.overlay(model, images, labels, (h, w), idx, layer, channel)
+    col.image(picture.with_rect(box, colour="#00e5ff"), width="stretch")
     text.markdown(f"The colours show where channel {channel} responds. The cyan box is everything the unit at "
                   f"row {i}, column {j} can see: a {info.receptive_field} px receptive field. Its activation "
                   f"there is **{friendly_number(float(block[channel, i, j]))}** (strongest anywhere on this image: "
@@ -128,18 +132,29 @@ def unit_section(blocks, layer):
                   "unit can respond to an eye or a whole wheel.")
 
     st.subheader(f"Which patches excite channel {channel} most?")
-    st.write("Following Zeiler & Fergus (2013): search every bundled photo and painting, each at three sizes, "
-             "for the places where this channel responds most. Each cell shows one place with the unit's "
-             "receptive field boxed in cyan, its activation, and the picture it comes from; no two cells show "
-             "the same place, and no picture gives more than three. Places at a picture's very edge are left "
-             "out: there the unit also sees the black frame the network pads every image with.")
+    st.write("Following Zeiler & Fergus (2013): search every bundled photo and painting, and your own pictures "
+             "(uploads and your latest result), each at three sizes, for the places where this channel responds "
+             "most. Each picture below shows one place with the unit's receptive field boxed in cyan, under its "
+             "activation and the picture it comes from; no two show the same place, and no picture gives more "
+             "than three. Places at a picture's very edge are left out: there the unit also sees the black frame "
+             "the network pads every image with.")
     c1, c2 = st.columns(2)
-    c1.image(_patches_png(model, layer, channel), width="stretch")
+    with c1:
+        ready, _, own_ready = layers.index_progress(model, own)
+        pending = not (ready and own_ready)
+        st.fragment(top9, run_every=2.0 if pending else None)(layer, channel, pending)
     c2.markdown("**Look for:** on **conv1_1** the boxes are tiny, and the nine share one colour or one edge "
-                "direction. On **conv3_1** and **conv5_1** the boxes grow and the nine share a texture or a "
-                "shape, found in different pictures. Change the channel to see another unit's taste.")
+                "direction. On **conv3_1** the boxes grow and the nine share a texture, found in different "
+                "pictures. Change the channel to see another unit's taste.")
+    field = model.table["conv5_1"].receptive_field
+    c2.markdown(f"**On conv5_1** a unit sees {field}×{field} px: most of a picture searched at 160 px, half of one "
+                "at 256 px. Each of its nine is a large part of a scene, and the nine can look unrelated. What they "
+                "share is an arrangement spread over the field (where the strong outlines and textures lie), not one object you could point at. Zeiler & Fergus "
+                "searched over a million photos; among the few pictures here, the nearest matches are loose.")
     if not model.trained:
         c2.warning("These are random weights: the patterns are not learned ones.", icon="🎲")
+    else:
+        c2.caption(f"🧠 {describe_model(model)}")
 
 
 unit_section(blocks, layer)

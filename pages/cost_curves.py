@@ -25,6 +25,18 @@ if not present:  # on a projector the curves come first; the words and the A/B c
 FIGURE_PX = 560  # wide enough to read from the back of a room, short enough to leave both plots in view
 
 model = network.current_model()
+FIGURES_KEPT = 12  # drawn figures kept per session, as PNG bytes: a few hundred KB
+
+
+def _figure(kind: str, key: tuple, draw) -> bytes:
+    """A figure drawn once per session and run: a finished run's history never changes, and drawing
+    the four figures again took 1–3 s on every click of the page."""
+    kept = ss.setdefault("_cc_figures", {})
+    if key + (kind,) not in kept:
+        kept[key + (kind,)] = plots.png(draw(), dpi=200)
+        while len(kept) > FIGURES_KEPT:
+            del kept[next(iter(kept))]
+    return kept[key + (kind,)]
 
 
 def _gallery():
@@ -115,10 +127,11 @@ scale = pick_scale.radio("Cost axis", list(SCALES), format_func=SCALES.get, hori
                          help="Linear stacks the parts, so they add up to J. Log draws one line per part and shows "
                               "a fall over many orders of magnitude; the automatic choice takes it when J falls "
                               "more than 20-fold.")
+run_tag = (entry.id, entry.key, len(history), scale)  # a live run's history grows: its length is part of the key
 costs, layers = st.columns(2, gap="medium")
 with costs:
     st.subheader("The three costs")
-    st.pyplot(plots.cost_curves(history, scale=scale), width=FIGURE_PX)
+    st.image(_figure("costs", run_tag, lambda: plots.cost_curves(history, scale=scale)), width=FIGURE_PX)
     st.markdown(f"At the end **J = {friendly_number(last.total)}**: {share_text(last)}.")
     switch_note = level_switch_note(history)
     if switch_note:
@@ -126,7 +139,7 @@ with costs:
 with layers:
     st.subheader("Which style layer carries the cost")
     if last.style_layers:
-        st.pyplot(plots.layer_shares(history, title=""), width=FIGURE_PX)
+        st.image(_figure("shares", run_tag, lambda: plots.layer_shares(history, title="")), width=FIGURE_PX)
         st.markdown(f"At the end, {layer_share_text(last)}.")
         st.caption("Each layer's Gram sums over its own positions and channels, so raw costs differ by orders of "
                    "magnitude; the balanced weighting (Stylize → Advanced) evens out their starting values.")
@@ -136,17 +149,24 @@ st.caption(f"**Run {entry.id}**: {run_caption(entry.settings)}. 🧠 {network.ho
            + (f" Weights used: {used_weights_text(entry.weights)}." if entry.weights else ""))
 if last.style_layers:
     with st.expander("Each style layer's cost on a log scale"):
-        st.pyplot(plots.layer_costs(history, entry.label))
+        st.image(_figure("layers", run_tag, lambda: plots.layer_costs(history, entry.label)), width="stretch")
 
-if entry.snapshots:
+
+@st.fragment
+def filmstrip(entry) -> None:
+    """The run's snapshots; moving the slider redraws only this, not the page's figures."""
     snaps = entry.snapshots
     st.subheader("Filmstrip")
-    pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{run_id}")
+    pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{entry.id}")
     c1, c2 = st.columns([1, 2])
     c1.image(dict(snaps)[pick], caption=f"Step {pick}", width="stretch")
     strip = [snaps[i] for i in sorted({round(k * (len(snaps) - 1) / 5) for k in range(6)})]  # first to last
     # One row of small pictures that wraps, rather than columns that a phone stacks full width.
     c2.image([data for _, data in strip], caption=[f"step {step}" for step, _ in strip], width=120)
+
+
+if entry.snapshots:
+    filmstrip(entry)
 
 if len(gallery) > 1:
     st.subheader("Compare runs")
@@ -157,7 +177,9 @@ if len(gallery) > 1:
         picked = [by_id[i] for i in chosen]
         overlay = _names(picked)  # only what differs between the runs shown together
         figure, words = st.columns(2, gap="medium")
-        figure.pyplot(plots.compare_runs({overlay[r.id]: r.history for r in picked}, scale=scale), width=FIGURE_PX)
+        compared = tuple((r.id, r.key, len(r.history)) for r in picked) + (scale,)
+        figure.image(_figure("compare", compared, lambda: plots.compare_runs(
+            {overlay[r.id]: r.history for r in picked}, scale=scale)), width=FIGURE_PX)
         with words:
             for r in picked:
                 st.markdown(f"**{overlay[r.id]}** ends at J = {friendly_number(r.last.total)} after "

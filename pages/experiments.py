@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
-from ui import frame, network, pickers, runs, state
+from ui import experiment_jobs, frame, network, pickers, runs, state
 
 frame.enter()
 
@@ -44,6 +44,8 @@ def image_columns(images, captions):
 
 
 model = network.current_model()
+if model.trained:
+    experiment_jobs.warm_random(model)  # loaded and timed before "trained versus random" is picked
 name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_name")
 frame.try_this(TRY[name])
 st.info(EXPLAIN[name], icon="💡")
@@ -84,11 +86,14 @@ except ValueError as exc:
 recon = replace(RECONSTRUCTION, pooling=stylize.pooling, normalization=stylize.normalization,
                 precision=stylize.precision, seed=stylize.seed)
 configs = series(name, stylize.style_layers, reconstruction=recon, stylization=stylize, prior=prior)
-jobs = [runs.Job(label, content, styles, cfg,
-                 network.load_model(model.arch, "random")[0] if name == "weights" and label == "random" else model)
-        for label, cfg in configs]
-st.caption(f"{len(jobs)} runs at {configs[0][1].size} px, {configs[0][1].steps} steps each, with the Stylize "
+models = [experiment_jobs.random_twin(model) if name == "weights" and label == "random" else model
+          for label, _ in configs]
+# This page has no steps or size control: it lowers them itself where the server would refuse a run.
+jobs, fitted = experiment_jobs.fitted_jobs(configs, content, styles, models)
+st.caption(f"{len(jobs)} runs at {jobs[0].config.size} px, {jobs[0].config.steps} steps each, with the Stylize "
            f"settings: about {runs.estimate(jobs):.0f} s on this server with {model.description}.")
+if fitted:
+    st.caption(f"⚖️ {fitted}")
 if name == "weights" and not model.trained:
     st.warning("The sidebar's weights are already random: pick trained weights to see the contrast.")
 
