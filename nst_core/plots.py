@@ -591,7 +591,8 @@ def shuffle_layer_bars(layers, title: str = "") -> Figure:
         bars = ax.bar(x + offset, values, width, color=colour, label=label)
         for b, v in zip(bars, values):
             ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=MIN_FONT)
-    ax.set_xticks(x, [f"{r.layer}\nsees {r.receptive_field} px" for r in layers])
+    ax.set_xticks(x, [f"{r.layer}\n{r.receptive_field} px" for r in layers])
+    ax.set_xlabel("layer, and how far one of its units sees", fontsize=FONT - 2)
     ax.set_ylabel("change, % of its own size", fontsize=FONT - 1)
     ax.tick_params(axis="x", labelsize=MIN_FONT)
     ax.tick_params(axis="y", labelsize=MIN_FONT)
@@ -648,10 +649,11 @@ def live_cost_chart(history) -> dict:
                                    "legend": {"orient": "bottom"}}}}
 
 
-def png(fig: Figure, dpi: int = 120) -> bytes:
-    """The figure as PNG bytes, for a page to cache a drawing it shows again and again."""
+def png(fig: Figure, dpi: int = 120, tight: bool = True) -> bytes:
+    """The figure as PNG bytes, for a page to cache a drawing it shows again and again. ``tight``
+    trims the margins, at the price of a second drawing; a figure placed by hand needs none."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 

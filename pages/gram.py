@@ -104,7 +104,7 @@ def _gram_pictures(model, images, layer, side, n, labels):
 @shared(max_mb=16)
 def _pair_pictures(model, image, layer, side, k, k2):
     block = _layer_grams(model, image, side)[layer][0][[k, k2]].float()
-    return [plots.png(fig, dpi=110) for fig in plots.pair_panels(block, 0, 1, names=(k, k2))]
+    return [plots.png(fig, dpi=110, tight=False) for fig in plots.pair_panels(block, 0, 1, names=(k, k2))]
 
 
 @st.fragment

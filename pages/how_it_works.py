@@ -28,8 +28,6 @@ frame.try_this("read one formula, then follow its *See it* link to the page that
                "more than the style cost.")
 st.caption(f"Formulas shown: the **{normalization_label(norm)}** normalization, the one Stylize uses now "
            f"({frame.settings_place('Settings → Advanced → Normalization')}).")
-settings = {k: st.session_state[k] for k in ("content_layer", "pooling", "normalization")}
-evidence = claims.evidence(model, content, style, settings)
 
 st.header("1 · Content cost")
 st.latex(f["content"])
@@ -38,7 +36,8 @@ st.write("Pass C and G through the network and compare one layer l's activations
          "a shallow one pins G to C's exact pixels, a deep one only to its layout."
          + ("" if norm == "seed" else " The mean-squared form divides the sum by the n_H·n_W·n_C activations "
             "instead of halving it: a constant factor, which α absorbs."))
-claims.content_check(evidence)
+# Filled at the end of the page: the check may need a short run, and the formulas below should not wait for it.
+content_slot = st.container()
 st.page_link("pages/experiments.py", label="See it: content reconstructions from each layer", icon="🧪")
 
 st.header("2 · Gram matrix")
@@ -80,7 +79,7 @@ st.latex(r"\begin{aligned}" + TV_FORMULA.replace("=", "&=", 1).replace(" + ", r"
 st.subheader("Check it: only the pixels change")
 st.write("Gradient descent here moves the pixels of G; no network parameter is learned. The checksum of every "
          "weight, taken by the loop when the run began and when it ended, shows it:")
-claims.weights_check(evidence, model)
+weights_slot = st.container()
 st.page_link("pages/stylize.py", label="Try it: Stylize", icon="🎨")
 
 st.header("6 · Receptive fields: how much each unit sees")
@@ -120,3 +119,10 @@ st.markdown(f"Measured on {model.description}: doubling the size (4× the area) 
             "weighting therefore divides α by J_content(C, 0) and each λ[l] by J_style[l](S, 0), both measured on "
             "your own images, so the same α = 1, β = 5 gives a similar picture on any network and at any size. "
             "The formulas stay exactly as above; only the numbers in front of them are derived.")
+
+with content_slot:
+    evidence = claims.evidence(model, content, style,
+                               {k: st.session_state[k] for k in ("content_layer", "pooling", "normalization")})
+    claims.content_check(evidence)
+with weights_slot:
+    claims.weights_check(evidence, model)
