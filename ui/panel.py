@@ -29,6 +29,9 @@ class Panel:
         preview, chart = box.columns(2)
         self.preview, self.chart, self.shares = preview.empty(), chart.empty(), chart.empty()
         self.preview_step = -1
+        # A refusal's buttons go in a slot of their own, after the panel: drawn into the panel's
+        # place, they stayed on the page, faded, for the whole of the run they started.
+        self.after = st.empty()
         self.estimate_s = 0.0  # the seconds announced before Run, blended into the time left
         self.replayed = 0  # frames shown by the last replay (tests read it)
         self.kind = kind
@@ -46,6 +49,8 @@ class Panel:
             return
         rec = view.latest
         if rec is None:
+            if view.state is RunState.RUNNING:  # admitted: the targets are computed before step 1
+                self.bar.progress(i / n, text=f"{prefix}Starting: measuring the content and style images…")
             return
         self.bar.progress(min((i + rec.step / max(rec.total_steps, 1)) / n, 1.0), text=prefix + progress_line(
             view, self.estimate_s))
@@ -86,11 +91,10 @@ class Panel:
             self.root.success(f"Done in {took:.1f} s" + (", computed once for everyone who asked for this run."
                                                           if last.shared else "."), icon="✅")
             return
-        box = self.root.container()
-        box.error(last.message, icon="💥")
+        self.root.error(last.message, icon="💥")
         offers = getattr(last, "offers", ())
         if offers and on_offer is not None:
-            for col, (k, (label, changes)) in zip(box.columns(len(offers)), enumerate(offers)):
+            for col, (k, (label, changes)) in zip(self.after.container().columns(len(offers)), enumerate(offers)):
                 col.button(label, key=f"offer_{kind}_{k}", type="primary", on_click=on_offer,
                            args=(changes, kind), help="Changes the setting and runs again.")
 

@@ -282,7 +282,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
                 handle = backend().start(_request(job, record.estimated))
             except RunRefused as exc:
                 record.offers = tuple(refusal_offers(job, exc)) if retry and len(jobs) == 1 else ()
-                batch.done.append(_finish(record, RunState.REFUSED, exc.message))
+                # With buttons, the words point at them: the service's own figures are rougher than theirs.
+                message = f"{exc.reason} Lower its work in one click:" if record.offers else exc.message
+                batch.done.append(_finish(record, RunState.REFUSED, message))
                 break
             record.key, record.shared = handle.key, handle.joined
             if not handle.joined:

@@ -14,9 +14,11 @@ from .limits import server_limit
 class RunRefused(ValueError):
     """A run the server will not take, with what to lower (``max_steps``, ``max_size``)."""
 
-    def __init__(self, message: str, max_steps: int | None = None, max_size: int | None = None):
+    def __init__(self, message: str, max_steps: int | None = None, max_size: int | None = None,
+                 reason: str = ""):
         super().__init__(message)
         self.message, self.max_steps, self.max_size = message, max_steps, max_size
+        self.reason = reason or message  # why, without what to lower: a page offering buttons says that itself
 
 
 def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float | None,
@@ -38,15 +40,16 @@ def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float 
         tips = [f"at most {steps} steps", f"a size of {size} px" if size else None]
         if config.optimizer == "lbfgs":
             tips.append("Adam instead of L-BFGS (one cost evaluation per step instead of about 2.5)")
-        raise RunRefused(f"This run is estimated at {estimate_s:.0f} s, over this server's limit of "
-                         f"{max_run_s:.0f} s per run. Lower its work: "
-                         f"{' or '.join(t for t in tips if t)}.", max_steps=steps, max_size=size)
+        reason = f"This run is estimated at {estimate_s:.0f} s, over this server's limit of {max_run_s:.0f} s per run."
+        raise RunRefused(f"{reason} Lower its work: {' or '.join(t for t in tips if t)}.", max_steps=steps,
+                         max_size=size, reason=reason)
     need = memory.run_memory_mb(config, shape, precision)
     if headroom_mb is not None and need > headroom_mb:
         size = _offered(memory.largest_size_within(config, shape, headroom_mb, precision), config.size, sizes)
         offer = f" A size of {size} px fits." if size else " Nothing fits now: try again when fewer runs are going on."
-        raise RunRefused(f"At {config.size} px this run needs about {need:.0f} MB, more than the "
-                         f"{max(headroom_mb, 0):.0f} MB this server can give one run.{offer}", max_size=size)
+        reason = (f"At {config.size} px this run needs about {need:.0f} MB, more than the "
+                  f"{max(headroom_mb, 0):.0f} MB this server can give one run.")
+        raise RunRefused(reason + offer, max_size=size, reason=reason)
     return need
 
 
