@@ -106,3 +106,54 @@ def test_a_heavy_computation_may_not_wait_for_another_shared_one():
     with pytest.raises(RuntimeError, match="inside a heavy shared computation"):
         heavy(1)
     assert light(2) == 2  # the turn was given back
+
+
+def test_background_jobs_go_one_piece_at_a_time_most_urgent_first():
+    """A long warm-up (the bundled index) must not hold back a student's own pictures: between two
+    of its pieces, the more urgent job goes first."""
+    import threading
+
+    from ui.cache import Background
+
+    worker = Background()
+    order, started, release = [], threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(10)
+        order.append("slow 1")
+        yield
+        order.append("slow 2")
+        yield
+
+    def urgent():
+        order.append("urgent 1")
+        yield
+        order.append("urgent 2")
+        yield
+
+    assert worker.submit("slow", slow, priority=2)
+    assert started.wait(10)
+    assert worker.submit("urgent", urgent, priority=0)
+    assert worker.submit("urgent", urgent, priority=0)  # already queued: not twice
+    release.set()
+    assert worker.drain(30)
+    assert order == ["slow 1", "urgent 1", "urgent 2", "slow 2"]
+
+
+def test_a_failed_background_job_is_not_tried_again_at_once():
+    from ui.cache import Background
+
+    worker, tries = Background(), []
+
+    def broken():
+        tries.append(1)
+        raise RuntimeError("no")
+        yield
+
+    assert worker.submit("k", broken)
+    assert worker.drain(30)
+    assert not worker.submit("k", broken)
+    assert worker.drain(30) and tries == [1]
+    worker.close()
+    assert not worker.submit("other", broken)  # closed at exit: nothing new starts
