@@ -90,3 +90,10 @@ def test_a_link_naming_a_preset_runs_that_preset_unless_it_gives_a_setting_itsel
         assert config_from({**defaults(), **values}) == preset_config(name)
     values, _ = parse_query({"preset": ["Fine"], "steps": ["33"]}, CONTEXT)
     assert values["steps"] == 33 and values["levels"] == PRESETS["Fine"]["levels"]
+
+
+def test_the_seed_matters_only_for_a_start_from_noise():
+    from nst_core.settings import INITS, inactive_reason
+    assert {init for init in INITS if inactive_reason("seed", {"init": init}) is None} == {"noise", "smooth"}
+    assert "Start from" in inactive_reason("seed", {"init": "content"})
+    assert inactive_reason("steps", {"init": "content"}) is None  # a setting without a condition always matters

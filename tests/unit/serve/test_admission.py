@@ -82,3 +82,13 @@ def test_server_settings_are_read_in_one_place_and_only_known_ones(monkeypatch):
     with pytest.raises(KeyError):
         server_setting("NST_NOT_A_SETTING")
     assert not set(SERVER_LIMITS) & set(SERVER_SETTINGS)
+
+
+def test_the_allocator_is_trimmed_after_runs_at_most_every_few_seconds():
+    from nst_core.serve import memory
+    now = [1e6]
+    assert memory.trim_after_run(clock=lambda: now[0])
+    assert not memory.trim_after_run(clock=lambda: now[0]), "a class finishing one run trims once"
+    now[0] += 6.0
+    assert memory.trim_after_run(clock=lambda: now[0])
+    assert memory.trim_after_run(force=True, clock=lambda: now[0])
