@@ -20,7 +20,6 @@ from PIL import Image, PngImagePlugin
 from nst_core import Step, TransferConfig, VGGFeatures, to_pil
 from nst_core.describe import ready_text
 from nst_core.serve import RunHandle, RunRefused, RunRequest, RunState, RunView
-from nst_core.serve import memory
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
 from nst_core.settings import SIZES
 from ui.network import backend, network_spec
@@ -301,7 +300,6 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
             panel.replay(first, REPLAY_S if served else CATCH_UP_S, (i, len(jobs)))
         status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1)
         handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
-        memory.trim_after_run()  # the run's freed activations back to the system, at most every few seconds
         if status is RunState.DONE:
             message = SHARED_NOTE if record.shared else ""
         # Ready when the run ended, maybe long before this student's tab came back for it; a result

@@ -23,6 +23,8 @@ from PIL import Image
 
 from ..images import to_pil
 from ..transfer import Step
+from . import memory
+from .estimate import remaining_s
 
 if TYPE_CHECKING:
     from .registry import RunRegistry
@@ -281,7 +283,7 @@ class SharedRun(Run):
             if snapshot is not None:
                 self._snapshots.append(snapshot)
                 self._preview = preview
-            self.remaining_s = rec.eta
+            self.remaining_s = remaining_s(self._history, self.estimate_s)
             self.version += 1
             self._cond.notify_all()
 
@@ -303,6 +305,7 @@ class SharedRun(Run):
             self._history, self._snapshots = [], []
             self._cond.notify_all()
         self._registry.finished(self)
+        memory.trim_after_run()  # the run's freed activations back to the system, watched or not
 
     # ------------------------------------------------------------ views
 
@@ -315,10 +318,12 @@ class SharedRun(Run):
             return self._final if self._final is not None else self._view_locked(final=False)
 
     def _view_locked(self, final: bool) -> RunView:
-        status = self._registry.queue.status(self) if self.state is RunState.QUEUED else None
+        # The queue withdraws or refuses a run before its worker writes why: until then it is queued.
+        state = self.state if final or self.state not in FINISHED else RunState.QUEUED
+        status = self._registry.queue.status(self) if state is RunState.QUEUED else None
         step, preview = (0, None) if final or self._preview is None else self._preview
         latest = self._history[-1] if self._history else None  # already without its images
-        return RunView(self.key, self.state, self.version, self.message, status, latest, tuple(self._history),
+        return RunView(self.key, state, self.version, self.message, status, latest, tuple(self._history),
                        tuple(self._snapshots), preview, step, self._best_image(), len(self._subs))
 
     def _best_image(self) -> Image.Image | None:

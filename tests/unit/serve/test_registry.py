@@ -12,7 +12,7 @@ import torch
 
 from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import run_gflop
-from nst_core.serve.lifecycle import WALL_BACKSTOP, RunState
+from nst_core.serve.lifecycle import FINISHED, WALL_BACKSTOP, RunState
 from nst_core.serve.registry import WORK_MARGIN, RunRegistry, start_transfer, transfer_key
 from nst_core.transfer import Step, TransferConfig
 
@@ -342,3 +342,22 @@ def test_a_stopping_run_is_not_joined_and_the_request_after_it_is_admitted_afres
     assert until(first.run.view, lambda v: v.finished).state is RunState.STOPPED
     second.leave(stop=True)
     until(second.view, lambda v: v.finished)
+
+
+def test_a_refused_run_never_looks_finished_before_it_says_why(monkeypatch):
+    """The queue refuses a run before its worker writes the message: a watcher polling in between
+    sees it still queued, never finished without a word."""
+    from nst_core.serve.lifecycle import SharedRun
+    finish = SharedRun._finish
+
+    def slow_finish(self, state, message):
+        time.sleep(0.3)
+        finish(self, state, message)
+
+    monkeypatch.setattr(SharedRun, "_finish", slow_finish)
+    reg = registry(max_runs=1, rss_mb=lambda: 2000.0, memory_mb=2200)
+    big = reg.start_or_join("big", Script(n=2), session="A", memory_mb=500)
+    seen = []
+    view = until(big.view, lambda v: seen.append((v.state, v.message)) or v.finished)
+    assert view.state == "refused" and view.message
+    assert all(message for state, message in seen if state in FINISHED), seen
