@@ -132,8 +132,8 @@ def content_check(ev: Evidence) -> None:
     why = []
     if ev.quantized:
         why.append("the kept picture is stored with whole-number pixel values 0–255")
-    if ev.precision.lower().startswith("bf16"):
-        why.append("the loop ran the network in bf16")
+    if not ev.precision.startswith("float32") and ev.precision != "fp32":
+        why.append(f"the loop ran the network in {ev.precision.split(' ')[0]}, the sum by hand in float32")
     if ev.final_step.best_total < ev.final_step.total:
         why.append("the run kept an earlier, better step than its last")
     st.caption(f"They differ by {gap:.2%}" + (f": {'; '.join(why)}." if why and gap > 1e-4 else ".")
