@@ -12,7 +12,9 @@ overhead in percent.
 
 ``scaling``: a simulated class, a driver submitting runs as students would (each its own images, so
 none is shared; all press Run at once and poll as the page does) on 1, then 2 worker processes with
-one torch thread each. Reports runs per minute and the ratio.
+one torch thread each. Reports runs per minute and the ratio, and the cores each role kept busy
+(``others``: the rest of the machine); on a shared machine, where the workers get fewer cores
+than they ask for, ``ratio_per_worker_core`` says what a second worker costs per core it gets.
 
 ``lecture``: 300 students on the 2-worker cluster, arriving within ``--arrive-s`` seconds: two
 thirds on three bundled pairs with the same settings, the rest on photos of their own; a tenth
@@ -185,11 +187,17 @@ def scaling(args) -> dict:
         seconds, views = a_class(backend, [request(base + i, args.size, args.steps, f"student{i}")
                                            for i in range(args.students)])
         assert all(v is not None and v.state == RunState.DONE for v in views)
+        busy = cpu_share(cpu, cpu_by_role(), seconds)
         out[f"workers_{workers}"] = {"seconds": round(seconds, 2), "runs_per_min": round(60 * args.students / seconds, 1),
-                                     "cores_busy": cpu_share(cpu, cpu_by_role(), seconds),
-                                     "loadavg_1m": round(os.getloadavg()[0], 2)}
+                                     "cores_busy": busy, "loadavg_1m": round(os.getloadavg()[0], 2),
+                                     # On a shared machine the workers get fewer cores than they ask for: per
+                                     # core they got, the throughput says whether a second worker costs anything.
+                                     "runs_per_min_per_worker_core": round(60 * args.students / seconds
+                                                                           / max(busy["workers"], 1e-9), 1)}
         retire(backend)
     out["ratio"] = round(out["workers_2"]["runs_per_min"] / out["workers_1"]["runs_per_min"], 2)
+    out["ratio_per_worker_core"] = round(out["workers_2"]["runs_per_min_per_worker_core"]
+                                         / out["workers_1"]["runs_per_min_per_worker_core"], 2)
     return out
 
 

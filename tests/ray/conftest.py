@@ -1,6 +1,7 @@
 """The Ray backend's tests: one small local Ray cluster for the whole folder (2 CPUs, no dashboard),
-started by the first test that needs it and shut down after the last. Each test gets registries of
-its own (fresh queue, watchers and results) over the cluster's shared, warm worker processes.
+started by the first test that needs it and shut down after the folder's last test. Tests share
+registries by setting, each reset between tests (fresh queue, watchers and results), over the
+cluster's shared, warm worker processes.
 
 Ray is optional (requirements-ray.txt): without it every test here is skipped, saying so.
 """
@@ -25,11 +26,32 @@ from tests.ray.app_process import SPEC, noise  # the small network (random VGG16
 SKIP_REASON = "Ray is not installed: pip install -r requirements-ray.txt to run the Ray backend's tests"
 
 
+HERE = os.path.dirname(__file__)
+_warming: list[threading.Thread] = []
+
+
 def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(__file__)
     for item in items:
-        if str(item.fspath).startswith(here):
+        if str(item.fspath).startswith(HERE):
             item.add_marker(pytest.mark.ray)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the folder's last test (and its fixtures' teardown), end the cluster: its processes
+    hold gigabytes and would otherwise stay until the whole session ends."""
+    result = yield
+    if nextitem is None or not str(nextitem.fspath).startswith(HERE):
+        _stop_cluster()
+    return result
+
+
+def _stop_cluster() -> None:
+    """End the local cluster, its registries and workers with it; at most once."""
+    for thread in _warming:
+        thread.join(timeout=60)
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -43,18 +65,17 @@ def ray_address():
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
-        ray.shutdown()
+        _stop_cluster()
 
 
 class Registries:
     """One registry per distinct setting of the tests, made once (each is a process that imports
-    PyTorch: seconds) and reset between tests; all killed with the cluster. Settings are completed
+    PyTorch: seconds) and reset between tests; they end with the cluster. Settings are completed
     with the environment's defaults first, so tests asking for the same registry in other words
     share it."""
 
     def __init__(self):
         self.names: dict = {}
-        self._made: set = set()
         self._lock = threading.Lock()
 
     def backend(self, settings: dict, app: dict | None = None):
@@ -68,7 +89,6 @@ class Registries:
         with self._lock:
             name = self.names.setdefault(tuple(sorted(full.items())), f"test_{uuid.uuid4().hex[:8]}")
         creator = RayBackend("auto", registry_name=name, **full)
-        self._made.add(name)
         return creator if app is None else RayBackend("auto", registry_name=name, **{**full, **app})
 
 
@@ -78,11 +98,9 @@ def _registries(ray_address):
     # The two registries most tests use, and the worker processes, start in the background while
     # the first test sets itself up: on two cores that overlap saves seconds.
     warm = threading.Thread(target=lambda: [registries.backend({"workers": n}) for n in (2, 1)], daemon=True)
+    _warming.append(warm)
     warm.start()
-    yield registries
-    warm.join(timeout=60)
-    for name in registries._made:
-        ray.kill(ray.get_actor(name, namespace="nst"))
+    return registries
 
 
 @pytest.fixture
