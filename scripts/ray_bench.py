@@ -23,7 +23,7 @@ result (errors: any exception or a state other than done; lost: no result within
 misdelivered: a result whose key is not the student's, or whose image differs from the others' of
 the same key, matches another key's, or differs from the same run recomputed here in-process).
 
-Figures go to the caller (the report of the change), not into the docs. Ray is required
+The figures, with their command, date and machine, are in docs/ray.md. Ray is required
 (requirements-ray.txt); no GPU is needed or used unless the machine has one.
 """
 
