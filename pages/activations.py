@@ -132,8 +132,10 @@ def unit_section(blocks, layer):
                   "unit can respond to an eye or a whole wheel.")
 
     st.subheader(f"Which patches excite channel {channel} most?")
+    scales = layers.index_scales(model)
+    at = f"each at {len(scales)} sizes ({', '.join(map(str, scales))} px)" if len(scales) > 1 else f"at {scales[0]} px"
     st.write("Following Zeiler & Fergus (2013): search every bundled photo and painting, and your own pictures "
-             "(uploads and your latest result), each at three sizes, for the places where this channel responds "
+             f"(uploads and your latest result), {at}, for the places where this channel responds "
              "most. Each picture below shows one place with the unit's receptive field boxed in cyan, under its "
              "activation and the picture it comes from; no two show the same place, and no picture gives more "
              "than three. Places at a picture's very edge are left out: there the unit also sees the black frame "
