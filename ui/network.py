@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import threading
 import weakref
@@ -13,10 +14,11 @@ import streamlit as st
 from nst_core import ModelError, load_vgg
 from nst_core.describe import describe_model, describe_network, offline_notice
 from nst_core.model import WEIGHTS_ENV, VGGFeatures, configure_threads, resolve_device
-from nst_core.serve import Backend, NetworkSpec, backend_from_env
+from nst_core.serve import Backend, LocalBackend, NetworkSpec, backend_from_env
 from nst_core.serve.limits import server_setting
 from ui import state
 
+log = logging.getLogger(__name__)
 configure_threads()  # once per server process: a hosted container may see more cores than it gets
 # A run's loop competes for the GIL with every session's script thread; a shorter switch interval keeps
 # it moving (docs/benchmarks.md, "Constants behind the loop and the server").
@@ -82,10 +84,32 @@ def model_for(spec: NetworkSpec) -> VGGFeatures:
 
 
 @st.cache_resource(max_entries=1)
+def _backend() -> tuple[Backend, str | None]:
+    try:
+        return backend_from_env(load_model=model_for), None
+    except Exception as exc:  # noqa: BLE001 - a cluster out of reach must not take every page down
+        log.exception("the run backend at NST_RAY_ADDRESS could not start")
+        return LocalBackend(load_model=model_for), (
+            f"The Ray cluster named by NST_RAY_ADDRESS could not be used ({exc}). Runs are computed on "
+            "this server instead; see docs/ray.md.")
+
+
 def backend() -> Backend:
     """Where this server's runs are computed, one for the process: in it, or on the Ray cluster at
-    ``NST_RAY_ADDRESS``. Every session's identical runs meet there and are computed once."""
-    return backend_from_env(load_model=model_for)
+    ``NST_RAY_ADDRESS``. Every session's identical runs meet there and are computed once. A cluster
+    that cannot be reached leaves the runs to this process, and the sidebar says so."""
+    return _backend()[0]
+
+
+def backend_line() -> tuple[str, str | None]:
+    """The sidebar's line on where runs are computed, and a warning when that is not where the
+    server's settings asked for."""
+    chosen, problem = _backend()
+    try:
+        return chosen.describe(), problem
+    except Exception as exc:  # noqa: BLE001 - a registry that stopped answering is said, not raised
+        log.warning("the run backend did not describe itself: %s", exc)
+        return "Runs: the Ray cluster is not answering just now; runs wait until it does.", problem
 
 
 @st.cache_resource(max_entries=1)
@@ -181,7 +205,10 @@ def sidebar() -> VGGFeatures:
         state.widget("precision")
         st.caption(f"Arithmetic: {model.precision_label(ss['precision'])}. The image, the Gram matrices "
                    "and the costs always stay in float32.")
-        st.caption(backend().describe())
+        line, problem = backend_line()
+        st.caption(line)
+        if problem:
+            st.warning(problem, icon="⚠️")
         st.header("Images")
         state.widget("size")
         state.widget("seed")

@@ -11,6 +11,11 @@ SERVER_LIMITS: dict[str, tuple[float, str]] = {
     "NST_MAX_RUN_S": (120.0, "ceiling on one run's estimated seconds, and on its work"),
     "NST_MEMORY_MB": (2200.0, "memory budget of the whole server process, in MB"),
     "NST_RESULTS_MB": (96.0, "memory for finished runs kept for rejoining and sharing, in MB"),
+    # Read only by the Ray backend (docs/ray.md).
+    "NST_RAY_WORKERS": (0, "Ray worker processes, i.e. runs computed at once on the cluster; 0: one per GPU "
+                           "times NST_RAY_WORKERS_PER_GPU, else the cluster's CPUs over NST_RAY_THREADS"),
+    "NST_RAY_THREADS": (1, "CPUs (PyTorch threads) each Ray worker process takes"),
+    "NST_RAY_WORKERS_PER_GPU": (1, "Ray worker processes sharing one GPU"),
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import sys
+import types
 
-import torch
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -369,3 +371,24 @@ def test_the_seed_is_offered_only_when_the_run_starts_from_noise():
     at.run()
     assert not at.number_input(key="_w_seed").disabled
 
+
+
+def _unreachable_cluster(address):
+    raise ConnectionError(f"no cluster answers at {address}")
+
+
+@pytest.mark.parametrize("address, fake", [("ray://head:10001", False), ("10.255.255.1:6379", True)])
+def test_a_ray_cluster_out_of_reach_leaves_the_runs_to_this_server_and_says_so(monkeypatch, address, fake):
+    """Ray Client is refused by name (the real check); an address nobody answers at fails in Ray's
+    own start, stood in for here so that no test waits on a network timeout."""
+    monkeypatch.setenv("NST_RAY_ADDRESS", address)
+    if fake:
+        monkeypatch.setitem(sys.modules, "nst_core.serve.ray_backend",
+                            types.SimpleNamespace(RayBackend=_unreachable_cluster))
+    at = app()
+    at.run()
+    no_exception(at)
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "could not be used" in warnings and "computed on this server instead" in warnings
+    assert any("Runs: on this server" in c.value for c in at.sidebar.caption)
+    assert any(b.label == "▶ Run" for b in at.button)

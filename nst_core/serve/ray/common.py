@@ -5,14 +5,13 @@ the cluster. Imports neither Ray nor PyTorch."""
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 
 from PIL import Image
 
 from ...images import MAX_ASPECT, MAX_PIXELS, MIN_SIDE, ImageError, to_pil
 from ..lifecycle import QueueStatus, RunState
-from ..limits import SERVER_LIMITS, server_limit
+from ..limits import server_limit
 
 NAMESPACE = "nst"
 REGISTRY_NAME = "nst_registry"
@@ -32,15 +31,8 @@ WORKER_LOST = ("The worker computing this run stopped ({why}) at step {step}. Th
 
 
 def _count(name: str, default: int | None) -> int | None:
-    """A positive whole number from the environment (else ``default``), read through
-    serve/limits.py once it declares ``name``, like every other server setting."""
-    if name in SERVER_LIMITS:
-        return int(server_limit(name)) or default
-    try:
-        value = int(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    """A positive whole number from serve/limits.py (else ``default``)."""
+    return int(server_limit(name)) or default
 
 
 def ray_settings() -> dict:
