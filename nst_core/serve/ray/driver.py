@@ -228,7 +228,7 @@ class RayBackend:
         return None if update is None else _Mirror(self, update).view
 
     def describe(self) -> str:
-        info = self.info()
+        info = self.info(timeout_s=3.0)  # the sidebar of every page waits on it
         gpus = int(info["gpus"]) if float(info["gpus"]).is_integer() else info["gpus"]
         return (f"Runs: Ray cluster at {self.address}, {info['workers']} worker{'s' * (info['workers'] != 1)} "
                 f"({gpus} GPU{'s' * (gpus != 1)})")
@@ -238,10 +238,10 @@ class RayBackend:
         headroom = self.info()["headroom_mb"]
         return None if headroom is None else headroom - self._memory_cut_mb
 
-    def info(self, max_age_s: float = 5.0) -> dict:
+    def info(self, max_age_s: float = 5.0, timeout_s: float = 30.0) -> dict:
         """The registry's state (workers, queue, counters), at most ``max_age_s`` old."""
         if time.monotonic() - self._info_at > max_age_s:
-            self._info, self._info_at = ray.get(self._registry.info.remote(), timeout=30), time.monotonic()
+            self._info, self._info_at = ray.get(self._registry.info.remote(), timeout=timeout_s), time.monotonic()
         return self._info
 
     def close(self) -> None:
