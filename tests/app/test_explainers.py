@@ -97,3 +97,15 @@ def test_the_gram_page_computes_every_layer_in_one_pass_per_image():
     assert len(grams) == computed  # no layer ran the network again
     text = " ".join(md.value for md in at.markdown)
     assert "With tiles of" in text and "the Gram matrices by" in text
+
+
+def test_a_try_this_box_that_needs_the_settings_says_how_to_reach_them_in_presentation_mode():
+    at = app(present=True)
+    at.run()
+    no_exception(at)
+    boxes = [i.value for i in at.info if "Try this" in i.value]
+    assert boxes and all("Presentation mode is on" in b for b in boxes if "Advanced" in b.split("\n\n")[0])
+    assert any("Advanced" in b for b in boxes)  # Stylize's box does send the student there
+    at = app()
+    at.run()
+    assert not any("Presentation mode is on" in i.value for i in at.info)
