@@ -13,14 +13,14 @@ def _metrics(at) -> dict[str, str]:
 
 
 def _number(text: str) -> float:
-    """A friendly number back as a float ("1.23×10⁵", "−0.5", "4200")."""
+    """A friendly number back as a float ("9.595×10⁵", "10⁻⁷", "−0.5", "4200")."""
     text = text.replace("−", "-")
-    if "10" in text and ("×" in text or text.startswith("10")) and any(c in text for c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"):
-        mantissa, _, power = text.rpartition("10")
-        exponent = int(power.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
-        return (float(mantissa.rstrip("×")) if mantissa.rstrip("×") not in ("", "-") else
-                (-1.0 if mantissa.startswith("-") else 1.0)) * 10.0 ** exponent
-    return float(text)
+    head, power = text.rstrip("⁻⁰¹²³⁴⁵⁶⁷⁸⁹"), text[len(text.rstrip("⁻⁰¹²³⁴⁵⁶⁷⁸⁹")):]
+    if not power:
+        return float(text)
+    exponent = int(power.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+    mantissa = head.removesuffix("10").removesuffix("×")
+    return (float(mantissa) if mantissa not in ("", "-") else float(mantissa + "1")) * 10.0 ** exponent
 
 
 def test_how_it_works_checks_j_content_and_the_weights_on_the_students_latest_run():
