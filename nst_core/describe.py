@@ -173,13 +173,13 @@ def layer_share_text(record: Step) -> str:
     return f"{top} carries {layers[top] / total:.0%} of the style cost"
 
 
-def progress_text(record: Step) -> str:
+def progress_text(record: Step, left: str = "") -> str:
     """One progress line: ``Step 12 of 40 · cost 1.63 (style 62% of the cost, content 38%) · 5 s,
-    about 12 s left``. Takes a ``transfer.Step``."""
-    eta = record.eta or 0.0
+    about 25 s left``. Takes a ``transfer.Step`` and the time left in words
+    (``serve.estimate.time_left_text``); the loop's own ``eta`` charges all set-up to step 1."""
     line = (f"Step {record.step} of {record.total_steps} · cost {friendly_number(record.total)} "
             f"({share_text(record)}) · {record.elapsed:.0f} s")
-    return line + (f", about {eta:.0f} s left" if eta >= 1 else "")
+    return line + (f", {left}" if left else "")
 
 
 def ready_text(ready_s: float, computing_s: float | None) -> str:

@@ -4,11 +4,11 @@ cost chart. Everything drawn comes from the run's :class:`~nst_core.serve.RunVie
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import streamlit as st
 
 from nst_core.describe import layer_share_text, progress_text, queue_text, share_text
+from nst_core.plots import live_cost_chart
 from nst_core.serve import RunState, RunView
 from nst_core.serve.estimate import remaining_s, time_left_text
 
@@ -58,7 +58,7 @@ class Panel:
             self.preview_step = view.preview_step
             self.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch",
                                output_format="JPEG")
-            self.chart.vega_lite_chart(spec=cost_chart(view.history), width="stretch")
+            self.chart.vega_lite_chart(spec=live_cost_chart(view.history), width="stretch")
             self.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
 
     def replay(self, view: RunView, seconds: float, position: tuple[int, int] = (0, 1)) -> None:
@@ -76,7 +76,7 @@ class Panel:
                               text=f"Replaying the recorded run: step {step} of {total}")
             self.preview.image(jpeg, caption=f"Step {step} (replay)", width="stretch", output_format="JPEG")
             if history:
-                self.chart.vega_lite_chart(spec=cost_chart(history), width="stretch")
+                self.chart.vega_lite_chart(spec=live_cost_chart(history), width="stretch")
                 self.shares.caption(f"{share_text(history[-1])}; {layer_share_text(history[-1])}.")
             time.sleep(seconds / len(frames))
         self.replayed = len(frames)
@@ -104,19 +104,4 @@ def progress_line(view: RunView, estimate_s: float) -> str:
     measured so far (:func:`~nst_core.serve.estimate.remaining_s`), said in words."""
     rec = view.latest
     left = time_left_text(remaining_s(view.history or (rec,), estimate_s)) if rec.status == "running" else ""
-    return progress_text(replace(rec, eta=0.0)) + (f", {left}" if left else "")
-
-
-def cost_chart(history) -> dict:
-    """The live chart of α·J_content and β·J_style per step (loop records), as a Vega-Lite
-    spec with its data inline. A class redraws it once per preview for every watching student; built
-    by Altair (``st.line_chart``) it was the largest part of the watching sessions' Python work in a
-    profile, and the run waited for the GIL behind it."""
-    values = [{"step": h.step, "term": name, "cost": cost}
-              for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
-    return {"data": {"values": values}, "height": 220, "mark": {"type": "line"},
-            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step"},
-                         "y": {"field": "cost", "type": "quantitative", "title": "weighted cost"},
-                         "color": {"field": "term", "type": "nominal", "title": None,
-                                   "legend": {"orient": "bottom"}}}}
-
+    return progress_text(rec, left)

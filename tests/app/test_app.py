@@ -269,17 +269,6 @@ def test_a_run_over_the_servers_ceiling_is_refused_with_what_to_lower(monkeypatc
     assert "runs" not in at.session_state or not at.session_state["runs"]
 
 
-def test_the_live_cost_chart_plots_both_weighted_terms_of_every_step():
-    from tests.support import step_record
-    from ui.panel import cost_chart
-
-    history = [step_record(step=s, content=10.0 * s, style=100.0 / s) for s in (1, 2, 5)]
-    spec = cost_chart(history)
-    points = {(v["step"], v["term"]): v["cost"] for v in spec["data"]["values"]}
-    assert points == {(s, t): c for s in (1, 2, 5) for t, c in (("α·J_content", 10.0 * s), ("β·J_style", 100.0 / s))}
-    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "cost")
-
-
 def _press_run(at: AppTest) -> None:
     next(x for x in at.button if x.label == "▶ Run").click().run()
     no_exception(at)

@@ -83,3 +83,11 @@ def test_the_live_chart_has_projector_fonts_and_both_terms():
     assert config["legend"]["labelFontSize"] >= 16
     assert {v["term"] for v in spec["data"]["values"]} == {"α·J_content", "β·J_style"}
     assert len(spec["data"]["values"]) == 6
+
+
+def test_the_live_chart_plots_both_weighted_terms_of_every_step():
+    history = [step_record(step=s, content=10.0 * s, style=100.0 / s) for s in (1, 2, 5)]
+    spec = plots.live_cost_chart(history)
+    points = {(v["step"], v["term"]): v["cost"] for v in spec["data"]["values"]}
+    assert points == {(s, t): c for s in (1, 2, 5) for t, c in (("α·J_content", 10.0 * s), ("β·J_style", 100.0 / s))}
+    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "cost")

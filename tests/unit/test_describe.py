@@ -61,6 +61,8 @@ def test_progress_text_on_a_real_record(vgg19_random, content_img, style_img):
                                                           content_layer="conv2_1"), vgg19_random))
     text = progress_text(rec)
     assert text.startswith("Step 1 of 2 · cost ") and "% of the cost" in text and "e-" not in text
+    assert "left" not in text, "the loop's own eta charges all set-up to step 1: never shown"
+    assert progress_text(rec, "about a minute left").endswith(" s, about a minute left")
 
 
 def test_weights_and_offline_words_are_plain():
