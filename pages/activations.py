@@ -146,7 +146,7 @@ def unit_section(blocks, layer):
         pending = not (ready and own_ready)
         st.fragment(top9, run_every=2.0 if pending else None)(layer, channel, pending)
     c2.markdown("**Look for:** on **conv1_1** the boxes are tiny, and the nine share one colour or one edge "
-                "direction. On **conv3_1** the boxes grow and the nine share a texture, found in different "
+                "direction. On **conv3_1** the boxes grow and most of the nine share a colour and a texture, found in different "
                 "pictures. Change the channel to see another unit's taste.")
     field = model.table["conv5_1"].receptive_field
     c2.markdown(f"**On conv5_1** a unit sees {field}×{field} px: most of a picture searched at 160 px, half of one "

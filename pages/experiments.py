@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from nst_core.describe import describe_model
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
 from ui import experiment_jobs, frame, network, pickers, runs, state
 
@@ -91,7 +92,8 @@ models = [experiment_jobs.random_twin(model) if name == "weights" and label == "
 # This page has no steps or size control: it lowers them itself where the server would refuse a run.
 jobs, fitted = experiment_jobs.fitted_jobs(configs, content, styles, models)
 st.caption(f"{len(jobs)} runs at {jobs[0].config.size} px, {jobs[0].config.steps} steps each, with the Stylize "
-           f"settings: about {runs.estimate(jobs):.0f} s on this server with {model.description}.")
+           f"settings: about {runs.estimate(jobs):.0f} s on this server with {model.description}."
+           + (f" 🧠 {describe_model(model)}" if model.trained else ""))
 if fitted:
     st.caption(f"⚖️ {fitted}")
 if name == "weights" and not model.trained:
