@@ -19,6 +19,7 @@ from nst_core import plots, to_tensor
 from nst_core.analysis import (BORDER_PX, IndexBuilder, activations, bundled_collection, channel_order,
                                index_patches, merge_indexes, patch_indexes, patch_view)
 from nst_core.describe import friendly_number
+from nst_core.serve.caches import nbytes
 from nst_core.serve.identity import digest, network_identity
 from nst_core.serve.memory import memory_budget_mb, resident_mb
 from ui import pickers
@@ -93,7 +94,10 @@ def warm_layers(model, images, labels, size, n: int, scaling: str, first: str) -
             blocks = acts.peek(model, images, layer, size)
             if blocks is None:
                 blocks = _acts(model, images, layer, size)
-                acts.put(model, images, layer, size, value=blocks)
+                # A shallow layer at a large size would push the student's current layer out of the
+                # cache, and is the quickest to compute again: only its drawings are kept.
+                if nbytes(blocks) <= acts.cache.max_bytes / 8:
+                    acts.put(model, images, layer, size, value=blocks)
             if grid_pictures.peek(model, images, labels, layer, size, n, scaling) is None:
                 grid_pictures.put(model, images, labels, layer, size, n, scaling,
                                   value=_grids(blocks, labels, layer, n, scaling))
