@@ -116,10 +116,16 @@ class IndexBuilder:
 
     def add(self, name: str, img) -> None:
         """Search one image (PIL, or a (1, 3, H, W) tensor in [0, 1]) at every scale."""
+        for _ in self.adding(name, img):
+            pass
+
+    def adding(self, name: str, img):
+        """:meth:`add`, pausing after each scale (a generator): a background job hands the CPU
+        back between them, since a forward pass at 384 px takes seconds on two cores."""
         base = img if isinstance(img, torch.Tensor) else to_tensor(img)
         long_side = max(base.shape[-2:])
-        with torch.no_grad():
-            for side in (self.scales or (None,)):
+        for side in (self.scales or (None,)):
+            with torch.no_grad():
                 x = base if side is None else resize_tensor(base, fit_long_side(tuple(base.shape[-2:]), side))
                 x = fit_image(self.model, self.deepest, x).to(self.model.mean.device)
                 acts = self.model.extract(x, self.layers, self.pooling)
@@ -135,6 +141,7 @@ class IndexBuilder:
                 self.sizes.append(max(x.shape[-2:]))
                 self.zoom.append(long_side / max(x.shape[-2:]))
                 self.pictures.append((x[0].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+            yield side
         self.images += 1
 
     def build(self) -> dict[str, PatchIndex]:

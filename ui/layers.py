@@ -131,9 +131,9 @@ def own_index(model, own):
 def _index_job(model, named, store):
     def job():
         builder = IndexBuilder(model, index_layers(model), index_scales(model), border_px=BORDER_PX)
-        for done, (name, img) in enumerate(named, 1):
-            builder.add(name, img)
-            yield done, len(named)
+        for done, (name, img) in enumerate(named):
+            for _ in builder.adding(name, img):  # one scale per piece: a student's own work waits less
+                yield done, len(named)
         store(builder.build())
     return job
 

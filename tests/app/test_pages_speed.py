@@ -30,8 +30,8 @@ def small_index(monkeypatch):
                layers.overlay):
         fn.cache.clear()
     added = []
-    add = nst_core.analysis.IndexBuilder.add
-    monkeypatch.setattr(nst_core.analysis.IndexBuilder, "add", lambda self, name, img: added.append(name) or add(
+    adding = nst_core.analysis.IndexBuilder.adding
+    monkeypatch.setattr(nst_core.analysis.IndexBuilder, "adding", lambda self, name, img: added.append(name) or adding(
         self, name, img))
     monkeypatch.setattr(layers, "patch_indexes", lambda *a, **k: pytest.fail("a page searched in the foreground"))
     yield added

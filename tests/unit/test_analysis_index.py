@@ -19,7 +19,7 @@ def test_one_image_at_a_time_gives_what_one_call_gives(vgg19_random):
     whole = patch_indexes(vgg19_random, BUNDLED, LAYERS, scales=(48, 64), border_px=BORDER_PX)
     builder = IndexBuilder(vgg19_random, LAYERS, scales=(48, 64), border_px=BORDER_PX)
     for name, img in BUNDLED:
-        builder.add(name, img)
+        assert list(builder.adding(name, img)) == [48, 64]  # one pause per scale, for a background job
     parts = builder.build()
     assert set(parts) == set(LAYERS)  # one pass covers every layer asked for
     for layer in LAYERS:
