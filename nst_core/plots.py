@@ -150,32 +150,6 @@ def channel_overlay(image: Image.Image, amap: torch.Tensor, box, title: str) -> 
     return fig
 
 
-def patches_grid(patches, title: str) -> Figure:
-    """A 3×3 grid of the places that excite one unit most, strongest first.
-
-    Each cell shows the place's surroundings with the unit's receptive field boxed (when the
-    patch carries a ``context``), the activation, and the image it came from."""
-    fig = _fig(5.4, 6.4)
-    axes = fig.subplots(3, 3, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, p in zip(axes.flat, patches):
-        view, box = (p.context, p.context_box) if getattr(p, "context", None) is not None else (p.crop, None)
-        small = view.width < 48
-        ax.imshow(view.resize((128, round(128 * view.height / view.width)),
-                              Image.Resampling.NEAREST if small else Image.Resampling.BICUBIC))
-        if box is not None:
-            z = 128 / view.width
-            top, left, bottom, right = box
-            ax.add_patch(Rectangle((left * z - 0.5, top * z - 0.5), (right - left) * z, (bottom - top) * z,
-                                   fill=False, lw=2, ec="#00e5ff"))
-        source = getattr(p, "source", "")
-        ax.set_title(f"{p.value:.3g}" + (f"\n{source[:18]}" if source else ""), fontsize=FONT - 3, pad=2,
-                     linespacing=1.0)
-    fig.suptitle(title, fontsize=FONT)
-    return fig
-
-
 def _norm(m: np.ndarray) -> np.ndarray:
     lo, hi = float(m.min()), float(m.max())
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
@@ -604,27 +578,6 @@ def shuffle_layer_bars(layers, title: str = "") -> Figure:
               handlelength=1.2, columnspacing=1.0)
     if title:
         ax.set_title(title, fontsize=FONT + 1)
-    return fig
-
-
-def shuffle_bars(gram_change: dict[str, float], content_change: float, content_layer: str) -> Figure:
-    """Relative change of each layer's Gram matrix beside the relative content cost, after shuffling.
-    The Gram page now draws :func:`shuffle_layer_bars`, which measures both the same way per layer."""
-    fig = _fig(5.6, 4.2)
-    ax = fig.add_subplot()
-    names = list(gram_change) + [f"content\n{content_layer}"]
-    values = list(gram_change.values()) + [content_change]
-    colors = ["#2ca02c"] * len(gram_change) + ["#d62728"]
-    bars = ax.bar(names, values, color=colors)
-    for b, v in zip(bars, values):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=FONT - 1)
-    ax.set_ylabel("how much it changed", fontsize=FONT - 1)
-    ax.tick_params(axis="x", labelsize=FONT - 2, labelrotation=45)
-    ax.tick_params(axis="y", labelsize=MIN_FONT)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set_ylim(0, max(values + [0.1]) * 1.18)
-    ax.set_title("Style (Gram, green) vs content (red)", fontsize=FONT + 1)
-    ax.grid(axis="y", alpha=0.3)
     return fig
 
 

@@ -172,7 +172,6 @@ def test_every_figure_builds(vgg19_random):
     figs = [
         plots.feature_grid(block, order, "content", limits=limits[0]),
         plots.channel_overlay(img, block[0], (0, 0, 10, 10), "ch 0"),
-        plots.patches_grid(searched_as_given(vgg19_random, [to_tensor(img)], "conv1_1", 0, k=9), "top"),
         *plots.pair_panels(block, 0, 1),
         *plots.toy_panels(toy, gram_matrix(toy), 0, 1),
         *plots.gram_panels(gram_matrix(block), gram_matrix(block * 2), order, 16, cell=(1, 2)),
@@ -181,7 +180,6 @@ def test_every_figure_builds(vgg19_random):
         plots.layer_costs(history),
         plots.compare_runs({"a": history, "b": history}),
         plots.receptive_fields(img, layer_shapes(vgg19_random, (48, 64))[:3]),
-        plots.shuffle_bars({"conv1_1": 0.1}, 0.9, "conv4_2"),
     ]
     for fig in figs:
         assert isinstance(fig, Figure) and fig.axes
