@@ -62,6 +62,7 @@ two = ss["use_second_style"]
 style2 = pickers.chosen("style2", "style")[1] if two else None
 with top:
     inputs, stage = st.columns([1, 3] if present else [2, 3], gap="medium")
+    inputs = inputs.container(key="inputs")  # its pictures are kept short (ui.frame): Run stays in view
 with inputs:
     columns = st.columns(3 if two and style2 is not None else 2)
     with columns[0]:

@@ -66,6 +66,11 @@ _COMPACT = ("<style>[data-testid='stMainBlockContainer'] {padding-top: 3.5rem; p
             ".katex-display{overflow-x:auto;overflow-y:hidden;max-width:100%}"
             ".katex-display::-webkit-scrollbar{height:6px}.katex-display::-webkit-scrollbar-thumb{background:#bbb}"
             "@media (max-width:640px){.katex-display>.katex{font-size:0.88em}}"
+            # Stylize's two pictures never push Run out of view: a portrait photo on a 720 px
+            # projector, or two pictures stacked on a phone.
+            ".st-key-inputs [data-testid='stImage'] img{max-height:24vh;width:auto !important;max-width:100%;"
+            "object-fit:contain}"
+            "@media (max-width:640px), (max-height:800px){.st-key-inputs [data-testid='stImage'] img{max-height:13vh}}"
             + _READABLE + "</style>")
 # Presentation mode gives the sidebar's width to the pictures.
 _NO_SIDEBAR = "<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none;}</style>"

@@ -82,6 +82,9 @@ class Batch:
     page: str = ""  # the page that started it
     keys: list[str] = field(default_factory=list)  # every job's identity (nst_core.serve.RunRequest.key)
     pressed: float = 0.0  # time.monotonic() of the click on Run
+    # Each job's estimate when Run was pressed: the batch was admitted as a whole then, and a first
+    # run slowed by a busy server must not get its second refused halfway through.
+    estimates: list[float] = field(default_factory=list)
 
 
 _script = threading.local()  # what the frame tells this session's script run (one thread per run)
@@ -262,7 +265,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         else:
             _stop(interrupted)
     batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=keys,
-                             pressed=time.monotonic())
+                             pressed=time.monotonic(), estimates=[_record(job)[0].estimated for job in jobs])
     panel = Panel(kind)
     if note:
         panel.note(*note)
@@ -271,6 +274,8 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         if i < len(batch.done):
             continue
         fresh, predicted, cal_key = _record(job)
+        if i < len(batch.estimates):
+            fresh.estimated = batch.estimates[i]
         record = batch.current or fresh
         batch.current = record
         again = backend().rejoin(record.key, session_id()) if record.key else None
@@ -292,11 +297,12 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         first = handle.view()
         if again is None and handle.joined:
             served = first.finished
-            panel.note(("This exact run had already been computed on this server: here is how it formed, "
-                        "replayed in a few seconds." if served else
-                        "Your run is still going on the server: here it is again." if _started_here(handle.key)
-                        else "Another student started this same run; you are watching it, its steps so far "
-                        "replayed first."), "🤝")
+            if note is None:  # a page that found the run on opening has already said whose it may be
+                panel.note(("This exact run had already been computed on this server: here is how it formed, "
+                            "replayed in a few seconds." if served else
+                            "Your run is still going on the server: here it is again." if _started_here(handle.key)
+                            else "Another student started this same run; you are watching it, its steps so far "
+                            "replayed first."), "🤝")
             panel.replay(first, REPLAY_S if served else CATCH_UP_S, (i, len(jobs)))
         status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1)
         handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
@@ -381,7 +387,7 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
     if interrupted is not None and interrupted.kind == kind:
         del ss["interrupted"]
         if jobs and interrupted.keys == [_key(j) for j in jobs]:
-            return run_panel(jobs, kind, dest, resumed=interrupted)
+            return run_panel(jobs, kind, dest, resumed=interrupted, note=("Reconnected to your run.", "🔁"))
         _stop(interrupted)
         return []
     if len(jobs) != 1 or dest != GALLERY or "live" in ss:

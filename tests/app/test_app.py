@@ -381,3 +381,22 @@ def test_a_ray_cluster_out_of_reach_leaves_the_runs_to_this_server_and_says_so(m
     assert "could not be used" in warnings and "computed on this server instead" in warnings
     assert any("Runs: on this server" in c.value for c in at.sidebar.caption)
     assert any(b.label == "▶ Run" for b in at.button)
+
+
+def test_a_batch_admitted_at_run_is_not_refused_halfway_by_a_slow_first_run(monkeypatch):
+    """A/B runs are admitted as one batch when Run is pressed: a first run that teaches the server it
+    is 50× slower than thought must not get the second one refused halfway through."""
+    from nst_core.serve.estimate import Calibration
+
+    learnt = []
+    monkeypatch.setattr(Calibration, "record", lambda *a, **k: learnt.append(1))
+    factor = Calibration.factor
+    monkeypatch.setattr(Calibration, "factor", lambda self, *a, **k: factor(self, *a, **k) * (50 if learnt else 1))
+    monkeypatch.setenv("NST_MAX_RUN_S", "20")
+    at = app(steps=10, levels=1)
+    at.run()
+    at.switch_page("pages/cost_curves.py").run()
+    next(b for b in at.button if b.label == "Run A, then B").click().run()
+    no_exception(at)
+    runs = at.session_state["runs"]
+    assert learnt and [r.status for r in runs] == ["done", "done"], [(r.label, r.message) for r in runs]

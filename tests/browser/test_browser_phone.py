@@ -21,7 +21,7 @@ PHONE = {"width": 390, "height": 844}
 PAGES = {
     "": re.compile("Run"),  # the Run button's name
     "activations": "Look for:",  # beside the top-9 patches, drawn last
-    "gram": "The Gram matrices moved by",
+    "gram": "the activations moved by",
     "experiments": "Recompute on your images",
     "how_it_works": "Measured on",
 }
@@ -109,3 +109,13 @@ def test_a_new_layer_starts_from_its_own_channel(server, phone):
     wait_idle(phone, timeout=240)
     assert 0 <= int(fresh.input_value()) <= 63
     assert exception_text(phone) is None
+
+
+def test_run_is_on_a_phones_first_screen(server, phone):
+    """Both pictures, the preset and Run fit the first screen: a student should not scroll to start."""
+    phone.goto(f"{server}/{FAST}")
+    wait_idle(phone, timeout=240)
+    run = phone.get_by_role("button", name="▶ Run")
+    run.wait_for(timeout=120_000)
+    box = run.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"], box

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from scripts.live_app import ROOT, exception_text, wait_idle
+from tests.browser.browsing import upload_photo
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -76,6 +77,21 @@ def test_run_progress_preview_and_result_are_in_view(server, browser, width, hei
     assert in_view(page, page.get_by_text("Latest result")), "the result's heading is out of view"
     assert in_view(page, result), f"result out of view: {result.bounding_box()}"
     page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_result.png"))
+    context.close()
+
+
+def test_a_portrait_upload_leaves_run_in_view_at_1280x720(server, browser, tmp_path):
+    """A tall photo drawn at the column's full width pushed Run below a 720 px projector's fold."""
+    context, page = _page(browser, 1280, 720)
+    page.goto(server + "/" + FAST)
+    wait_idle(page)
+    upload_photo(page, tmp_path / "portrait.png", size=(600, 900))
+    page.get_by_text("portrait.png").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    run = page.get_by_role("button", name="▶ Run")
+    assert in_view(page, run), f"Run below the fold with a portrait photo: {run.bounding_box()}"
+    page.screenshot(path=str(SHOTS / "projector_1280x720_portrait.png"))
+    no_exceptions(page)
     context.close()
 
 

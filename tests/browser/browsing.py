@@ -1,0 +1,34 @@
+"""Helpers for the browser tests: choosing an option, uploading a photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from scripts.live_app import wait_idle
+from tests.support import gradient_image
+
+
+def choose(page, label: str, option: str):
+    """Pick an option of a Streamlit selectbox by its label."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    wanted = page.get_by_role("option", name=option).first
+    for attempt in range(3):  # a rerun that lands just after the click redraws the box closed
+        box.click()
+        try:
+            wanted.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    wanted.click()
+
+
+def upload_photo(page, path: Path, size: tuple[int, int] = (160, 120)):
+    """Choose "Upload your own…" as the content image and upload a gradient of ``size`` (width,
+    height) saved at ``path``."""
+    choose(page, "Content image", "Upload your own…")
+    gradient_image(*size).save(path)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+    wait_idle(page)
