@@ -15,7 +15,7 @@ from nst_core.serve.lifecycle import (FINISHED, SERVED, TRANSITIONS, ForbiddenTr
 
 from tests.support import step_record
 
-ALLOWED = [(a, b) for a, nexts in TRANSITIONS.items() for b in nexts]
+ALLOWED = [(a, b) for a, nexts in TRANSITIONS.items() for b in sorted(nexts)]  # one order in every process
 FORBIDDEN = [(a, b) for a, b in itertools.product(RunState, RunState) if b not in TRANSITIONS[a]]
 
 
