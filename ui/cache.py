@@ -112,23 +112,16 @@ class Background:
         self._busy = False
         self._closed = False
 
-    def submit(self, key, job: Callable[[], Iterator], priority: int = 1,
-               wait_while: Callable[[], bool] | None = None) -> bool:
+    def submit(self, key, job: Callable[[], Iterator], priority: int = 1) -> bool:
         """Queue ``job`` under ``key`` unless it is queued or running; False if it is not queued (the
         queue is full, or the key failed lately). Submit only what is missing: a finished job is
-        not remembered, its results are. A job with ``wait_while`` (a warm-up nobody waits for yet)
-        pauses while it returns True; submitting the key again without it lifts the pause."""
+        not remembered, its results are."""
         with self._lock:
-            if key in self._jobs:
-                if wait_while is None:
-                    self._jobs[key][3] = None
-                    self._lock.notify_all()
-                return True
-            if key in self._failed:
-                return False
+            if key in self._jobs or key in self._failed:
+                return key in self._jobs
             if len(self._jobs) >= self.max_jobs or self._closed:
                 return False
-            self._jobs[key] = [None, job, None, wait_while]
+            self._jobs[key] = [None, job, None]
             heapq.heappush(self._heap, (priority, next(self._order), key))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="nst-background", daemon=True)
@@ -156,13 +149,7 @@ class Background:
             with self._lock:
                 if not self._heap or self._closed:
                     return  # the next submit starts a fresh thread
-                ready = [item for item in sorted(self._heap) if not self._waits(self._jobs[item[2]])]
-                if not ready:
-                    self._lock.wait(0.5)
-                    continue
-                priority, order, key = ready[0]
-                self._heap.remove(ready[0])
-                heapq.heapify(self._heap)
+                priority, order, key = heapq.heappop(self._heap)
                 entry = self._jobs[key]
                 self._busy = True
             finished, failed = True, False
@@ -191,12 +178,6 @@ class Background:
                     heapq.heappush(self._heap, (priority, order, key))
                 self._lock.notify_all()
 
-    @staticmethod
-    def _waits(entry) -> bool:
-        try:
-            return entry[3] is not None and entry[3]()
-        except Exception:  # noqa: BLE001 - a broken predicate must not stop the worker
-            return False
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop after the piece under way and wait for it: torch aborts the process if it exits

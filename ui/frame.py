@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from ui import layers, network, pickers, state
+from ui import network, pickers, state
 from ui.runs import recover_interrupted, settle_interrupted
 
 _frame = threading.local()  # each session's script runs in its own thread
@@ -46,7 +46,6 @@ def app() -> None:
     state.start(network.sources(), list(pickers.catalogue("content")), list(pickers.catalogue("style")))
     recover_interrupted(page.url_path)
     model = network.sidebar()
-    layers.warm_server(model, early=True)  # What layers see's top-9 index, built while the class starts
     state.write_url(model.arch, network.loaded_source())
     with _inside():
         page.run()

@@ -22,7 +22,7 @@ from nst_core.describe import friendly_number
 from nst_core.serve.caches import nbytes
 from nst_core.serve.identity import digest, network_identity
 from nst_core.serve.memory import memory_budget_mb, resident_mb
-from ui import network, pickers
+from ui import pickers
 from ui.cache import background, shared
 
 INDEX_SCALES = (160, 256, 384)  # a deep unit finds a face at 160 px that it misses at 384 px
@@ -138,21 +138,17 @@ def _index_job(model, named, store):
     return job
 
 
-def warm_server(model, early: bool = False) -> None:
+def warm_server(model) -> None:
     """Start the bundled pictures' index for ``model`` in the background, unless it is there or
-    under way: at a server's first page (``early``), so the class finds it ready, and again when
-    What layers see asks for it. Returns at once. Started early, it pauses while runs compute in
-    this process: a class's first runs go first."""
+    under way: at a server's first page, so the class finds it ready. Returns at once."""
     if bundled_index.peek(model) is not None:
         return
     rss = resident_mb()
     if rss is not None and memory_budget_mb() - rss < INDEX_ROOM_MB:
         return  # a later page view tries again, once the runs have given memory back
-    registry = getattr(network.backend(), "registry", None)  # the local backend computes runs here
-    runs_computing = (lambda: registry.queue.counts()[0] > 0) if early and registry is not None else None
     background().submit(("bundled index", network_identity(model)),
                         _index_job(model, bundled_collection(pickers.ASSETS), lambda v: bundled_index.put(model, value=v)),
-                        priority=0, wait_while=runs_computing)
+                        priority=0)
 
 
 def warm_own(model, own) -> None:

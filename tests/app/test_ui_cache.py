@@ -157,26 +157,3 @@ def test_a_failed_background_job_is_not_tried_again_at_once():
     assert worker.drain(30) and tries == [1]
     worker.close()
     assert not worker.submit("other", broken)  # closed at exit: nothing new starts
-
-
-def test_an_early_warm_up_waits_while_runs_compute_and_a_page_asking_lifts_the_wait():
-    """The index warmed at a server's first page must not slow the class's first runs; once What
-    layers see asks for it, it goes on regardless. Other jobs pass it meanwhile."""
-    import time
-
-    from ui.cache import Background
-
-    worker, done, busy = Background(), [], [True]
-
-    def job(name):
-        def pieces():
-            done.append(name)
-            yield
-        return pieces
-
-    assert worker.submit("warm", job("warm"), priority=0, wait_while=lambda: busy[0])
-    assert worker.submit("own", job("own"), priority=1)
-    time.sleep(1.0)
-    assert done == ["own"], "the warm-up waits for the runs; the student's own job does not"
-    assert worker.submit("warm", job("warm"), priority=0)  # the page asks: no more waiting
-    assert worker.drain(30) and done == ["own", "warm"]
