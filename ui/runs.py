@@ -265,7 +265,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
         else:
             _stop(interrupted)
     batch = resumed or Batch(dest, kind=kind, page=getattr(_script, "page", ""), keys=keys,
-                             pressed=time.monotonic(), estimates=[_record(job)[0].estimated for job in jobs])
+                             pressed=time.monotonic(), estimates=[estimate([job]) for job in jobs])
     panel = Panel(kind)
     if note:
         panel.note(*note)
