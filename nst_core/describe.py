@@ -210,7 +210,7 @@ def describe_weights(source: str, arch: str, file_name: str | None = None) -> st
         return f"{arch} trained on ImageNet photos (torchvision), as in the paper."
     if source == "random":
         return f"{arch} with random, untrained weights: it has learned nothing, a contrast to the trained nets."
-    if file_name and "hed" in file_name.lower():
+    if _is_hed(file_name):
         return (f"{arch} from an edge detector (HED): ImageNet filters fine-tuned to find edges, "
                 "so close to ImageNet VGG16 but not the same. Works offline.")
     return f"{arch} with weights from the local file {file_name or 'given'}."
@@ -273,13 +273,31 @@ def toy_order_text(entries: dict[str, dict], words: dict[str, str]) -> str:
     return text
 
 
-def describe_network(description: str) -> str:
-    """:func:`describe_weights` from a network's description (``VGGFeatures.description``, such as
+def _is_hed(file_name: str | None) -> bool:
+    return bool(file_name) and "hed" in file_name.lower()
+
+
+def _network_parts(description: str) -> tuple[str, str, str | None]:
+    """(source, arch, file name), as :func:`describe_weights` takes them, from a network's description (``VGGFeatures.description``, such as
     ``VGG16, weights from x.pth``), which is all a finished run keeps of its network."""
     arch = description.split(",", 1)[0].lower()
     if "weights from " in description:
-        return describe_weights("file", arch, description.split("weights from ", 1)[1])
-    return describe_weights("random" if "random" in description else "imagenet", arch)
+        return "file", arch, description.split("weights from ", 1)[1]
+    return "random" if "random" in description else "imagenet", arch, None
+
+
+def describe_network(description: str) -> str:
+    """:func:`describe_weights` from a network's description."""
+    return describe_weights(*_network_parts(description))
+
+
+def network_name(description: str) -> str:
+    """A few words naming a network for a caption, e.g. "VGG16 from an edge detector (HED)"."""
+    source, arch, file_name = _network_parts(description)
+    arch = arch.upper()
+    if source == "file":
+        return f"{arch} from an edge detector (HED)" if _is_hed(file_name) else f"{arch} from {file_name}"
+    return f"{arch} with random weights" if source == "random" else f"{arch} trained on ImageNet"
 
 
 def describe_model(model) -> str:

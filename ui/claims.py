@@ -16,7 +16,7 @@ from PIL import Image
 
 from nst_core import Step, to_pil
 from nst_core.checks import ContentCheck, as_normalization, content_cost_by_hand, loop_content_cost, weights_checksum
-from nst_core.describe import describe_model, friendly_number, normalization_label
+from nst_core.describe import friendly_number, network_name, normalization_label
 from nst_core.transfer import preset_config, run
 from ui import pickers
 from ui.cache import shared
@@ -153,9 +153,8 @@ def weights_check(ev: Evidence, model) -> None:
     with c3:
         st.metric("network checksum when the run began", before or "not taken")
         st.metric("network checksum when it ended", after or "not taken")
-        network = describe_model(model).split(":")[0]  # "VGG16 from an edge detector (HED)"
-        st.caption(f"CRC-32 of all {n_weights:,} weights and biases of {network}; any one changed bit changes it. "
-                   f"Now: {now}.")
+        st.caption(f"CRC-32 of all {n_weights:,} weights and biases of {network_name(model.description)}; any one "
+                   f"changed bit changes it. Now: {now}.")
     moved = _mean_change(ev.first, ev.final)
     if sums and before == after:
         st.markdown(f"**The same before and after**, while the pixels of G moved by {moved:.1f} of 255 on average "

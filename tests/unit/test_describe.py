@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
+                               network_name,
                                offline_notice, progress_text, queue_text, ready_text, run_caption, share_text)
 from nst_core.transfer import TransferConfig, preset_config
 from tests.support import step_record
@@ -63,6 +64,15 @@ def test_progress_text_on_a_real_record(vgg19_random, content_img, style_img):
     assert text.startswith("Step 1 of 2 · cost ") and "% of the cost" in text and "e-" not in text
     assert "left" not in text, "the loop's own eta charges all set-up to step 1: never shown"
     assert progress_text(rec, "about a minute left").endswith(" s, about a minute left")
+
+
+def test_a_network_is_named_in_a_few_words_from_its_description():
+    # How it works names the network whose checksum it shows; a sentence cut at its colon left
+    # "VGG19 trained on ImageNet photos (torchvision), as in the paper." in the middle of a caption.
+    assert network_name("VGG16, weights from vgg16_hed_features_fp16.pth") == "VGG16 from an edge detector (HED)"
+    assert network_name("VGG19, torchvision ImageNet weights") == "VGG19 trained on ImageNet"
+    assert network_name("VGG16, random untrained weights (seed 0)") == "VGG16 with random weights"
+    assert network_name("VGG16, weights from mine.pth") == "VGG16 from mine.pth"
 
 
 def test_weights_and_offline_words_are_plain():
