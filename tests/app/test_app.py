@@ -361,7 +361,6 @@ def test_the_seed_is_offered_only_when_the_run_starts_from_noise():
     assert not at.number_input(key="_w_seed").disabled
 
 
-
 def _unreachable_cluster(address):
     raise ConnectionError(f"no cluster answers at {address}")
 
