@@ -594,12 +594,14 @@ def live_cost_chart(history) -> dict:
     per preview for every watching student, so it is a plain dict, not an Altair chart."""
     values = [{"step": h.step, "term": name, "cost": cost}
               for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
-    return {"data": {"values": values}, "height": 240, "mark": {"type": "line", "strokeWidth": 3},
+    # The height holds the axes and the legend too; steps are whole numbers even at step 1.
+    return {"data": {"values": values}, "height": 320, "mark": {"type": "line", "strokeWidth": 3},
             "config": VEGA_FONTS,
-            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step"},
-                         "y": {"field": "cost", "type": "quantitative", "title": "weighted cost"},
+            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step",
+                               "axis": {"format": "d", "tickMinStep": 1}},
+                         "y": {"field": "cost", "type": "quantitative", "title": "cost"},
                          "color": {"field": "term", "type": "nominal", "title": None,
-                                   "legend": {"orient": "bottom"}}}}
+                                   "legend": {"orient": "top", "direction": "vertical"}}}}
 
 
 def png(fig: Figure, dpi: int = 120, tight: bool = True) -> bytes:
