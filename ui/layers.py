@@ -16,8 +16,8 @@ from __future__ import annotations
 from PIL import Image
 
 from nst_core import plots, to_tensor
-from nst_core.analysis import (BORDER_PX, IndexBuilder, activations, bundled_collection, channel_order,
-                               index_patches, merge_indexes, patch_indexes, patch_view)
+from nst_core.analysis import BORDER_PX, activations, channel_order
+from nst_core.patches import IndexBuilder, bundled_collection, index_patches, merge_indexes, patch_indexes, patch_view
 from nst_core.describe import friendly_number
 from nst_core.serve.caches import nbytes
 from nst_core.serve.identity import digest, network_identity

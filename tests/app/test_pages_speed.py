@@ -9,7 +9,7 @@ import re
 import pytest
 import streamlit as st
 
-import nst_core.analysis
+import nst_core.patches
 import nst_core.experiments
 from nst_core.serve.estimate import Calibration
 from tests.app.apptest import app, no_exception
@@ -30,8 +30,8 @@ def small_index(monkeypatch):
                layers.overlay):
         fn.cache.clear()
     added = []
-    adding = nst_core.analysis.IndexBuilder.adding
-    monkeypatch.setattr(nst_core.analysis.IndexBuilder, "adding", lambda self, name, img: added.append(name) or adding(
+    adding = nst_core.patches.IndexBuilder.adding
+    monkeypatch.setattr(nst_core.patches.IndexBuilder, "adding", lambda self, name, img: added.append(name) or adding(
         self, name, img))
     monkeypatch.setattr(layers, "patch_indexes", lambda *a, **k: pytest.fail("a page searched in the foreground"))
     yield added

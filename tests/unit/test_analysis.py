@@ -9,10 +9,11 @@ from matplotlib.figure import Figure
 
 from nst_core import gram_matrix, layer_table, to_tensor
 from nst_core import plots
-from nst_core.analysis import (TOY_KINDS, activations, analysis_size, bundled_collection, index_patches, interior,
-                               patch_index, patch_indexes, border_margin, style_channel_order, channel_correlation,
-                               channel_covariance, gram_parts, channel_order, cost_scales, layer_shapes,
-                               receptive_field_box, shuffle_experiment, shuffle_tiles, toy_block, unit_center)
+from nst_core.analysis import (TOY_KINDS, activations, analysis_size, interior, border_margin, style_channel_order,
+                               channel_correlation, channel_covariance, gram_parts, channel_order, cost_scales,
+                               layer_shapes, receptive_field_box, shuffle_experiment, shuffle_tiles, toy_block,
+                               unit_center)
+from nst_core.patches import bundled_collection, index_patches, patch_index, patch_indexes
 from tests.support import ROOT, gradient_image, step_record, stripes_image
 
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nst_core.analysis import (BORDER_PX, IndexBuilder, border_margin, index_patches, merge_indexes, patch_index, patch_indexes,
-                               patch_view)
+from nst_core.analysis import BORDER_PX, border_margin
+from nst_core.patches import IndexBuilder, index_patches, merge_indexes, patch_index, patch_indexes, patch_view
 from nst_core.experiments import RECONSTRUCTION, fit_to_limits, series
 from tests.support import gradient_image, stripes_image
 
