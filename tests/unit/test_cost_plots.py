@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
+
 from nst_core import Step, plots
 from tests.support import gradient_image, step_record
 
@@ -91,3 +95,18 @@ def test_the_live_chart_plots_both_weighted_terms_of_every_step():
     points = {(v["step"], v["term"]): v["cost"] for v in spec["data"]["values"]}
     assert points == {(s, t): c for s in (1, 2, 5) for t, c in (("α·J_content", 10.0 * s), ("β·J_style", 100.0 / s))}
     assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "cost")
+
+
+@pytest.mark.parametrize("steps", [[3], [3, 3]])
+def test_layer_shares_of_one_step_is_a_bar_with_its_shares(steps):
+    """A run that ended at its first step (one record, or a level's and the run's final record at the
+    same step) still shows each layer's share, as a bar one step wide, not a collapsed axis."""
+    hist = [step_record(step=s, style_layers={"conv1_1": 1.0, "conv2_1": 3.0}) for s in steps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.layer_shares(hist)
+        plots.png(fig)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (2.5, 3.5)
+    labels = sorted(t.get_text().strip() for t in ax.texts)
+    assert labels == ["conv1_1 25%", "conv2_1 75%"], labels
