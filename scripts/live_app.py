@@ -77,19 +77,26 @@ def launch_chromium(playwright, cgroup_procs: Path | None = None):
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
 
+# Streamlit's page marks its root with the script's state ("running", "notRunning", ...), as its
+# own browser tests read it; a rerun's placeholders are skeletons, and the status widget spins.
+_BUSY = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app === null || app.dataset.testScriptState !== 'notRunning'
+        || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]') !== null;
+}"""
+
+
 def wait_idle(page, timeout=120):
-    """Wait until Streamlit has finished running the script (no 'Running…' indicator)."""
+    """Wait until Streamlit has finished running the script, and is not between two reruns."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     deadline = time.time() + timeout
-    time.sleep(1.5)
+    time.sleep(0.4)  # the rerun that an action just asked for has started by now
     quiet = 0
     while time.time() < deadline:
-        busy = (page.locator('[data-testid="stStatusWidget"]').count()
-                + page.locator('[data-testid="stSkeleton"]').count())
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:  # idle for three polls in a row, not just between two reruns
+        quiet = 0 if page.evaluate(_BUSY) else quiet + 1
+        if quiet >= 3:
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError("the app kept running")
 
 
