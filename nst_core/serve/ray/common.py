@@ -1,6 +1,6 @@
 """What the Ray backend's three kinds of process share: the actors' names, the settings, the
 records that travel between them, and the checks the app process makes before anything reaches
-the cluster. Imports neither Ray nor PyTorch."""
+the cluster. The module imports no Ray itself; the package's ``__init__`` does."""
 
 from __future__ import annotations
 
