@@ -151,6 +151,9 @@ class SharedRun(Run):
         # When the last watcher left; None while someone watches, or while the last ones merely
         # went quiet (their leases lapse, and that never ends the run).
         self._empty_since: float | None = None
+        # A watcher said Stop while others still watched: the run ends once none of them watches
+        # any more, rather than run on for tabs that merely went quiet (a reloaded page's old tab).
+        self._stop_asked = False
         self.message, self.version = "", 0
         self._history: list[Step] = []
         self._snapshots: list[tuple[int, bytes]] = []
@@ -170,7 +173,7 @@ class SharedRun(Run):
                 return None
             sub_id = next(_SUB_IDS)
             self._subs[sub_id] = (session, self._registry.clock() + self._registry.lease_s)
-            self._empty_since = None
+            self._empty_since, self._stop_asked = None, False
             return sub_id
 
     def touch(self, sub_id: int) -> None:
@@ -190,6 +193,7 @@ class SharedRun(Run):
                     del self._subs[other]
             if session is not None and all(s != session for s, _ in self._subs.values()):
                 reg.queue.leave(self, session)
+            self._stop_asked = self._stop_asked or stop
             if not self._subs:
                 self._empty_since = reg.clock()
                 if stop and not reg.queue.withdraw(self) and self.state is RunState.RUNNING:
@@ -198,9 +202,10 @@ class SharedRun(Run):
 
     def _abandoned(self) -> bool:
         """Whether to give the run up: it was told to stop, or its last watcher left and nobody came
-        back within the grace period. A watcher whose script stopped without leaving (a closed tab,
-        but also a locked phone or a starved tab) lapses after its lease and never ends the run,
-        queued or computing: it may come back for its picture, and the run's work is bounded anyway."""
+        back within the grace period, or a watcher said Stop and the others have lapsed since. A
+        watcher whose script stopped without leaving (a closed tab, but also a locked phone or a
+        starved tab) lapses after its lease and never ends the run by itself, queued or computing:
+        it may come back for its picture, and the run's work is bounded anyway."""
         reg = self._registry
         with self._cond:
             now = reg.clock()
@@ -208,7 +213,9 @@ class SharedRun(Run):
                 del self._subs[sub_id]
             if self.state is RunState.STOPPING or self.state in FINISHED:
                 return True
-            if self._subs or self._empty_since is None or now - self._empty_since < reg.grace_s:
+            if self._subs:
+                return False
+            if not self._stop_asked and (self._empty_since is None or now - self._empty_since < reg.grace_s):
                 return False
             # Withdrawn or told to stop under this lock, so nobody joins it meanwhile.
             if not reg.queue.withdraw(self) and self.state is RunState.RUNNING:
@@ -247,7 +254,8 @@ class SharedRun(Run):
                     break
                 if self._abandoned():
                     state = RunState.STOPPED
-                    message = f"Stopped at step {rec.step} when nobody was watching; the best image so far is kept."
+                    why = "" if self._stop_asked else " when nobody was watching"
+                    message = f"Stopped at step {rec.step}{why}; the best image so far is kept."
                     break
                 if self.work_gflop is not None and rec.gflop > self.work_gflop:
                     state = RunState.CAPPED

@@ -101,6 +101,23 @@ def test_stop_ends_the_run_on_its_worker_within_seconds(make_ray_backend, make_r
     follow_run(nxt, until=lambda v: v.state != RunState.QUEUED, timeout=5)
 
 
+def test_stop_after_a_reload_ends_the_run_once_the_old_tab_lapses(make_ray_backend, make_request, follow_run):
+    """The old tab of a reloaded page watches no more (its handle is never polled again); Stop on
+    the reloaded page ends the run on its worker once the old tab's lease lapses."""
+    backend = make_ray_backend(workers=1, lease_s=1.0)
+    old_tab = backend.start(make_request(13, steps=5000, session="tab"))
+    follow_run(old_tab, until=lambda v: v.latest is not None and v.latest.step >= 3)
+    reloaded = backend.start(make_request(13, steps=5000, session="reloaded"))
+    assert reloaded.joined
+    reloaded.leave(stop=True)
+    deadline = time.monotonic() + 15
+    while not (view := backend.peek(old_tab.key)).finished:
+        assert time.monotonic() < deadline, f"still {view.state}: the run computes on for nobody"
+        time.sleep(0.2)
+    assert view.state == RunState.STOPPED and view.best is not None and view.latest.step < 5000
+    assert "nobody was watching" not in view.message, view.message
+
+
 def test_a_killed_worker_fails_its_run_with_the_best_image_and_other_runs_finish(make_ray_backend, make_request,
                                                                                    follow_run):
     backend = make_ray_backend(workers=2)

@@ -135,8 +135,8 @@ class Registry:
                         if run.state == RunState.QUEUED:
                             self._withdraw(run, "Nobody was waiting for this run any more.")
                         elif run.state == RunState.RUNNING:
-                            self._stop(run, f"Stopped at step {run.step} when nobody was watching; the best image "
-                                            "so far is kept.")
+                            why = "" if run.stop_now else " when nobody was watching"
+                            self._stop(run, f"Stopped at step {run.step}{why}; the best image so far is kept.")
             except Exception:  # noqa: BLE001 - the sweep must go on
                 log.exception("sweep failed")
 
@@ -144,9 +144,11 @@ class Registry:
         now = time.monotonic()
         for sub_id in [i for i, (_, until) in run.subs.items() if now > until]:
             del run.subs[sub_id]
-        if run.subs or run.empty_since is None:
+        if run.subs:
             return False
-        return run.stop_now or now - run.empty_since >= self.grace_s
+        # A watcher said Stop while others watched, and those have lapsed since (a reloaded page's
+        # old tab): the run ends rather than run on for nobody.
+        return run.stop_now or (run.empty_since is not None and now - run.empty_since >= self.grace_s)
 
     def _changed(self, run: _Run) -> None:
         run.version += 1
@@ -225,9 +227,9 @@ class Registry:
         if stop:  # the student means it: their subscriptions of interrupted scripts go too
             for other in [i for i, (s, _) in run.subs.items() if s == session]:
                 del run.subs[other]
+        run.stop_now = run.stop_now or stop
         if not run.subs:
             run.empty_since = time.monotonic()
-            run.stop_now = run.stop_now or stop
             if run.stop_now:  # at once rather than at the next sweep
                 if run.state == RunState.QUEUED:
                     self._withdraw(run, "Stopped before it started.")

@@ -191,6 +191,21 @@ def test_stop_ends_a_run_only_when_nobody_else_watches():
     assert until(b.view, lambda v: v.finished).state == "stopped"
 
 
+def test_stop_after_a_reload_ends_the_run_once_the_old_tab_lapses():
+    """A reload is a new session watching the same run, and the old tab's script stopped without
+    leaving. Stop on the reloaded page ends the run once the old tab's lease lapses: it does not
+    compute on for nobody (before the grace period, which is long here, could matter)."""
+    reg = registry(grace_s=30, lease_s=0.3)
+    work = Script(n=100_000, delay=0.01)
+    old_tab = reg.start_or_join("k", work, session="tab")  # never polled again, never left
+    reloaded = reg.start_or_join("k", work, session="reloaded")
+    assert until(reloaded.view, lambda v: len(v.history) >= 2).state == "running"
+    reloaded.leave(stop=True)
+    view = until(lambda: old_tab.run.view(), lambda v: v.finished, timeout=10)
+    assert view.state == "stopped" and view.best is not None and len(view.history) < 100_000
+    assert "nobody was watching" not in view.message, view.message
+
+
 def test_a_subscriber_that_stops_polling_lapses_but_its_runs_go_on():
     """A script thread that died without leaving: it stops counting as a watcher after its lease,
     and the runs it watched, computing or queued, still finish."""
