@@ -43,7 +43,7 @@ def _cost_and_gradient(model, precision: str):
     x = (0.6 * resize_tensor(c, size) + 0.4 * resize_tensor(s, size)).requires_grad_(True)
     total = cost_terms(x, targets, cfg, model)["total"]
     total.backward()
-    return float(total), x.grad.flatten()
+    return total.item(), x.grad.flatten()
 
 
 def test_bf16_network_gives_the_fp32_cost_and_gradient(vgg16_trained):
