@@ -178,7 +178,6 @@ class Background:
                     heapq.heappush(self._heap, (priority, order, key))
                 self._lock.notify_all()
 
-
     def close(self, timeout: float = 60.0) -> None:
         """Stop after the piece under way and wait for it: torch aborts the process if it exits
         while a thread is inside a computation."""
