@@ -1,6 +1,7 @@
 """Every AppTest starts from empty Streamlit caches, as a fresh server would, except for the two
 things that do not depend on the test: a network built from the same arguments, and the speed of
-this machine. Those are made once per test run, so a test pays for its page, not for a rebuild."""
+this machine. Those are made once per test run, so a test pays for its page, not for a rebuild.
+A served run's replay is quick here (0.1 s rather than seconds)."""
 
 from __future__ import annotations
 
@@ -51,13 +52,16 @@ _ORIGINAL_SPEED = estimate.measure_speed
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch, tmp_path):
     import ui.network  # noqa: F401 - imported here so its names can be patched
-    import ui.runs  # noqa: F401
+    import ui.runs
     monkeypatch.delenv("NST_WEIGHTS", raising=False)
     monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.chdir(ROOT)
     _patch_everywhere(monkeypatch, nst_core.load_vgg, _load_vgg)
     _patch_everywhere(monkeypatch, _ORIGINAL_SPEED, _measure_speed)
+    # A served or joined run is replayed at a pace for the eye; tests check what is shown, not the pace.
+    monkeypatch.setattr(ui.runs, "REPLAY_S", 0.1)
+    monkeypatch.setattr(ui.runs, "CATCH_UP_S", 0.1)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

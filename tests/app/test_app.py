@@ -279,7 +279,6 @@ def test_a_served_run_is_replayed_from_its_snapshots(monkeypatch):
     show G forming: its recorded snapshots and costs, replayed."""
     import ui.panel
     import ui.runs
-    monkeypatch.setattr(ui.runs, "REPLAY_S", 0.1)
     replays, real = [], ui.panel.Panel.replay
 
     def spy(self, view, seconds, position=(0, 1)):
