@@ -96,6 +96,10 @@ _NOTE_QUEUE = """(texts) => {
 }"""
 
 
+def _says_joined(page) -> bool:
+    return any(page.get_by_text(t).count() for t in JOINED)
+
+
 def _poll(pages: dict[int, object], start: float, finished: dict[int, float], errors: dict[int, str],
           joined: set[int] | None = None, queued: set[int] | None = None) -> None:
     """One look at every page still waiting: a result, or an exception, timed from ``start``; and
@@ -103,7 +107,7 @@ def _poll(pages: dict[int, object], start: float, finished: dict[int, float], er
     for i, page in pages.items():
         if i in finished or i in errors:
             continue
-        if joined is not None and any(page.get_by_text(t).count() for t in JOINED):
+        if joined is not None and _says_joined(page):
             joined.add(i)
         if queued is not None and page.evaluate("window.__queueSeen === true"):
             queued.add(i)
@@ -211,6 +215,9 @@ def shared_pair(browser, url: str, query: str, students: int, timeout_s: float =
     with unthrottled():
         for i in sorted(finished):
             wait_idle(opened[i][1])
+            # The poll can catch a page between its last progress and its result's note: the settled page says it too.
+            if _says_joined(opened[i][1]):
+                joined.add(i)
             digests.add(_result_png(opened[i][1])[1])
     for ctx, _ in opened:
         ctx.close()

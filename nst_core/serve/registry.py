@@ -101,7 +101,7 @@ class RunRegistry:
             joined = self._join_live(key, session)
             if joined is not None:
                 return joined
-            cached = self.results.get(key)
+            cached = self._kept(key)
             if cached is not None and cached.state in SERVED:
                 return Subscription(key, None, None, joined=True, final=cached)
             run = SharedRun(key, make_generator, self, session=session, estimate_s=estimate_s,
@@ -127,8 +127,14 @@ class RunRegistry:
             joined = self._join_live(key, session)
             if joined is not None:
                 return joined
-            cached = self.results.get(key)
+            cached = self._kept(key)
         return Subscription(key, None, None, joined=True, final=cached) if cached is not None else None
+
+    def _kept(self, key: str) -> RunView | None:
+        """The final view of run ``key``: kept in the results, or a run that has just ended and is
+        not yet handed to them (it ends under its own lock, then takes the registry's)."""
+        run = self._live.get(key)
+        return run.final if run is not None and run.final is not None else self.results.get(key)
 
     def _join_live(self, key: str, session) -> Subscription | None:
         """Subscribe ``session`` to the live run ``key``, unless there is none or it is stopping. Joining

@@ -94,6 +94,25 @@ def test_a_finished_run_is_served_at_once_from_the_cache():
     assert reg.peek("k").state == "done" and reg.peek("other") is None
 
 
+def test_a_request_in_the_moment_a_run_ends_gets_its_result_not_a_second_computation():
+    """A run ends under its own lock and only then hands its result to the registry: a student who
+    asks for it in between is served that result."""
+    reg, work = registry(), Script(n=3)
+    between = []
+    hand_over = reg.finished
+
+    def finished(run):
+        between.append(reg.start_or_join("k", work, session="B"))
+        hand_over(run)
+
+    reg.finished = finished
+    a = reg.start_or_join("k", work, session="A")
+    until(a.view, lambda v: v.finished)
+    until(lambda: between, bool)
+    assert between[0].joined and between[0].view().state == "done"
+    assert work.starts == 1
+
+
 def test_live_progress_is_seen_while_running():
     reg, work = registry(), Script(n=50, delay=0.02)
     sub = reg.start_or_join("k", work, session="A")
