@@ -139,6 +139,14 @@ class Background:
         with self._lock:
             return key in self._jobs
 
+    def clear(self) -> None:
+        """Forget every job; the piece under way finishes and its job ends there (when the caches
+        its results were for are cleared: a test run's next test, for instance)."""
+        with self._lock:
+            self._heap.clear()
+            self._jobs.clear()
+            self._lock.notify_all()
+
     def drain(self, timeout: float = 600.0) -> bool:
         """Wait until no job is left (for tests and scripts); False on timeout."""
         with self._lock:
@@ -170,11 +178,12 @@ class Background:
                 failed = True
             with self._lock:
                 self._busy = False
-                if finished:
+                ours = self._jobs.get(key) is entry  # not when cleared while its piece ran
+                if finished and ours:
                     del self._jobs[key]
-                    if failed:
-                        self._failed.put(key, True, size=1)
-                else:
+                if finished and failed:
+                    self._failed.put(key, True, size=1)
+                elif not finished and ours:
                     heapq.heappush(self._heap, (priority, order, key))
                 self._lock.notify_all()
 

@@ -1,7 +1,8 @@
 """Every AppTest starts from empty Streamlit caches, as a fresh server would, except for the two
 things that do not depend on the test: a network built from the same arguments, and the speed of
 this machine. Those are made once per test run, so a test pays for its page, not for a rebuild.
-A served run's replay is quick here (0.1 s rather than seconds)."""
+A served run's replay is quick here (0.1 s rather than seconds), and a test's background warm-ups
+end with it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import streamlit as st
 import nst_core
 from nst_core.serve import estimate
 from tests.support import ROOT
+from ui.cache import background
 
 
 def _memoized(fn):
@@ -65,5 +67,8 @@ def _clean(monkeypatch, tmp_path):
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
+    # The test's warm-ups were for caches about to be cleared: they must not take the next test's CPU.
+    background().clear()
+    background().drain(60)
     st.cache_data.clear()
     st.cache_resource.clear()

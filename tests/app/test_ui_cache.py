@@ -141,6 +141,33 @@ def test_background_jobs_go_one_piece_at_a_time_most_urgent_first():
     assert order == ["slow 1", "urgent 1", "urgent 2", "slow 2"]
 
 
+def test_cleared_background_jobs_end_after_the_piece_under_way_and_the_key_can_come_back():
+    import threading
+
+    from ui.cache import Background
+
+    worker = Background()
+    pieces, started, release = [], threading.Event(), threading.Event()
+
+    def long(name):
+        def job():
+            for i in range(3):
+                if name == "a" and i == 0:
+                    started.set()
+                    release.wait(10)
+                pieces.append((name, i))
+                yield
+        return job
+
+    assert worker.submit("a", long("a")) and started.wait(10)
+    assert worker.submit("b", long("b"))
+    worker.clear()
+    assert worker.submit("a", long("again"))  # a new job under the key whose old piece is still under way
+    release.set()
+    assert worker.drain(30)
+    assert pieces == [("a", 0), ("again", 0), ("again", 1), ("again", 2)]
+
+
 def test_a_failed_background_job_is_not_tried_again_at_once():
     from ui.cache import Background
 
