@@ -22,13 +22,22 @@ fi
 .venv/bin/python -c "import torch, torchvision, streamlit, matplotlib, playwright, hypothesis" \
     || { cat "$log" >&2; echo "setup: Python packages failed to install" >&2; exit 1; }
 .venv/bin/python -m pip install --quiet -r requirements-ray.txt 2>&1 | quiet || echo "setup: Ray (requirements-ray.txt, optional) did not install; tests/ray will be skipped" >&2
-if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+# Debian's Chromium for the browser tests; its headless shell (lighter, optional) when apt has it.
+apt_install() {
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     elif command -v sudo >/dev/null; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     else
-        echo "setup: install Debian's chromium package for the browser tests (apt-get install chromium)" >&2
+        false
     fi
+}
+if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+    apt_install chromium fonts-noto-color-emoji \
+        || echo "setup: install Debian's chromium package for the browser tests (apt-get install chromium)" >&2
+fi
+if [ ! -x /usr/bin/chromium-headless-shell ]; then
+    apt_install chromium-headless-shell \
+        || echo "setup: chromium-headless-shell did not install; the browser tests use chromium" >&2
 fi
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

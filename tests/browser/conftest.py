@@ -13,7 +13,7 @@ from scripts.live_app import CHROMIUM, ROOT, launch_chromium, streamlit_server
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh` (installs Debian's Chromium)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = launch_chromium(p)

@@ -12,13 +12,11 @@ import re
 
 import pytest
 
-from scripts.live_app import ROOT, exception_text, wait_idle
-from tests.browser.browsing import upload_photo
+from scripts.live_app import ROOT, wait_idle
+from tests.browser.browsing import FAST, no_exceptions, upload_photo
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-output" / "screenshots"
-# Tiny, fast settings through the shareable URL: random VGG16 at 128 px.
-FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
 # Enough steps that the live preview shows for seconds; the test stops the run once it has seen it.
 LONG = FAST.replace("steps=3", "steps=400")
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
@@ -35,11 +33,6 @@ def in_view(page, locator) -> bool:
     view = page.viewport_size
     return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= view["width"] + 1
             and box["y"] + box["height"] <= view["height"] + 1)
-
-
-def no_exceptions(page):
-    problem = exception_text(page)
-    assert problem is None, problem
 
 
 @pytest.mark.parametrize("width, height, scrolls", [(1920, 1080, 0), (1280, 720, 1)])

@@ -1,0 +1,52 @@
+"""A first visit to a fresh server that lands on a page other than Stylize."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import pytest
+
+from scripts.live_app import ROOT, streamlit_server, wait_idle
+from tests.browser.browsing import DEEP_LINKS, FAST, no_exceptions
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def deep_linked(browser):
+    """One fresh server per deep link, all started at once, each given its one first visit (the
+    deep link) at once too; the tests then check each page. The first visits overlap, rather than
+    each waiting for its server's first page in turn."""
+    with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
+        started = {path: pool.submit(stack.enter_context, streamlit_server(
+            {"NST_WEIGHTS": None}, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
+        pages = {}
+        for path, server in started.items():
+            context = browser.new_context(viewport={"width": 1400, "height": 1600})
+            stack.callback(context.close)
+            pages[path] = context.new_page()
+            pages[path].goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
+        yield pages
+
+
+@pytest.mark.parametrize("path", list(DEEP_LINKS))
+def test_deep_link_on_a_fresh_server_gets_the_full_app(deep_linked, path):
+    """The first visit of a new server lands on a page other than the home page: it must still get the
+    app's navigation, sidebar and the link's settings, not Streamlit's legacy pages/ listing."""
+    page, title = deep_linked[path], DEEP_LINKS[path]
+    wait_idle(page)
+    heading = page.get_by_role("heading", name=re.compile(re.escape(title))).first
+    heading.wait_for(timeout=60_000)  # the page's own title, not the navigation's link to it
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Network").wait_for(timeout=60_000)
+    assert sidebar.get_by_text("Network").count() == 1
+    assert page.get_by_text("common", exact=True).count() == 0
+    assert page.get_by_role("link", name="Stylize").count() >= 1  # the app's own navigation
+    no_exceptions(page)
+    assert "init=noise" in page.url and f"/{path}" in page.url
+    page.reload()
+    wait_idle(page)
+    page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=60_000)
+    no_exceptions(page)
