@@ -42,7 +42,8 @@ _speed: dict = {}
 
 
 def _measure_speed(model, *args, **kwargs):
-    key = (model.arch, model.source, str(model.mean.device))
+    # GFLOP/s are the machine's in an arithmetic, whichever VGG and weights measured them.
+    key = (model.compute_precision("auto"), str(model.mean.device))
     if key not in _speed:
         _speed[key] = _ORIGINAL_SPEED(model, *args, **kwargs)
     return _speed[key]
