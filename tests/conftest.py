@@ -1,13 +1,21 @@
 """Fixtures for every layer of tests: small random networks, the trained one where present, stand-in
-images, and a fixed torch seed."""
+images, a fixed torch seed, and one torch thread per pytest-xdist worker."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 from nst_core import load_vgg
 from tests.support import REAL_WEIGHTS, gradient_image, stripes_image
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each of scripts/test.sh's two workers computes on one core: two torch threads each
+    # oversubscribed the two cores and took longer than one worker (docs/testing.md).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
