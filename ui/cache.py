@@ -179,11 +179,12 @@ class Background:
             with self._lock:
                 self._busy = False
                 ours = self._jobs.get(key) is entry  # not when cleared while its piece ran
-                if finished and ours:
-                    del self._jobs[key]
-                if finished and failed:
-                    self._failed.put(key, True, size=1)
-                elif not finished and ours:
+                if finished:
+                    if ours:
+                        del self._jobs[key]
+                    if failed:
+                        self._failed.put(key, True, size=1)
+                elif ours:
                     heapq.heappush(self._heap, (priority, order, key))
                 self._lock.notify_all()
 
