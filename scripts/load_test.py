@@ -155,6 +155,29 @@ def _open(browser, url: str, width: int = 1200, height: int = 1400):
     return ctx, page
 
 
+def _run_buttons(pages: list) -> list[tuple[object, float, float]]:
+    """Each page's ▶ Run button, as (page, x, y) of its centre. A locator's click checks the button
+    before each press (visible, stable, not covered): about 0.4 s a tab, longer than a short run.
+    Those checks are done here, before the students press."""
+    buttons = []
+    for page in pages:
+        run = page.get_by_role("button", name="▶ Run")
+        run.scroll_into_view_if_needed()
+        box = run.bounding_box()
+        buttons.append((page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+    return buttons
+
+
+def _press(buttons: list[tuple[object, float, float]]) -> tuple[float, list[float]]:
+    """Press every button of :func:`_run_buttons` as a student's hand does, one mouse press each:
+    the time of the first press, and the seconds after it of every press."""
+    start, pressed = time.time(), []
+    for page, x, y in buttons:
+        page.mouse.click(x, y)
+        pressed.append(time.time() - start)
+    return start, pressed
+
+
 def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 300,
               server_pid: int | None = None, shots: Path | None = None, unthrottled=nullcontext) -> dict:
     """Open ``sessions`` browser contexts on ``url``, press Run in all, wait for each result."""
@@ -163,10 +186,9 @@ def load_test(browser, url: str, sessions: int, query: str, timeout_s: float = 3
         wait_idle(page)
         page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
         page.evaluate(_NOTE_QUEUE, list(QUEUED))
-    start = time.time()
+    buttons = _run_buttons([page for _, page in opened])
     with unthrottled():
-        for _, page in opened:
-            page.get_by_role("button", name="▶ Run").click()
+        start, _ = _press(buttons)
     queued: set[int] = set()
     finished, errors = _wait_results({i: p for i, (_, p) in enumerate(opened)}, start, timeout_s, queued=queued)
 
@@ -206,9 +228,7 @@ def shared_pair(browser, url: str, query: str, students: int, timeout_s: float =
         opened = [_open(browser, f"{url}/?{query}") for _ in range(students)]
         for _, page in opened:
             wait_idle(page)
-        start = time.time()
-        for _, page in opened:
-            page.get_by_role("button", name="▶ Run").click()
+        start, _ = _press(_run_buttons([page for _, page in opened]))
     joined: set[int] = set()
     finished, errors = _wait_results({i: p for i, (_, p) in enumerate(opened)}, start, timeout_s, joined=joined)
     digests = set()
@@ -248,21 +268,9 @@ def class_test(browser, url: str, query: str, shared: int = 20, uploads: int = 1
                 _upload_content(page, photos[i])
         for i in photos:
             wait_idle(opened[i][1])
-        # A locator's click checks the button before each press (visible, stable, not covered):
-        # about 0.4 s a tab, 8 s for twenty. Those checks are done here, before the class starts;
-        # then each student's click is a mouse press at the button, as a student's hand makes it.
-        buttons = []
-        for _, page in opened:
-            run = page.get_by_role("button", name="▶ Run")
-            run.scroll_into_view_if_needed()
-            box = run.bounding_box()
-            buttons.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
-    start = time.time()
-    pressed = []
+        buttons = _run_buttons([page for _, page in opened])
     with unthrottled():
-        for (_, page), (x, y) in zip(opened, buttons):
-            page.mouse.click(x, y)
-            pressed.append(time.time() - start)
+        start, pressed = _press(buttons)
     # Every student also tours the explainer pages in a second tab while the runs go. Tabs and
     # results are watched in one loop, so no slow page hides when a result arrived.
     mains = {i: p for i, (_, p) in enumerate(opened)}

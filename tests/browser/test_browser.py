@@ -209,7 +209,7 @@ def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):
     student gets their own result (own seed, own image), some waited in the visible queue, and
     nothing raised."""
     url, proc = live
-    result = load_test(browser, url, 4, SHORT_RUN + "&weights_source=random&arch=vgg16&steps=20", timeout_s=240,
+    result = load_test(browser, url, 4, SHORT_RUN + "&weights_source=random&arch=vgg16&steps=40", timeout_s=240,
                        server_pid=proc.pid)
     assert result["errors"] == []
     assert result["completed"] == 4
