@@ -81,11 +81,30 @@ def launch_chromium(playwright, cgroup_procs: Path | None = None):
 
 
 # Streamlit's page marks its root with the script's state ("running", "notRunning", ...), as its
-# own browser tests read it; a rerun's placeholders are skeletons, and the status widget spins.
-_BUSY = """() => {
+# own browser tests read it; a rerun's placeholders are skeletons, and the status widget spins. The
+# state turns "running" only when the server's answer to a rerun request arrives, so the page also
+# notes when it last sent the server a message and last heard from it: a request unanswered for up
+# to 3 s counts as busy. The note is set on the first look at a page, and lasts until it navigates.
+_LOOK = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
-    return app === null || app.dataset.testScriptState !== 'notRunning'
+    const drawing = app === null || app.dataset.testScriptState !== 'notRunning'
         || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]') !== null;
+    const w = window;
+    if (w.__nstSocket === undefined) {
+        const socket = w.__nstSocket = {sentAt: 0, heardAt: 0};
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+            if (!this.__nstHeard) {
+                this.__nstHeard = true;
+                this.addEventListener('message', () => { socket.heardAt = performance.now(); });
+            }
+            socket.sentAt = performance.now();
+            return send.call(this, data);
+        };
+        return {busy: drawing, fresh: true};
+    }
+    const s = w.__nstSocket;
+    return {busy: drawing || (s.sentAt > s.heardAt && performance.now() - s.sentAt < 3000), fresh: false};
 }"""
 
 
@@ -93,13 +112,14 @@ def wait_idle(page, timeout=120):
     """Wait until Streamlit has finished running the script, and is not between two reruns."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     deadline = time.time() + timeout
-    time.sleep(0.4)  # the rerun that an action just asked for has started by now
+    if page.evaluate(_LOOK)["fresh"]:
+        time.sleep(0.4)  # an action before the page was first looked at has reached the server by now
     quiet = 0
     while time.time() < deadline:
-        quiet = 0 if page.evaluate(_BUSY) else quiet + 1
+        quiet = 0 if page.evaluate(_LOOK)["busy"] else quiet + 1
         if quiet >= 3:
             return
-        time.sleep(0.2)
+        time.sleep(0.15)
     raise AssertionError("the app kept running")
 
 

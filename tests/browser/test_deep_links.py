@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pytest
 
 from scripts.live_app import ROOT, streamlit_server, wait_idle
-from tests.browser.browsing import DEEP_LINKS, FAST, no_exceptions
+from tests.browser.browsing import DEEP_LINKS, FAST, SERVER_ENV, no_exceptions
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def deep_linked(browser):
     each waiting for its server's first page in turn."""
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
         started = {path: pool.submit(stack.enter_context, streamlit_server(
-            {"NST_WEIGHTS": None}, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
+            SERVER_ENV, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
         pages = {}
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
