@@ -18,10 +18,12 @@ pytestmark = pytest.mark.browser
 def deep_linked(browser):
     """One fresh server per deep link, all started at once, each given its one first visit (the
     deep link) at once too; the tests then check each page. The first visits overlap, rather than
-    each waiting for its server's first page in turn."""
+    each waiting for its server's first page in turn. Five servers share the machine's cores, so
+    each computes on one thread: with two, their threads waited for each other's turns on a core."""
+    env = {**SERVER_ENV, "OMP_NUM_THREADS": "1"}
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
         started = {path: pool.submit(stack.enter_context, streamlit_server(
-            SERVER_ENV, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
+            env, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
         pages = {}
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
