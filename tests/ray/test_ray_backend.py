@@ -39,7 +39,18 @@ def test_ray_client_addresses_are_refused_with_the_way_to_attach():
 def test_describe_names_the_cluster_its_workers_and_gpus(make_ray_backend):
     backend = make_ray_backend()
     assert backend.name == "ray" and backend.slots == 2
+    deadline = time.monotonic() + 60
+    while backend.info(0)["ready"] < 2:
+        assert time.monotonic() < deadline, "the workers never became ready"
+        time.sleep(0.2)
     assert backend.describe() == "Runs: Ray cluster at auto, 2 workers (0 GPUs)"
+
+
+def test_describe_says_how_many_workers_are_ready_when_not_all_are(make_ray_backend):
+    """A worker that asks for three CPUs on this two-CPU cluster is never placed: the sidebar must
+    not count it as a worker that takes runs."""
+    backend = make_ray_backend(workers=1, threads=3, worker_prefix="unplaceable")
+    assert backend.describe() == "Runs: Ray cluster at auto, 1 worker, 0 ready (0 GPUs)"
 
 
 def test_a_run_streams_its_progress_and_its_result_is_served_to_the_next_student(make_ray_backend, make_request,

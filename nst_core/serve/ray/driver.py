@@ -230,7 +230,9 @@ class RayBackend:
     def describe(self) -> str:
         info = self.info(timeout_s=3.0)  # the sidebar of every page waits on it
         gpus = int(info["gpus"]) if float(info["gpus"]).is_integer() else info["gpus"]
-        return (f"Runs: Ray cluster at {self.address}, {info['workers']} worker{'s' * (info['workers'] != 1)} "
+        workers, ready = int(info["workers"]), int(info["ready"])
+        starting = f", {ready} ready" if ready < workers else ""  # starting, restarting, or never placed
+        return (f"Runs: Ray cluster at {self.address}, {workers} worker{'s' * (workers != 1)}{starting} "
                 f"({gpus} GPU{'s' * (gpus != 1)})")
 
     def headroom_mb(self) -> float | None:
