@@ -18,7 +18,7 @@ while three upload 40-megapixel photos and two of them run at 512 px.
 all of them watch live), against one student alone.
 
 ``queue``: N students with different seeds press Run at once; each must get exactly its own run.
-A small version of each runs in the test suite (tests/test_browser.py); the full ones are
+A small version of each runs in the test suite (tests/browser/test_browser.py); the full ones are
 commands, because they measure.
 """
 
