@@ -326,6 +326,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
 
 REPLAY_S = 4.0  # a served run's snapshots and costs are replayed in this long
 CATCH_UP_S = 2.0  # a run joined midway: its steps so far, before it goes on live
+# A live run is drawn at most this often (and when it ends): each draw sends the whole cost chart to
+# the browser, and a small network or a GPU makes ten or more steps a second.
+DRAW_EVERY_S = 0.25
 
 
 def refusal_offers(job: Job, refused: RunRefused) -> list[tuple[str, dict]]:
@@ -430,7 +433,7 @@ def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[
     """Draw the run as it goes until it ends; return its final state, message, end time and the
     mean number of runs that computed beside it (itself included), which its calibration needs."""
     prefix = f"{record.label} · " if several else ""
-    slots, version, loads, cal = backend().slots, -1, [], calibration()
+    slots, version, loads, cal, drawn_at = backend().slots, -1, [], calibration(), -DRAW_EVERY_S
     while True:
         view = handle.wait(version, timeout=0.5)
         if view.version != version:
@@ -440,9 +443,12 @@ def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[
         cal.seen(handle.key, computing)
         if computing:
             loads.append(min(cal.load(), slots))
-        panel.draw(view, position, prefix, slots)
+        if view.finished or time.monotonic() - drawn_at >= DRAW_EVERY_S:
+            drawn_at = time.monotonic()
+            panel.draw(view, position, prefix, slots)
         if view.finished:
             return view.state, view.message, view.ended, statistics.mean(loads) if loads else 1.0
+
 
 
 def show_run(entry: RunRecord, key: str) -> None:
