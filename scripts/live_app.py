@@ -22,6 +22,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# A server for tests and measurements: the app's default weights whatever this shell sets, and no
+# watching of the source for edits (its polling of every file only takes CPU from the pages).
+QUIET_SERVER_ENV = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "NST_WEIGHTS": None}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

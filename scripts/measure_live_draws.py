@@ -11,10 +11,12 @@ seconds Chromium's processes and the app server took meanwhile. ``DRAW_EVERY_S``
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from scripts.live_app import ROOT, launch_chromium, streamlit_server, wait_idle
+import psutil
+
+from nst_core.benchmark import cpu_seconds
+from scripts.live_app import QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server, wait_idle
 
 QUERY = "?weights_source=random&arch=vgg16&size=128&steps=400&levels=1&preset=Quick"
 # Counted in the page, so no change is missed between two looks from here.
@@ -29,19 +31,14 @@ _COUNT_PROGRESS = """() => {
 }"""
 
 
-def _cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _chromium_cpu_s() -> float:
     total = 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if "chrom" in open(f"/proc/{pid}/cmdline").read().split("\0")[0]:
-                total += _cpu_s(int(pid))
-        except OSError:  # the process ended while it was read
-            pass
+    for proc in psutil.process_iter(["cmdline"]):
+        if "chrom" in (proc.info["cmdline"] or [""])[0]:
+            try:
+                total += cpu_seconds(proc.pid)
+            except psutil.Error:  # the process ended while it was read
+                pass
     return total
 
 
@@ -50,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    env = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "NST_WEIGHTS": None, "NST_MAX_RUN_S": "3600"}
+    env = {**QUIET_SERVER_ENV, "NST_MAX_RUN_S": "3600"}
     with streamlit_server(env, ROOT / "test-output" / "measure_live_draws.log") as (url, server), \
             sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -60,10 +57,10 @@ def main() -> None:
         page.get_by_role("button", name="▶ Run").click()
         page.get_by_text("Step ").first.wait_for(timeout=60_000)
         page.evaluate(_COUNT_PROGRESS)
-        chromium, app = _chromium_cpu_s(), _cpu_s(server.pid)
+        chromium, app = _chromium_cpu_s(), cpu_seconds(server.pid)
         time.sleep(args.seconds)
         print(f"in {args.seconds:.0f} s of the run: {page.evaluate('window.__progressTexts')} progress lines drawn; "
-              f"Chromium {_chromium_cpu_s() - chromium:.1f} CPU-s, the app server {_cpu_s(server.pid) - app:.1f} CPU-s")
+              f"Chromium {_chromium_cpu_s() - chromium:.1f} CPU-s, the app server {cpu_seconds(server.pid) - app:.1f} CPU-s")
         page.get_by_role("button", name="⏹ Stop").click()
         browser.close()
 

@@ -12,9 +12,6 @@ from tests.support import gradient_image
 
 # Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
-# The test servers: the app's default weights whatever this shell sets, and no watching of the
-# source for edits (its polling of every file only takes CPU from the pages under test).
-SERVER_ENV = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "NST_WEIGHTS": None}
 # Every page but Stylize, and its title: each is opened as the first visit of a fresh server.
 DEEP_LINKS = {"activations": "What does each layer see?", "gram": "What is style, concretely?",
               "cost_curves": "Cost curves", "experiments": "Layer experiments", "how_it_works": "How it works"}

@@ -8,8 +8,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from scripts.live_app import ROOT, streamlit_server, wait_idle
-from tests.browser.browsing import DEEP_LINKS, FAST, SERVER_ENV, no_exceptions
+from scripts.live_app import QUIET_SERVER_ENV, ROOT, streamlit_server, wait_idle
+from tests.browser.browsing import DEEP_LINKS, FAST, no_exceptions
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +20,7 @@ def deep_linked(browser):
     deep link) at once too; the tests then check each page. The first visits overlap, rather than
     each waiting for its server's first page in turn. Five servers share the machine's cores, so
     each computes on one thread: with two, their threads waited for each other's turns on a core."""
-    env = {**SERVER_ENV, "OMP_NUM_THREADS": "1"}
+    env = {**QUIET_SERVER_ENV, "OMP_NUM_THREADS": "1"}
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
         started = {path: pool.submit(stack.enter_context, streamlit_server(
             env, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
