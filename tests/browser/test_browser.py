@@ -30,7 +30,6 @@ def page(browser):
     context.close()
 
 
-
 def _advanced(page):
     expander = page.get_by_text("Advanced: layers, weights, optimizer")
     if page.locator('[data-testid="stSelectbox"]').filter(has_text="Content layer").count() == 0 or \
