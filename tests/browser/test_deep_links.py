@@ -24,14 +24,14 @@ def deep_linked(browser):
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
         started = {path: pool.submit(stack.enter_context, streamlit_server(
             env, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
-        # Runs first at the end: the servers wind down together rather than one after another.
-        stack.callback(lambda: [server.result()[1].terminate() for server in started.values()])
         pages = {}
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
             stack.callback(context.close)
             pages[path] = context.new_page()
             pages[path].goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
+        # Registered after every server has started, so it runs first: they wind down together.
+        stack.callback(lambda: [server.result()[1].terminate() for server in started.values()])
         yield pages
 
 
