@@ -192,6 +192,15 @@ def ready_text(ready_s: float, computing_s: float | None) -> str:
     return text + "."
 
 
+def took_text(record: Step, estimated_s: float) -> str:
+    """The run's time beside the estimate announced before it. A run that ended early (stopped,
+    diverged, failed) is set beside the estimate for its whole plan, never as if the two compared."""
+    if record.step >= record.total_steps:
+        return f"⏱ Took {record.elapsed:.1f} s; estimated beforehand: {estimated_s:.1f} s."
+    return (f"⏱ Ended after {record.elapsed:.1f} s, at step {record.step} of {record.total_steps}; "
+            f"all {record.total_steps} steps were estimated at {estimated_s:.1f} s.")
+
+
 def queue_text(status: QueueStatus | None, slots: int) -> str:
     """What a student whose run has not started yet is told. Nothing ahead and no wait for memory
     means the run was admitted a moment before its page looked: it is starting, not queued."""

@@ -7,7 +7,8 @@ result appear) share the top of the page, so a room sees the run start without a
 import streamlit as st
 
 from nst_core import FORMULAS
-from nst_core.describe import differing_labels, friendly_number, run_caption, share_text, used_weights_text
+from nst_core.describe import (differing_labels, friendly_number, run_caption, share_text, took_text,
+                               used_weights_text)
 from ui import frame, network, pickers, runs, state
 
 frame.enter()
@@ -123,7 +124,7 @@ with box:
             st.markdown(f"**{latest.label}**")
             if latest.last is not None:
                 st.markdown(f"Final cost J = {friendly_number(latest.last.total)}: {share_text(latest.last)}.")
-                st.caption(f"⏱ Took {latest.last.elapsed:.1f} s; estimated beforehand: {latest.estimated:.1f} s.")
+                st.caption(took_text(latest.last, latest.estimated))
             st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
             st.caption(run_caption(latest.settings) + ". 🧠 " + network.honest_weights(latest.model))
             if latest.weights:

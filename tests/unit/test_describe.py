@@ -7,7 +7,8 @@ import pytest
 
 from nst_core.describe import (cost_shares, describe_weights, differing_labels, friendly_number, layer_share_text,
                                network_name,
-                               offline_notice, progress_text, queue_text, ready_text, run_caption, share_text)
+                               offline_notice, progress_text, queue_text, ready_text, run_caption, share_text,
+                               took_text)
 from nst_core.transfer import TransferConfig, preset_config
 from tests.support import step_record
 
@@ -177,3 +178,15 @@ def test_shuffle_text_says_what_the_bars_show():
     assert "far less" not in text  # no promise the bars break
     assert "At conv3_1, conv5_1 the Gram moved as much as the activations" in text
     assert "and those on a seam" in text  # conv3_1 (24 px) sees less than a 32 px tile
+
+
+def test_took_text_compares_a_finished_run_with_its_estimate():
+    done = replace(step_record(step=40, elapsed=9.04), total_steps=40)
+    assert took_text(done, 10.0) == "⏱ Took 9.0 s; estimated beforehand: 10.0 s."
+
+
+def test_took_text_never_compares_a_run_that_ended_early_with_the_whole_plans_estimate():
+    stopped = replace(step_record(step=5, elapsed=1.6), total_steps=400)
+    text = took_text(stopped, 116.9)
+    assert "step 5 of 400" in text and "all 400 steps were estimated at 116.9 s" in text
+    assert "Took" not in text and "estimated beforehand" not in text
