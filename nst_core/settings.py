@@ -115,8 +115,8 @@ class Setting:
                 value = float(text)
             elif kind is list:
                 value = text.split(",")
-            elif kind is dict:
-                pairs = [item.split(":") for item in text.split(",")]
+            elif kind is dict:  # empty: no layer given its own λ (what the default writes)
+                pairs = [item.split(":") for item in text.split(",")] if text else []
                 value = {name: float(lam) for name, lam in pairs}
             else:
                 value = text

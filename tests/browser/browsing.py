@@ -1,5 +1,5 @@
-"""Helpers for the browser tests: the quick settings, the deep links, no exception shown, choosing an
-option, uploading a photo."""
+"""Helpers for the browser tests: the quick settings, where screenshots go, no exception shown,
+choosing an option, uploading a photo."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from scripts.live_app import exception_text, wait_idle
+from scripts.live_app import ROOT, exception_text, wait_idle
 from tests.support import gradient_image
 
 # Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
-# Every page but Stylize, and its title: each is opened as the first visit of a fresh server.
-DEEP_LINKS = {"activations": "What does each layer see?", "gram": "What is style, concretely?",
-              "cost_curves": "Cost curves", "experiments": "Layer experiments", "how_it_works": "How it works"}
+SHOTS = ROOT / "test-output" / "screenshots"
 
 
 def no_exceptions(page):

@@ -1,7 +1,7 @@
 """The explainer pages (and Stylize) on a phone, 390×844 in headless Chromium: nothing sticks out
 past the screen's edge, and a formula wider than the screen scrolls inside its own box.
 
-Run these alone with `.venv/bin/python -m pytest tests/test_browser_phone.py`.
+Run these alone with `.venv/bin/python -m pytest tests/browser/test_browser_phone.py`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from scripts.live_app import ROOT, exception_text, wait_idle
+from scripts.live_app import wait_idle
+from tests.browser.browsing import SHOTS, no_exceptions
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "test-output" / "screenshots"
 FAST = "?weights_source=random&arch=vgg16&size=128"
 PHONE = {"width": 390, "height": 844}
 # Each page with a text its last section shows once it has finished drawing: a page is only
@@ -71,8 +71,7 @@ def test_nothing_is_clipped_on_a_phone(server, phone, path):
     marker = phone.get_by_role("button", name=done) if isinstance(done, re.Pattern) else phone.get_by_text(done)
     marker.first.wait_for(timeout=240_000)
     wait_idle(phone, timeout=240)
-    problem = exception_text(phone)
-    assert problem is None, problem
+    no_exceptions(phone)
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / f"phone_{path or 'stylize'}.png"))
 
@@ -108,7 +107,7 @@ def test_a_new_layer_starts_from_its_own_channel(server, phone):
     fresh.wait_for(timeout=240_000)
     wait_idle(phone, timeout=240)
     assert 0 <= int(fresh.input_value()) <= 63
-    assert exception_text(phone) is None
+    no_exceptions(phone)
 
 
 def test_run_is_on_a_phones_first_screen(server, phone):

@@ -3,7 +3,7 @@ and live preview, then its result, lie in the viewport without scrolling; at 128
 one scroll. Presentation mode hides the settings and keeps across pages; A/B runs leave no Stop
 button behind. Screenshots go to test-output/screenshots/.
 
-Run these alone with `.venv/bin/python -m pytest tests/test_browser_projector.py`.
+Run these alone with `.venv/bin/python -m pytest tests/browser/test_browser_projector.py`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import re
 
 import pytest
 
-from scripts.live_app import ROOT, wait_idle
-from tests.browser.browsing import FAST, no_exceptions, upload_photo
+from scripts.live_app import wait_idle
+from tests.browser.browsing import FAST, SHOTS, no_exceptions, upload_photo
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "test-output" / "screenshots"
 # Enough steps that the live preview shows for seconds; the test stops the run once it has seen it.
 LONG = FAST.replace("steps=3", "steps=400")
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))

@@ -1,4 +1,6 @@
-"""A first visit to a fresh server that lands on a page other than Stylize."""
+"""A first visit to a fresh server that lands on a page other than Stylize, then a reload: each page
+loads with its link, on a server that has not run the app yet and on one that has. The reloaded
+page's full-page screenshot goes to test-output/screenshots/page_<path>.png."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from contextlib import ExitStack
 import pytest
 
 from scripts.live_app import QUIET_SERVER_ENV, ROOT, streamlit_server, wait_idle
-from tests.browser.browsing import DEEP_LINKS, FAST, no_exceptions
+from tests.browser.browsing import FAST, SHOTS, no_exceptions
 
 pytestmark = pytest.mark.browser
+# Every page but Stylize, and its title.
+DEEP_LINKS = {"activations": "What does each layer see?", "gram": "What is style, concretely?",
+              "cost_curves": "Cost curves", "experiments": "Layer experiments", "how_it_works": "How it works"}
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +59,7 @@ def test_deep_link_on_a_fresh_server_gets_the_full_app(deep_linked, path):
     wait_idle(page)
     page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=60_000)
     no_exceptions(page)
+    # The reload reads back the link the page itself wrote: it must find nothing to warn about.
+    assert page.get_by_text("Ignored in the link").count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"page_{path}.png"), full_page=True)

@@ -43,6 +43,17 @@ def test_a_link_round_trips():
     assert parsed == {k: values[k] for k in parsed} and set(parsed) == set(values)
 
 
+def test_the_default_settings_link_reads_back_without_a_notice():
+    """The link every page writes when nothing was changed: each setting, λ per layer (empty: an equal
+    share each) included, reads back as the default, with no warning on reload."""
+    query = to_query(defaults())
+    assert query["lambdas"] == ""
+    context = {**CONTEXT, "style": [*CONTEXT["style"], defaults()["style"]]}
+    parsed, notices = parse_query({k: [v] for k, v in query.items()}, context)
+    assert notices == []
+    assert parsed["style_weights"] == {}
+
+
 @pytest.mark.parametrize("params, word", [
     ({"style_layers": ["conv1_1,conv1_1,conv2_1"]}, "repeated"),
     ({"steps": ["3", "5"]}, "2 times"),
