@@ -22,9 +22,10 @@ DEEP_LINKS = {"activations": "What does each layer see?", "gram": "What is style
 @pytest.fixture(scope="module")
 def deep_linked(browser):
     """One fresh server per deep link, all started at once, each given its one first visit (the
-    deep link) at once too; the tests then check each page. The first visits overlap, rather than
-    each waiting for its server's first page in turn. Five servers share the machine's cores, so
-    each computes on one thread: with two, their threads waited for each other's turns on a core."""
+    deep link) at once too; (page, server) by path, for the tests to check each page. The first
+    visits overlap, rather than each waiting for its server's first page in turn. Five servers
+    share the machine's cores, so each computes on one thread: with two, their threads waited for
+    each other's turns on a core."""
     env = {**QUIET_SERVER_ENV, "OMP_NUM_THREADS": "1"}
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
         started = {path: pool.submit(stack.enter_context, streamlit_server(
@@ -33,18 +34,27 @@ def deep_linked(browser):
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
             stack.callback(context.close)
-            pages[path] = context.new_page()
-            pages[path].goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
+            pages[path] = context.new_page(), server
+            pages[path][0].goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
         # Registered after every server has started, so it runs first: they wind down together.
         stack.callback(lambda: [server.result()[1].terminate() for server in started.values()])
         yield pages
 
 
+@pytest.fixture
+def fresh_page(deep_linked, path):
+    """The deep link's page; its server stops once the test is done with it, rather than with the
+    module: What layers see would otherwise go on preparing every layer for nobody."""
+    page, server = deep_linked[path]
+    yield page
+    server.result()[1].terminate()
+
+
 @pytest.mark.parametrize("path", list(DEEP_LINKS))
-def test_deep_link_on_a_fresh_server_gets_the_full_app(deep_linked, path):
+def test_deep_link_on_a_fresh_server_gets_the_full_app(fresh_page, path):
     """The first visit of a new server lands on a page other than the home page: it must still get the
     app's navigation, sidebar and the link's settings, not Streamlit's legacy pages/ listing."""
-    page, title = deep_linked[path], DEEP_LINKS[path]
+    page, title = fresh_page, DEEP_LINKS[path]
     wait_idle(page)
     heading = page.get_by_role("heading", name=re.compile(re.escape(title))).first
     heading.wait_for(timeout=60_000)  # the page's own title, not the navigation's link to it
