@@ -1,5 +1,5 @@
-"""Helpers for the browser tests: the quick settings, where screenshots go, no exception shown,
-choosing an option, uploading a photo."""
+"""Helpers for the browser tests: the quick settings, where screenshots go, no exception shown or
+logged, choosing an option, uploading a photo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ SHOTS = ROOT / "test-output" / "screenshots"
 def no_exceptions(page):
     problem = exception_text(page)
     assert problem is None, problem
+
+
+def no_uncaught(log_path: Path):
+    """A server's log holds no exception a script run raised, shown or not: a page may have hidden
+    it by the time a test looks (Streamlit shows scripts' errors without details here)."""
+    text = log_path.read_text(errors="replace")
+    assert "Uncaught app" not in text, text[text.index("Uncaught app"):][:3000]
 
 
 def choose(page, label: str, option: str):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts.live_app import CHROMIUM, QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server
+from tests.browser.browsing import no_uncaught
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +27,10 @@ def live(browser):
     """(url, process) of the app shared by the browser modules: two runs at a time, and no ceiling
     on a run's seconds, so a long run that a test stops mid-way is never refused up front by the
     estimate of a loaded test machine."""
-    with streamlit_server({**QUIET_SERVER_ENV, "NST_MAX_RUNS": "2", "NST_MAX_RUN_S": "3600"},
-                          ROOT / "test-output" / "streamlit.log") as run:
+    log = ROOT / "test-output" / "streamlit.log"
+    with streamlit_server({**QUIET_SERVER_ENV, "NST_MAX_RUNS": "2", "NST_MAX_RUN_S": "3600"}, log) as run:
         yield run
+    no_uncaught(log)  # after every browser module that shared it
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 import pytest
 
 from scripts.live_app import QUIET_SERVER_ENV, ROOT, streamlit_server, wait_idle
-from tests.browser.browsing import FAST, SHOTS, no_exceptions
+from tests.browser.browsing import FAST, SHOTS, no_exceptions, no_uncaught
 
 pytestmark = pytest.mark.browser
 # Every page but Stylize, and its title.
@@ -28,8 +28,7 @@ def deep_linked(browser):
     each other's turns on a core."""
     env = {**QUIET_SERVER_ENV, "OMP_NUM_THREADS": "1"}
     with ExitStack() as stack, ThreadPoolExecutor(len(DEEP_LINKS)) as pool:
-        started = {path: pool.submit(stack.enter_context, streamlit_server(
-            env, ROOT / "test-output" / f"streamlit_fresh_{path}.log")) for path in DEEP_LINKS}
+        started = {path: pool.submit(stack.enter_context, streamlit_server(env, _log(path))) for path in DEEP_LINKS}
         pages = {}
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
@@ -48,6 +47,11 @@ def fresh_page(deep_linked, path):
     page, server = deep_linked[path]
     yield page
     server.result()[1].terminate()
+    no_uncaught(_log(path))
+
+
+def _log(path: str):
+    return ROOT / "test-output" / f"streamlit_fresh_{path}.log"
 
 
 @pytest.mark.parametrize("path", list(DEEP_LINKS))
