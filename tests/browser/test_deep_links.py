@@ -19,6 +19,10 @@ DEEP_LINKS = {"activations": "What does each layer see?", "gram": "What is style
               "cost_curves": "Cost curves", "experiments": "Layer experiments", "how_it_works": "How it works"}
 
 
+def _log(path: str):
+    return ROOT / "test-output" / f"streamlit_fresh_{path}.log"
+
+
 @pytest.fixture(scope="module")
 def deep_linked(browser):
     """One fresh server per deep link, all started at once, each given its one first visit (the
@@ -33,8 +37,9 @@ def deep_linked(browser):
         for path, server in started.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1600})
             stack.callback(context.close)
-            pages[path] = context.new_page(), server
-            pages[path][0].goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
+            page = context.new_page()
+            page.goto(f"{server.result()[0]}/{path}{FAST}&init=noise", wait_until="commit")
+            pages[path] = page, server
         # Registered after every server has started, so it runs first: they wind down together.
         stack.callback(lambda: [server.result()[1].terminate() for server in started.values()])
         yield pages
@@ -48,10 +53,6 @@ def fresh_page(deep_linked, path):
     yield page
     server.result()[1].terminate()
     no_uncaught(_log(path))
-
-
-def _log(path: str):
-    return ROOT / "test-output" / f"streamlit_fresh_{path}.log"
 
 
 @pytest.mark.parametrize("path", list(DEEP_LINKS))
