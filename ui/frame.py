@@ -16,7 +16,7 @@ import streamlit as st
 from ui import network, pickers, state
 from ui.runs import recover_interrupted, settle_interrupted
 
-_frame = threading.local()  # each session's script runs in its own thread
+_frame = threading.local()  # a session's script runs in a thread of its own, one run at a time
 
 PAGES = (
     ("pages/stylize.py", "Stylize", "🎨"),

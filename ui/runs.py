@@ -87,7 +87,8 @@ class Batch:
     estimates: list[float] = field(default_factory=list)
 
 
-_script = threading.local()  # what the frame tells this session's script run (one thread per run)
+# What the frame tells this script run; set at each start, since a rerun may run in the same thread.
+_script = threading.local()
 
 
 def session_id() -> str:
