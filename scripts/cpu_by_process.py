@@ -18,17 +18,13 @@ import psutil
 
 from nst_core.benchmark import cpu_seconds
 
-# The first kind whose words all appear in a process's command line names it.
-KINDS = (("streamlit run",), ("chrom", "--type=renderer"), ("chrom",), ("pytest",), ("ray",))
-NAMES = {KINDS[0]: "app servers", KINDS[1]: "Chromium renderers", KINDS[2]: "Chromium, other",
-         KINDS[3]: "pytest", KINDS[4]: "Ray"}
+# (words, kind): the first kind whose words all appear in a process's command line names it.
+KINDS = ((("streamlit run",), "app servers"), (("chrom", "--type=renderer"), "Chromium renderers"),
+         (("chrom",), "Chromium, other"), (("pytest",), "pytest"), (("ray",), "Ray"))
 
 
 def kind_of(cmdline: str) -> str:
-    for words in KINDS:
-        if all(w in cmdline for w in words):
-            return NAMES[words]
-    return "other"
+    return next((kind for words, kind in KINDS if all(w in cmdline for w in words)), "other")
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # A server for tests and measurements: the app's default weights whatever this shell sets, and no
 # watching of the source for edits (its polling of every file only takes CPU from the pages).
 QUIET_SERVER_ENV = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "NST_WEIGHTS": None}
+# A long run on the small random network, as a link's query: its steps are quick, and a test or a
+# measurement stops it once it has seen what it came for.
+LONG_RUN = "?weights_source=random&arch=vgg16&size=128&steps=400&levels=1&preset=Quick"
 
 
 def free_port() -> int:

@@ -16,9 +16,8 @@ import time
 import psutil
 
 from nst_core.benchmark import cpu_seconds
-from scripts.live_app import QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server, wait_idle
+from scripts.live_app import LONG_RUN, QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server, wait_idle
 
-QUERY = "?weights_source=random&arch=vgg16&size=128&steps=400&levels=1&preset=Quick"
 # Counted in the page, so no change is missed between two looks from here.
 _COUNT_PROGRESS = """() => {
     window.__progressTexts = 0;
@@ -52,7 +51,7 @@ def main() -> None:
             sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
-        page.goto(url + "/" + QUERY)
+        page.goto(url + "/" + LONG_RUN)
         wait_idle(page)
         page.get_by_role("button", name="▶ Run").click()
         page.get_by_text("Step ").first.wait_for(timeout=60_000)

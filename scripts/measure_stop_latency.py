@@ -13,9 +13,7 @@ import argparse
 import re
 import time
 
-from scripts.live_app import QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server, wait_idle
-
-QUERY = "?weights_source=random&arch=vgg16&size=128&steps=400&levels=1&preset=Quick"
+from scripts.live_app import LONG_RUN, QUIET_SERVER_ENV, ROOT, launch_chromium, streamlit_server, wait_idle
 
 
 def main(argv=None) -> None:
@@ -30,7 +28,7 @@ def main(argv=None) -> None:
         browser = launch_chromium(p)
         for i in range(args.stops):
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{url}/{QUERY}&seed={100 + i}")  # a new seed each time: a new run, not a served one
+            page.goto(f"{url}/{LONG_RUN}&seed={100 + i}")  # a new seed each time: a new run, not a served one
             wait_idle(page)
             page.get_by_role("button", name="▶ Run").click()
             page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)

@@ -13,11 +13,9 @@ import re
 import pytest
 
 from scripts.live_app import wait_idle
-from tests.browser.browsing import FAST, SHOTS, no_exceptions, upload_photo
+from tests.browser.browsing import FAST, LONG, SHOTS, no_exceptions, upload_photo
 
 pytestmark = pytest.mark.browser
-# Enough steps that the live preview shows for seconds; the test stops the run once it has seen it.
-LONG = FAST.replace("steps=3", "steps=400")
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
 
 
