@@ -27,6 +27,9 @@ VGG_PLANS: dict[str, list[int | str]] = {arch: torchvision.models.vgg.cfgs[cfg] 
 ARCHS = tuple(VGG_PLANS)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# A bf16 pass over an fp32 one on a CPU with no bfloat16 instructions, where it is emulated: the
+# low end of what was measured (docs/benchmarks.md, "bfloat16 without bf16 instructions").
+EMULATED_BF16_FACTOR = 60
 WEIGHTS_ENV = "NST_WEIGHTS"
 
 
@@ -180,15 +183,20 @@ class VGGFeatures(nn.Module):
         the CPU's flags alone decide: the choice is part of the network's identity, so every
         process on one machine must reach the same one, which a timing on a busy host does not.
         """
-        if self.mean.device.type == "cuda":
-            return "bf16"
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
+        return "bf16" if self.bf16_is_native() else "fp32"
+
+    def bf16_is_native(self) -> bool:
+        """Whether this model's device has bfloat16 arithmetic of its own (any CUDA GPU autocast
+        runs on; a CPU with AVX512-BF16 or AMX); elsewhere bf16 is emulated, far slower than fp32."""
+        return self.mean.device.type == "cuda" or cpu_has_fast_bf16()
 
     def precision_label(self, precision: str = "auto") -> str:
         """Words for the app and the CLI, e.g. "bfloat16 (chosen automatically: faster on this CPU)"."""
         dtype = self.compute_dtype(precision)
         name = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
         if precision != "auto":
+            if dtype == torch.bfloat16 and not self.bf16_is_native():
+                return f"{name} (set by hand; emulated on this CPU, at least {EMULATED_BF16_FACTOR:g}× float32's time)"
             return f"{name} (set by hand)"
         why = "faster on this machine" if dtype != torch.float32 else "bfloat16 is not faster here"
         return f"{name} (chosen automatically: {why})"

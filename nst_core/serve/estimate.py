@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..images import fit_long_side
-from ..model import VGGFeatures, step_gflop
+from ..model import EMULATED_BF16_FACTOR, VGGFeatures, step_gflop
 from ..transfer import TransferConfig, bare_step_seconds, stage_plan
 
 # Cost evaluations per L-BFGS step before any run is observed, counted at 128 px on 2026-11-26 (the
@@ -86,11 +86,14 @@ def predict_run(model: VGGFeatures, config: TransferConfig, shape: tuple[int, in
     arithmetic "auto" chose. A fixed bf16 factor is applied only to a run forced to the other one:
     bf16's gain varies with the machine, the network and the image size (on one CPU: 0.55-0.65 of
     fp32's time for VGG16 at 96-160 px, 0.71 for the tests' small network at 64 px on one thread,
-    where the fixed half left an estimate a third short in a CI run)."""
+    where the fixed half left an estimate a third short in a CI run). On a CPU that only emulates
+    bf16, a bf16 run gets :data:`~nst_core.model.EMULATED_BF16_FACTOR` instead."""
     used, measured = model.compute_precision(config.precision), model.compute_precision("auto")
     seconds = predict_seconds(replace(config, precision="fp32"), shape, model.arch, speeds, n_styles)
     if used == measured:
         return seconds
+    if used == "bf16" and not model.bf16_is_native():
+        return seconds * EMULATED_BF16_FACTOR
     return seconds * (PRECISION_FACTOR["bf16"] if used == "bf16" else 1 / PRECISION_FACTOR["bf16"])
 
 

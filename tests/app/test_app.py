@@ -338,6 +338,30 @@ def test_a_refusal_offers_choices_of_the_page_that_run_in_one_click(monkeypatch)
     assert len(runs) == 1 and runs[0].status == "done" and runs[0].settings["size"] == 192
 
 
+def test_bf16_where_it_is_emulated_is_said_in_the_sidebar_and_refused_with_auto_offered(monkeypatch):
+    """On a CPU without bfloat16 instructions a bf16 step takes 60-210× fp32's: the sidebar says
+    so, and a Run is refused up front with a one-click run in auto (fp32) arithmetic."""
+    import nst_core.model
+    import ui.runs
+    from ui.network import backend
+    monkeypatch.setattr(nst_core.model, "cpu_has_fast_bf16", lambda: False)
+    # A deterministic estimate: about a minute in fp32, so under a ceiling of 100 s, but not in bf16.
+    monkeypatch.setattr(ui.runs, "machine_speed", lambda description, model: {128: 10.0, 256: 20.0})
+    monkeypatch.setattr(backend().registry, "max_run_s", 100.0)
+    at = app(steps=20, levels=1, seed=4274, precision="bf16")
+    at.run()
+    assert any("emulated on this CPU" in c.value for c in at.sidebar.caption)
+    assert any("Choose auto arithmetic (bf16 is emulated here)" in c.value for c in at.caption)
+    _press_run(at)
+    assert any("bf16 is emulated" in e.value for e in at.error), [e.value for e in at.error]
+    offer = next(b for b in at.button if b.label == "▶ Run in auto arithmetic (fp32 here)")
+    offer.click().run()
+    no_exception(at)
+    assert at.session_state["precision"] == "auto"
+    runs = at.session_state["runs"]
+    assert len(runs) == 1 and runs[0].status == "done" and runs[0].settings["precision"] == "auto"
+
+
 def test_a_run_refused_for_memory_offers_a_size_that_fits(monkeypatch):
     from ui.network import backend
     from nst_core.settings import SIZES

@@ -29,6 +29,17 @@ def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
     assert err.value.max_steps == 75 and err.value.max_size == 384  # a round number of steps; a size on the slider
 
 
+def test_a_bf16_run_refused_where_bf16_is_emulated_is_told_to_change_the_arithmetic_first():
+    cfg = TransferConfig(size=256, steps=300, precision="bf16")
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (256, 256), estimate_s=1200, max_run_s=120, precision="bf16", native_bf16=False)
+    assert "Lower its work: auto or fp32 arithmetic instead of bf16" in err.value.message
+    assert "bf16 is emulated" in err.value.reason  # what a page with buttons shows
+    with pytest.raises(RunRefused) as err:
+        check_run(cfg, (256, 256), estimate_s=1200, max_run_s=120, precision="bf16")
+    assert "bf16" not in err.value.message  # where bf16 is the fast arithmetic, it is not the cause
+
+
 def test_a_run_that_could_never_fit_in_memory_is_offered_a_smaller_size():
     cfg = TransferConfig(size=512, steps=10)
     need = check_run(cfg, (512, 512), estimate_s=10, max_run_s=120, headroom_mb=10_000)

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from nst_core import stylize
+from nst_core import model as model_module, stylize
 from nst_core.serve.estimate import (BUSY_MEMORY_S, LIVE_S, MAX_AGE_S, Calibration, calibration_key,
                                      measure_speed, pass_cost, predict_run, predict_seconds, remaining_s,
                                      run_gflop, time_left_text)
@@ -33,6 +33,21 @@ def test_the_work_counts_lbfgs_evaluations_coarse_levels_and_targets():
         gflop = step_gflop("vgg19", layers, (side, side))
         assert fixed + gflop * per_gflop == pytest.approx(gflop / speed)
     assert fixed > 0 and pass_cost({128: 10.0, 256: 10.0}, "vgg19")[0] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_bf16_run_is_estimated_by_whether_the_cpu_has_bfloat16_instructions(vgg16_random, monkeypatch, native):
+    """Where bf16 is emulated (an AVX2-only CPU), a pass takes 60-210× fp32's time, not half of it:
+    an estimate of half would let a run in that then holds a slot for half an hour."""
+    monkeypatch.setattr(model_module, "cpu_has_fast_bf16", lambda: native)
+    speeds = {128: 10.0, 256: 20.0}
+    fp32, bf16 = (predict_run(vgg16_random, TransferConfig(precision=p), (128, 128), speeds) for p in ("fp32", "bf16"))
+    if native:
+        assert bf16 < 0.6 * fp32
+    else:
+        assert bf16 >= 50 * fp32
+        assert "emulated" in vgg16_random.precision_label("bf16")
+    assert "emulated" not in vgg16_random.precision_label("fp32")
 
 
 def test_calibration_uses_the_same_key_then_the_same_network():
