@@ -1,5 +1,6 @@
 """The benchmark command's sections, on a tiny random network (figures printed, never timed here)."""
 
+import functools
 import json
 
 import pytest
@@ -71,6 +72,8 @@ def test_benchmark_precision_section_compares_each_photo_and_the_path_noise(vgg1
 def test_benchmark_estimates_section_calibrates_from_the_runs_before(vgg16_random, monkeypatch):
     import nst_core.benchmark as bench
     monkeypatch.setattr(bench, "series", lambda name: [("one", TransferConfig(size=32, steps=2, levels=1))])
+    # The speed at the runs' own sizes: the server's sides (128 and 256 px) took half the test's time.
+    monkeypatch.setattr(bench, "measure_speed", functools.partial(bench.measure_speed, sides=(32, 48)))
     rows = bench.estimates(vgg16_random, (32, 48), ("Quick",), experiments=("content",))
     assert [r["run"] for r in rows] == ["Quick 32 px", "Quick 48 px", "experiment 'content'"]
     first, later = rows[0], rows[1:]
