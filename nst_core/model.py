@@ -190,12 +190,16 @@ class VGGFeatures(nn.Module):
         runs on; a CPU with AVX512-BF16 or AMX); elsewhere bf16 is emulated, far slower than fp32."""
         return self.mean.device.type == "cuda" or cpu_has_fast_bf16()
 
+    def emulates(self, precision: str) -> bool:
+        """Whether ``precision`` means bfloat16 that this device only emulates."""
+        return self.compute_precision(precision) == "bf16" and not self.bf16_is_native()
+
     def precision_label(self, precision: str = "auto") -> str:
         """Words for the app and the CLI, e.g. "bfloat16 (chosen automatically: faster on this CPU)"."""
         dtype = self.compute_dtype(precision)
         name = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
         if precision != "auto":
-            if dtype == torch.bfloat16 and not self.bf16_is_native():
+            if self.emulates(precision):
                 return f"{name} (set by hand; emulated on this CPU, at least {EMULATED_BF16_FACTOR:g}× float32's time)"
             return f"{name} (set by hand)"
         why = "faster on this machine" if dtype != torch.float32 else "bfloat16 is not faster here"

@@ -128,7 +128,7 @@ def estimate_text(jobs: list[Job]) -> str:
     each = [estimate([j]) for j in jobs]
     seconds, limit = sum(each), backend().max_run_s
     if max(each) > limit:
-        emulated = any(j.config.precision == "bf16" and not j.model.bf16_is_native() for j in jobs)
+        emulated = any(j.model.emulates(j.config.precision) for j in jobs)
         return (f"⏱ About {seconds:.0f} s: over this server's limit of {limit:.0f} s per run. "
                 + ("Choose auto arithmetic (bf16 is emulated here), or lower" if emulated else "Lower")
                 + " the steps or the size.")
@@ -337,8 +337,8 @@ DRAW_EVERY_S = 0.25
 def refusal_offers(job: Job, refused: RunRefused) -> list[tuple[str, dict]]:
     """One-click ways out of a refusal, each a setting the page offers: auto arithmetic where bf16
     is emulated, the largest size of the size slider, and a round number of steps, that this
-    server's estimate lets through (the
-    service's own figures are only a first guess: time is not quite proportional to pixels)."""
+    server's estimate lets through (the service's own figures are only a first guess: time is not
+    quite proportional to pixels)."""
     cfg, limit = job.config, backend().max_run_s
     timed = refused.max_steps is not None  # refused for time, not for memory
 
@@ -346,7 +346,7 @@ def refusal_offers(job: Job, refused: RunRefused) -> list[tuple[str, dict]]:
         return not timed or estimate([replace(job, config=config)]) <= limit
 
     offers = []
-    if cfg.precision == "bf16" and not job.model.bf16_is_native() and fits(replace(cfg, precision="auto")):
+    if job.model.emulates(cfg.precision) and fits(replace(cfg, precision="auto")):
         offers.append(("▶ Run in auto arithmetic (fp32 here)", {"precision": "auto"}))
     top = refused.max_size if refused.max_size else (cfg.size if timed else 0)
     for size in sorted((s for s in SIZES if s <= top and s < cfg.size), reverse=True):

@@ -23,15 +23,15 @@ class RunRefused(ValueError):
 
 def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float | None,
               max_run_s: float | None = None, headroom_mb: float | None = None, precision: str = "fp32",
-              sizes: tuple[int, ...] = SIZES, native_bf16: bool = True) -> float:
+              sizes: tuple[int, ...] = SIZES, emulated: bool = False) -> float:
     """Refuse a run whose estimate passes the ceiling on seconds, or whose memory could never fit
     (:class:`RunRefused`, saying what to lower); otherwise return its memory estimate in MB.
 
     ``shape`` is the content image's (H, W); ``headroom_mb`` is what the budget leaves when no
     run is computing (``RunRegistry.headroom_mb``); ``precision`` is the one the run computes in.
     A size offered is one of ``sizes`` (the app's own choices), so a student can pick it: a class
-    was told "480 px fits" by a page whose size slider stops at 384 and 512. Where ``native_bf16``
-    is false, the device only emulates bfloat16, and a bf16 run is told that first.
+    was told "480 px fits" by a page whose size slider stops at 384 and 512. Where ``emulated``,
+    the run's arithmetic is bfloat16 that the device only emulates, and it is told that first.
     """
     max_run_s = server_limit("NST_MAX_RUN_S") if max_run_s is None else max_run_s
     if estimate_s is not None and estimate_s > max_run_s:
@@ -39,7 +39,6 @@ def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float 
         steps = _round_steps(config.steps * ratio)
         size = _offered(_round_down(config.size * math.sqrt(ratio)), config.size, sizes)
         tips = [f"at most {steps} steps", f"a size of {size} px" if size else None]
-        emulated = precision == "bf16" and not native_bf16
         if emulated:
             tips.insert(0, "auto or fp32 arithmetic instead of bf16")
         if config.optimizer == "lbfgs":

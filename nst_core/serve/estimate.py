@@ -92,7 +92,7 @@ def predict_run(model: VGGFeatures, config: TransferConfig, shape: tuple[int, in
     seconds = predict_seconds(replace(config, precision="fp32"), shape, model.arch, speeds, n_styles)
     if used == measured:
         return seconds
-    if used == "bf16" and not model.bf16_is_native():
+    if model.emulates(config.precision):
         return seconds * EMULATED_BF16_FACTOR
     return seconds * (PRECISION_FACTOR["bf16"] if used == "bf16" else 1 / PRECISION_FACTOR["bf16"])
 

@@ -226,7 +226,7 @@ def start_transfer(registry: RunRegistry, content, styles, config: TransferConfi
     if known is None or known.state not in JOINABLE | SERVED:  # joining or serving costs nothing
         shape = (content.height, content.width) if isinstance(content, Image.Image) else tuple(content.shape[-2:])
         need = check_run(config, shape, estimate_s, registry.max_run_s, registry.headroom_mb(),
-                         model.compute_precision(config.precision), native_bf16=model.bf16_is_native())
+                         model.compute_precision(config.precision), emulated=model.emulates(config.precision))
         if estimate_s:
             work = (WORK_MARGIN * run_gflop(config, shape, model.arch, len(styles))
                     * max(registry.max_run_s / estimate_s, 1.0))

@@ -32,7 +32,7 @@ def test_a_run_estimated_over_the_ceiling_is_refused_with_what_to_lower():
 def test_a_bf16_run_refused_where_bf16_is_emulated_is_told_to_change_the_arithmetic_first():
     cfg = TransferConfig(size=256, steps=300, precision="bf16")
     with pytest.raises(RunRefused) as err:
-        check_run(cfg, (256, 256), estimate_s=1200, max_run_s=120, precision="bf16", native_bf16=False)
+        check_run(cfg, (256, 256), estimate_s=1200, max_run_s=120, precision="bf16", emulated=True)
     assert "Lower its work: auto or fp32 arithmetic instead of bf16" in err.value.message
     assert "bf16 is emulated" in err.value.reason  # what a page with buttons shows
     with pytest.raises(RunRefused) as err:
