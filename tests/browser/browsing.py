@@ -7,12 +7,12 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from scripts.live_app import LONG_RUN, ROOT, exception_text, wait_idle
+from scripts.live_app import ROOT, exception_text, wait_idle
 from tests.support import gradient_image
 
-# Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps.
+# Tiny, fast settings through the shareable URL: random VGG16, 128 px, 3 steps (scripts.live_app.LONG_RUN
+# is the same with 400 steps, for a run a test stops mid-way).
 FAST = "?weights_source=random&arch=vgg16&size=128&steps=3&levels=1&preset=Quick"
-LONG = LONG_RUN  # the same settings, 400 steps: a run a test stops mid-way
 SHOTS = ROOT / "test-output" / "screenshots"
 
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tests.browser.browsing import FAST, LONG, SHOTS, choose, no_exceptions, upload_photo
+from tests.browser.browsing import FAST, SHOTS, choose, no_exceptions, upload_photo
 from tests.support import BAD_IMAGES
-from scripts.live_app import FlakyNetwork, wait_idle
+from scripts.live_app import LONG_RUN, FlakyNetwork, wait_idle
 from scripts.load_test import SHORT_RUN, load_test, shared_pair
 
 pytestmark = pytest.mark.browser
@@ -143,7 +143,7 @@ def test_the_stylize_page_renders(server, page):
 
 
 def test_stop_mid_run_keeps_the_best_image(server, page):
-    page.goto(server + "/" + LONG + "&seed=11")
+    page.goto(server + "/" + LONG_RUN + "&seed=11")
     wait_idle(page)
     page.get_by_role("button", name="▶ Run").click()
     # Any step will do: a fixed "Step 3/" shows for a fraction of a second and can be missed.
@@ -160,7 +160,7 @@ def test_stop_mid_run_keeps_the_best_image(server, page):
 
 def test_widget_change_mid_run_keeps_the_result(server, page):
     """Changing any widget reruns the page and so ends the run: what it reached must be kept."""
-    page.goto(server + "/" + LONG + "&seed=12&init=noise")  # the seed counts
+    page.goto(server + "/" + LONG_RUN + "&seed=12&init=noise")  # the seed counts
     wait_idle(page)
     page.get_by_role("button", name="▶ Run").click()
     page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)
@@ -180,7 +180,7 @@ def test_a_dropped_connection_mid_run_keeps_the_run_going(server, page, tmp_path
     """Streamlit stops the script when the connection drops and reruns it when the browser
     reconnects: that rerun must follow the run again, not stop it, and the upload must survive."""
     net = FlakyNetwork(server)
-    page.goto(net.url + "/" + LONG + "&seed=15")
+    page.goto(net.url + "/" + LONG_RUN + "&seed=15")
     wait_idle(page)
     upload_photo(page, tmp_path / "own_photo.png")
     page.get_by_role("button", name="▶ Run").click()
@@ -228,7 +228,7 @@ def test_two_students_on_the_same_run_share_one_computation(server, browser):
 def test_a_reload_mid_run_finds_the_run_again(server, page):
     """A reload is a new session: the page finds its run in flight through the run's identity (the
     same images and settings), and Stop still keeps the best image."""
-    page.goto(server + "/" + LONG + "&seed=14")
+    page.goto(server + "/" + LONG_RUN + "&seed=14")
     wait_idle(page)
     page.get_by_role("button", name="▶ Run").click()
     page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)

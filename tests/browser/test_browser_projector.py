@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from scripts.live_app import wait_idle
-from tests.browser.browsing import FAST, LONG, SHOTS, no_exceptions, upload_photo
+from scripts.live_app import LONG_RUN, wait_idle
+from tests.browser.browsing import FAST, SHOTS, no_exceptions, upload_photo
 
 pytestmark = pytest.mark.browser
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
@@ -37,7 +37,7 @@ def test_run_progress_preview_and_result_are_in_view(server, browser, width, hei
     SHOTS.mkdir(parents=True, exist_ok=True)
     context, page = _page(browser, width, height)
     # A seed of its own: the server shares identical runs, and a run already computed is served at once.
-    page.goto(server + "/" + LONG + f"&seed={width}")
+    page.goto(server + "/" + LONG_RUN + f"&seed={width}")
     wait_idle(page)
     run = page.get_by_role("button", name="▶ Run")
     run.wait_for(timeout=60_000)
