@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..images import fit_long_side
-from ..model import EMULATED_BF16_FACTOR, VGGFeatures, step_gflop
-from ..transfer import TransferConfig, bare_step_seconds, stage_plan
+from ..model import EMULATED_BF16_FACTOR, VGGFeatures, alternated_pass_times, step_gflop
+from ..transfer import TransferConfig, stage_plan
 
 # Cost evaluations per L-BFGS step before any run is observed, counted at 128 px on 2026-11-26 (the
 # step reuses its predecessor's last evaluation): 1.1-1.2 on the trained VGG16 for every preset, 1.2
@@ -101,10 +101,10 @@ def measure_speed(model: VGGFeatures, sides=SPEED_SIDES, tries: int = 3) -> dict
     """GFLOP/s of a bare forward+backward pass on this machine at each side, in the arithmetic
     "auto" chose for ``model``: the fastest of a few tries, since a neighbour's burst can only slow
     a pass down, and what a run really loses to a busy server is learnt from the finished runs
-    (:class:`Calibration`)."""
+    (:class:`Calibration`). One warm-up pass per side, not one per try: later tries are warm already."""
     layers, precision = TransferConfig().layers, model.compute_precision("auto")
     return {side: step_gflop(model.arch, layers, (side, side))
-            / min(bare_step_seconds(model, layers, (side, side), precision=precision) for _ in range(tries))
+            / min(alternated_pass_times(model, (side, side), layers, tries, (precision,))[precision])
             for side in sides}
 
 
