@@ -206,7 +206,7 @@ def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):
     student gets their own result (own seed, own image), some waited in the visible queue, and
     nothing raised."""
     url, proc = live
-    result = load_test(browser, url, 4, SHORT_RUN + "&weights_source=random&arch=vgg16&steps=40", timeout_s=240,
+    result = load_test(browser, url, 4, SHORT_RUN + "&weights_source=random&arch=vgg16&steps=20", timeout_s=240,
                        server_pid=proc.pid)
     assert result["errors"] == []
     assert result["completed"] == 4
@@ -218,7 +218,7 @@ def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):
 def test_two_students_on_the_same_run_share_one_computation(server, browser):
     """Two students press Run on the same images and settings at the same moment: one of them is
     told they watch the computation the other started, and both download the same picture."""
-    result = shared_pair(browser, server, FAST.lstrip("?").replace("steps=3", "steps=40") + "&seed=13", 2,
+    result = shared_pair(browser, server, FAST.lstrip("?").replace("steps=3", "steps=20") + "&seed=13", 2,
                          timeout_s=240)
     assert result["errors"] == []
     assert result["joined"] == 1
