@@ -1,5 +1,6 @@
 """Where a command's CPU goes: run it, and sum the CPU seconds of it and every process it starts,
-grouped by kind (app servers, Chromium's renderers and its other processes, Ray, pytest, other).
+grouped by kind (app servers, Chromium's renderers and its other processes, Ray, pytest and
+its xdist workers, other).
 
     .venv/bin/python -m scripts.cpu_by_process -- .venv/bin/python -m pytest tests/browser
 
@@ -20,7 +21,8 @@ from nst_core.benchmark import cpu_seconds
 
 # (words, kind): the first kind whose words all appear in a process's command line names it.
 KINDS = ((("streamlit run",), "app servers"), (("chrom", "--type=renderer"), "Chromium renderers"),
-         (("chrom",), "Chromium, other"), (("pytest",), "pytest"), (("ray",), "Ray"))
+         (("chrom",), "Chromium, other"), (("pytest",), "pytest"),
+         (("exec(eval(sys.stdin.readline()))",), "pytest-xdist workers"), (("ray",), "Ray"))
 
 
 def kind_of(cmdline: str) -> str:
