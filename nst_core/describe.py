@@ -9,7 +9,7 @@ from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .serve.lifecycle import QueueStatus
+    from .serve.states import QueueStatus
     from .transfer import Step
 
 # How each setting is named when it is shown to a student; None hides it (it changes no picture).

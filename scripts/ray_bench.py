@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image
 
 from nst_core.serve.backend import LocalBackend, NetworkSpec, RunRequest
-from nst_core.serve.lifecycle import RunState
+from nst_core.serve.states import RunState
 from nst_core.transfer import TransferConfig
 
 SPEC = NetworkSpec("vgg16", "random", 0, "vgg16|random|seed0|bench")

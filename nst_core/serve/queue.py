@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .lifecycle import FINISHED, QueueStatus, Run, RunState
+from .lifecycle import Run
+from .states import FINISHED, QueueStatus, RunState
 
 
 class FairQueue:

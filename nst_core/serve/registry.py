@@ -20,7 +20,8 @@ from .admission import check_run
 from .caches import ByteCache, cached_bytes, relieve_caches
 from .estimate import run_gflop
 from .identity import network_identity, run_key
-from .lifecycle import JOINABLE, SERVED, RunState, RunView, SharedRun
+from .lifecycle import RunView, SharedRun
+from .states import JOINABLE, SERVED, RunState
 from .limits import server_limit
 from .queue import FairQueue
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,20 @@ def test_a_run_streams_its_progress_and_its_result_is_served_to_the_next_student
     assert again.view().best.tobytes() == view.best.tobytes()
     assert backend.peek(handle.key).state == RunState.DONE
     assert counters(backend)["started"] == 1
+
+
+def test_the_registry_moves_runs_without_loading_pytorch(make_ray_backend, make_request, follow_run):
+    """The registry only queues and relays: after a run went through it, its process has not mapped
+    PyTorch's library (about 200 MB of its resident size when it did)."""
+    backend = make_ray_backend()
+    view = follow_run(backend.start(make_request(7, steps=10)))
+    assert view.state == RunState.DONE and view.best is not None
+    registry = ray.get(backend._registry.info.remote())["registry"]
+    maps = Path(f"/proc/{registry['pid']}/maps")
+    if not maps.exists():
+        pytest.skip("the registry's process cannot be inspected on this system")
+    assert "libtorch" not in maps.read_text(), "the registry process loaded PyTorch"
+    assert registry["rss_mb"] > 0
 
 
 def test_bad_images_and_refused_settings_never_reach_the_cluster(make_ray_backend, make_request):

@@ -136,7 +136,7 @@ def test_toy_order_text_puts_the_largest_entry_first():
 
 
 def test_queue_text_says_starting_for_a_run_admitted_before_its_page_looked():
-    from nst_core.serve.lifecycle import QueueStatus
+    from nst_core.serve.states import QueueStatus
     assert queue_text(QueueStatus(3, 41.6), 2) == ("Queued behind 3 run(s) on this server's 2 slot(s): about 42 s. "
                                                    "It starts by itself.")
     assert queue_text(QueueStatus(1, 0.0, memory_bound=True), 2).startswith("Waiting for memory")

@@ -32,9 +32,10 @@ checks), :mod:`.worker`, :mod:`.registry`, :mod:`.driver` (the app process's sid
 :mod:`.admin` (``python -m nst_core.serve.ray status|restart``).
 """
 
-from .admin import shutdown_service
-from .common import REGISTRY_NAME, WORKER_PREFIX, check_address, check_image, ray_settings
-from .driver import RayBackend, RayHandle
+from ...lazy import exports
 
-__all__ = ["REGISTRY_NAME", "WORKER_PREFIX", "RayBackend", "RayHandle", "check_address", "check_image",
-           "ray_settings", "shutdown_service"]
+__getattr__, __all__ = exports(__name__, {
+    ".admin": ("shutdown_service",),
+    ".common": ("REGISTRY_NAME", "WORKER_PREFIX", "check_address", "check_image", "ray_settings"),
+    ".driver": ("RayBackend", "RayHandle"),
+})

@@ -1,6 +1,6 @@
 """What the Ray backend's three kinds of process share: the actors' names, the settings, the
 records that travel between them, and the checks the app process makes before anything reaches
-the cluster. The module imports no Ray itself; the package's ``__init__`` does."""
+the cluster. The module imports no Ray itself, and no PyTorch: the registry imports it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ...images import MAX_ASPECT, MAX_PIXELS, MIN_SIDE, ImageError, to_pil
-from ..lifecycle import QueueStatus, RunState
+from ..states import QueueStatus, RunState
 from ..limits import server_limit
 
 NAMESPACE = "nst"
@@ -45,6 +44,15 @@ def ray_settings() -> dict:
         "results_mb": server_limit("NST_RESULTS_MB"),
         "memory_mb": server_limit("NST_MEMORY_MB"),  # each worker process's budget: a run over it is refused
     }
+
+
+def own_rss_mb() -> float:
+    """This process's resident size in MB (0 where the system will not say)."""
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss / 2**20
+    except Exception:  # noqa: BLE001 - psutil missing or refused: no memory figure, no refusal
+        return 0.0
 
 
 def check_address(address: str) -> str:
@@ -96,6 +104,7 @@ class Update:
 
 
 def _encode(image, fmt: str, side: int | None = None, quality: int = 85) -> bytes:
+    from ...images import to_pil  # here, not above: the registry imports this module without PyTorch
     img = to_pil(image)
     if side is not None:
         img.thumbnail((side, side))
@@ -117,6 +126,7 @@ def _decode_png(data: bytes) -> Image.Image:
 def check_image(image, what: str = "the image") -> None:
     """Turn away, in the app process, an image the cluster could not use (``ImageError``): not an
     image, damaged, or of a size ``load_image`` never returns."""
+    from ...images import MAX_ASPECT, MAX_PIXELS, MIN_SIDE, ImageError  # see _encode
     if not isinstance(image, Image.Image):
         raise ImageError(f"{what} is not an image ({type(image).__name__}).")
     w, h = image.size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import threading
 import time
 from dataclasses import replace
@@ -15,8 +16,9 @@ from ...images import ImageError
 from ..admission import check_run
 from ..backend import RunRequest
 from ..estimate import run_gflop
-from ..lifecycle import RunState, RunView
+from ..lifecycle import RunView
 from ..registry import WORK_MARGIN
+from ..states import RunState
 from .common import (MIRRORS_KEPT, NAMESPACE, POLL_S, REGISTRY_NAME, WORKER_PREFIX, Update, _decode_png,
                      check_address, check_image, ray_settings)
 from .registry import Registry
@@ -216,7 +218,8 @@ class RayBackend:
             if request.estimate_s:
                 work = (WORK_MARGIN * run_gflop(config, shape, request.network.arch, len(request.styles))
                         * max(self.max_run_s / request.estimate_s, 1.0))
-            answer = ray.get(self._registry.start.remote(key, request.session, request, work, self.max_run_s))
+            answer = ray.get(self._registry.start.remote(key, request.session, pickle.dumps(request),
+                                                         request.estimate_s or 0.0, work, self.max_run_s))
         return self._handle(answer)
 
     def rejoin(self, key: str, session: str) -> RayHandle | None:

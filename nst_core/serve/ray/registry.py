@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 import math
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -14,9 +15,8 @@ from dataclasses import dataclass, field
 
 import ray
 
-from ..backend import RunRequest
-from ..lifecycle import FINISHED, SERVED, QueueStatus, RunState
-from .common import NAMESPACE, RESULTS_COUNT, WORKER_LOST, WORKER_PREFIX, Tick, Update
+from ..states import FINISHED, SERVED, QueueStatus, RunState
+from .common import NAMESPACE, RESULTS_COUNT, WORKER_LOST, WORKER_PREFIX, Tick, Update, own_rss_mb
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class _Run:
     run_id: str
     key: str
-    request: RunRequest | None
+    request: bytes | None  # the RunRequest, pickled by the app process: read only by its worker
     estimate_s: float
     work_gflop: float | None
     max_run_s: float
@@ -157,10 +157,11 @@ class Registry:
 
     # ------------------------------------------------------------ the way in
 
-    async def start(self, key: str, session: str, request: RunRequest | None = None,
+    async def start(self, key: str, session: str, request: bytes | None = None, estimate_s: float = 0.0,
                     work_gflop: float | None = None, max_run_s: float = math.inf) -> dict:
         """Join the run ``key`` in flight or serve its finished result; else, given the admitted
-        ``request``, queue it, or without one answer ``{"need": True}`` (the app process then
+        ``request`` (pickled: the registry passes it on unread, so it never loads PyTorch) and its
+        estimated seconds, queue it, or without one answer ``{"need": True}`` (the app process then
         admits it and calls again: a request over a limit never reaches the cluster)."""
         self._ensure_started()
         run = self.live.get(key)
@@ -176,7 +177,7 @@ class Registry:
             return {"run_id": cached.run_id, "sub_id": None, "joined": True, "update": self._update(cached)}
         if request is None:
             return {"need": True}
-        run = _Run(uuid.uuid4().hex, key, request, float(request.estimate_s or 0.0), work_gflop,
+        run = _Run(uuid.uuid4().hex, key, request, float(estimate_s or 0.0), work_gflop,
                    min(float(max_run_s), self.max_run_s))
         self.live[key] = self.runs[run.run_id] = run
         sub_id = self._subscribe(run, session)
@@ -244,7 +245,8 @@ class Registry:
         return {"workers": len(self.workers), "ready": sum(self.ready), "gpus": self.gpus, "headroom_mb": headroom,
                 "running": sum(1 for b in self.busy if b is not None), "queued": len(self.queue),
                 "results": len(self.results), "results_bytes": self.results_size,
-                "max_run_s": self.max_run_s, "counters": dict(self.counters), "settings": self.settings}
+                "max_run_s": self.max_run_s, "counters": dict(self.counters), "settings": self.settings,
+                "registry": {"pid": os.getpid(), "rss_mb": round(own_rss_mb(), 1)}}
 
     async def reset(self, message: str = "The run service was reset; press Run again.", forget: bool = True) -> int:
         """Withdraw every queued run and stop every computing one (keeping their best images); with

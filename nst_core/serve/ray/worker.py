@@ -7,13 +7,15 @@ import logging
 import os
 import threading
 import time
+import pickle
 from collections import OrderedDict
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ...transfer import run as transfer_run
-from ..backend import NetworkSpec, RunRequest
-from ..lifecycle import SNAPSHOT_SIDE, WALL_BACKSTOP
-from .common import BEST_EVERY_S, MODELS_PER_WORKER, TICK_S, Tick, _encode
+from .common import BEST_EVERY_S, MODELS_PER_WORKER, TICK_S, Tick, _encode, own_rss_mb
+
+if TYPE_CHECKING:
+    from ..backend import NetworkSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,7 @@ class Worker:
         return os.getpid()
 
     def rss_mb(self) -> float:
-        """This worker process's resident size in MB (0 where the system will not say)."""
-        try:
-            import psutil
-            return psutil.Process().memory_info().rss / 2**20
-        except Exception:  # noqa: BLE001 - psutil missing or refused: no memory figure, no refusal
-            return 0.0
+        return own_rss_mb()
 
     def info(self) -> dict:
         return {"pid": os.getpid(), "device": self.device, "threads": self.threads, "runs": self.runs,
@@ -62,10 +59,14 @@ class Worker:
                 self._models.popitem(last=False)
             return model
 
-    def run(self, run_id: str, request: RunRequest, work_gflop: float | None, max_run_s: float):
-        """Compute one run, yielding a :class:`Tick` at step 1, then at most every ``TICK_S``; the
-        last one carries the final state. Stop, the work cap and the wall backstop are checked
-        after every step."""
+    def run(self, run_id: str, request: bytes, work_gflop: float | None, max_run_s: float):
+        """Compute one run, its :class:`~nst_core.serve.backend.RunRequest` pickled by the app
+        process, yielding a :class:`Tick` at step 1, then at most every ``TICK_S``; the last one
+        carries the final state. Stop, the work cap and the wall backstop are checked after every
+        step."""
+        # Imported here, not above: the registry imports this module to start workers, without PyTorch.
+        from ...transfer import run as transfer_run
+        from ..lifecycle import SNAPSHOT_SIDE, WALL_BACKSTOP
         self.runs += 1
         gen = best_tensor = best_sent = latest_image = None
         step, best_at, sent_at = 0, 0.0, 0.0
@@ -83,6 +84,7 @@ class Worker:
             return out
 
         try:
+            request = pickle.loads(request)  # from the cluster's own app processes
             model = self._model(request.network)
             gen = transfer_run(request.content, list(request.styles), request.config, model)
             started = time.monotonic()

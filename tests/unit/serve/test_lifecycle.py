@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from nst_core.serve.lifecycle import (FINISHED, SERVED, TRANSITIONS, ForbiddenTransition, QueueStatus, Run,
-                                      RunState, RunView, advance)
+from nst_core.serve.lifecycle import Run, RunView
+from nst_core.serve.states import FINISHED, SERVED, TRANSITIONS, ForbiddenTransition, QueueStatus, RunState, advance
 
 from tests.support import step_record
 

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from nst_core.serve.lifecycle import QueueStatus, Run, RunState
+from nst_core.serve.lifecycle import Run
+from nst_core.serve.states import QueueStatus, RunState
 from nst_core.serve.queue import FairQueue
 
 

@@ -12,7 +12,8 @@ import torch
 
 from nst_core.serve.admission import RunRefused
 from nst_core.serve.estimate import run_gflop
-from nst_core.serve.lifecycle import FINISHED, WALL_BACKSTOP, RunState
+from nst_core.serve.lifecycle import WALL_BACKSTOP
+from nst_core.serve.states import FINISHED, RunState
 from nst_core.serve.registry import WORK_MARGIN, RunRegistry, start_transfer, transfer_key
 from nst_core.transfer import Step, TransferConfig
 
