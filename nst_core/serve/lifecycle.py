@@ -1,10 +1,9 @@
-"""A run's life: one state in one enum, the transitions allowed between states, the one record of a
-run that travels from the service to the page (:class:`RunView`), and the computation itself
-(:class:`SharedRun`).
+"""A run's life: the one record of a run that travels from the service to the page
+(:class:`RunView`), and the computation itself (:class:`SharedRun`).
 
-Every view of a run is derived from its :class:`RunState`: the queue's line, a watcher's panel, the
-gallery's entry. :func:`advance` is the only way a state changes, and it refuses a transition that
-:data:`TRANSITIONS` does not list.
+Every view of a run is derived from its :class:`~.states.RunState`: the queue's line, a watcher's
+panel, the gallery's entry. :func:`~.states.advance` is the only way a state changes, and it
+refuses a transition that :data:`~.states.TRANSITIONS` does not list.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..states import QueueStatus, RunState
 from ..limits import server_limit
+from ..states import QueueStatus, RunState
 
 NAMESPACE = "nst"
 REGISTRY_NAME = "nst_registry"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
-import pickle
 from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING
