@@ -38,14 +38,13 @@ def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float 
         ratio = max_run_s / estimate_s
         steps = _round_steps(config.steps * ratio)
         size = _offered(_round_down(config.size * math.sqrt(ratio)), config.size, sizes)
+        reason = f"This run is estimated at {estimate_s:.0f} s, over this server's limit of {max_run_s:.0f} s per run."
         tips = [f"at most {steps} steps", f"a size of {size} px" if size else None]
         if emulated:
+            reason += " This server's CPU has no bfloat16 instructions: bf16 is emulated, far slower than fp32."
             tips.insert(0, "auto or fp32 arithmetic instead of bf16")
         if config.optimizer == "lbfgs":
             tips.append("Adam instead of L-BFGS (one cost evaluation per step instead of about 2.5)")
-        reason = f"This run is estimated at {estimate_s:.0f} s, over this server's limit of {max_run_s:.0f} s per run."
-        if emulated:
-            reason += " This server's CPU has no bfloat16 instructions: bf16 is emulated, far slower than fp32."
         raise RunRefused(f"{reason} Lower its work: {' or '.join(t for t in tips if t)}.", max_steps=steps,
                          max_size=size, reason=reason)
     need = memory.run_memory_mb(config, shape, precision)

@@ -21,9 +21,9 @@ from .caches import ByteCache, cached_bytes, relieve_caches
 from .estimate import run_gflop
 from .identity import network_identity, run_key
 from .lifecycle import RunView, SharedRun
-from .states import JOINABLE, SERVED, RunState
 from .limits import server_limit
 from .queue import FairQueue
+from .states import JOINABLE, SERVED, RunState
 
 log = logging.getLogger(__name__)
 # A run's ceiling (NST_MAX_RUN_S) caps its work, not its wall time: a class pressing Run at once
