@@ -1,8 +1,8 @@
 """Every AppTest starts from empty Streamlit caches, as a fresh server would, except for the two
 things that do not depend on the test: a network built from the same arguments, and the speed of
 this machine. Those are made once per test run, so a test pays for its page, not for a rebuild.
-A served run's replay is quick here (0.1 s rather than seconds), and a test's background warm-ups
-end with it."""
+A served run's replay is quick here (0.1 s rather than seconds). Background warm-ups run only in
+the tests marked ``warmups`` (those about them), and end with the test."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ _ORIGINAL_SPEED = estimate.measure_speed
 
 
 @pytest.fixture(autouse=True)
-def _clean(monkeypatch, tmp_path):
+def _clean(request, monkeypatch, tmp_path):
     import ui.network  # noqa: F401 - imported here so its names can be patched
     import ui.runs
     monkeypatch.delenv("NST_WEIGHTS", raising=False)
@@ -65,6 +65,10 @@ def _clean(monkeypatch, tmp_path):
     # A served or joined run is replayed at a pace for the eye; tests check what is shown, not the pace.
     monkeypatch.setattr(ui.runs, "REPLAY_S", 0.1)
     monkeypatch.setattr(ui.runs, "CATCH_UP_S", 0.1)
+    if request.node.get_closest_marker("warmups") is None:
+        # Warm-ups prepare what a student may open next; a test opens only its own page, and their
+        # CPU went to the other worker's tests. Their queue is full, as on a busy server.
+        monkeypatch.setattr(background(), "max_jobs", 0)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

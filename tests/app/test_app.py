@@ -320,16 +320,16 @@ def test_a_refusal_offers_choices_of_the_page_that_run_in_one_click(monkeypatch)
     import ui.runs
     from nst_core.settings import SIZES
     from ui.network import backend
-    # A deterministic estimate: 1 s per step at 128 px, growing with the pixels; a ceiling of 50 s
+    # A deterministic estimate: 1 s per step at 128 px, growing with the pixels; a ceiling of 22 s
     # (the run's wall-time backstop, 20× the ceiling, stays far off on a slow host).
     monkeypatch.setattr(ui.runs, "_predicted", lambda job: job.config.steps * (job.config.size / 128) ** 2)
-    monkeypatch.setattr(backend().registry, "max_run_s", 50.0)
-    at = app(steps=20, levels=1, seed=4272, size=256)
+    monkeypatch.setattr(backend().registry, "max_run_s", 22.0)
+    at = app(steps=8, levels=1, seed=4272, size=256)
     at.run()
     _press_run(at)
     assert any("over this server's limit" in e.value for e in at.error)
     offers = {b.label: b for b in at.button if b.label.startswith("▶ Run ")}
-    assert set(offers) == {"▶ Run at 192 px", "▶ Run with 12 steps"}, set(offers)
+    assert set(offers) == {"▶ Run at 192 px", "▶ Run with 5 steps"}, set(offers)
     assert all(int(label.split()[3]) in SIZES for label in offers if label.endswith("px"))
     offers["▶ Run at 192 px"].click().run()
     no_exception(at)

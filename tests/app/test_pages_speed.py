@@ -42,6 +42,7 @@ def _top9_captions(at) -> list[str]:
     return [img.caption for el in at.get("image") for img in el.proto.imgs if " · " in img.caption]
 
 
+@pytest.mark.warmups
 def test_switching_layers_does_not_search_the_pictures_again(small_index, monkeypatch):
     monkeypatch.setattr(layers, "warm_layers", lambda *a, **k: None)  # the next test's subject, and slow
     at = app()
@@ -63,6 +64,7 @@ def test_switching_layers_does_not_search_the_pictures_again(small_index, monkey
     assert small_index == ["g0", "g1", "g2"]
 
 
+@pytest.mark.warmups
 def test_every_layer_of_the_images_is_ready_before_the_student_gets_there(small_index, monkeypatch):
     at = app()
     at.run()
@@ -76,6 +78,7 @@ def test_every_layer_of_the_images_is_ready_before_the_student_gets_there(small_
     assert computed == []
 
 
+@pytest.mark.warmups
 def test_an_upload_is_searched_with_the_bundled_pictures(small_index, monkeypatch):
     monkeypatch.setattr(layers, "warm_layers", lambda *a, **k: None)
     at = app()

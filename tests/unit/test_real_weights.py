@@ -14,12 +14,13 @@ pytestmark = pytest.mark.real_weights
 def test_default_settings_stylize_and_keep_the_content(vgg16_trained):
     content = load_image(ROOT / "assets/content/chelsea_cat.jpg")
     style = load_image(ROOT / "assets/styles/flow_brush.png")
-    cfg = TransferConfig(size=128, steps=60)
+    # 96 px and 40 steps: the style cost falls to about 0.13 of the photo's, 0.11 at 128 px and 60 steps.
+    cfg = TransferConfig(size=96, steps=40)
     result = [r for r in run(content, style, cfg, vgg16_trained)][-1]
     assert result.status == "done"
     # One fixed yardstick: α = β = 1 on the balanced scale, so each term is a fraction of the cost
     # of an all-zero activation.
-    judge = TransferConfig(size=128, alpha=1.0, beta=1.0)
+    judge = TransferConfig(size=96, alpha=1.0, beta=1.0)
     c = evaluate(result.best_image, content, style, judge, vgg16_trained)
     start = evaluate(resize_tensor(to_tensor(content), tuple(result.best_image.shape[-2:])), content, style,
                      judge, vgg16_trained)
