@@ -28,9 +28,10 @@ def test_time_to_reach_interpolates_between_points():
     assert time_to_reach([(0, 5.0), (10, 3.0)], 2.0) is None
 
 
-def test_benchmark_quality_section_on_a_tiny_network(vgg16_random):
-    from nst_core.benchmark import quality
-    rows = {r["contender"]: r for r in quality(vgg16_random, 32, 6, presets=("Quick",))}
+def test_benchmark_quality_section_on_a_tiny_network(vgg16_random, monkeypatch):
+    import nst_core.benchmark as bench
+    monkeypatch.setattr(bench, "preset_config", functools.partial(bench.preset_config, steps=15))  # not 70 a level
+    rows = {r["contender"]: r for r in bench.quality(vgg16_random, 32, 6, presets=("Quick",))}
     base = rows.pop("baseline")
     assert base["fraction_of_baseline"] == 1.0 and base["seconds"] > 0
     for r in rows.values():
@@ -74,6 +75,8 @@ def test_benchmark_estimates_section_calibrates_from_the_runs_before(vgg16_rando
     monkeypatch.setattr(bench, "series", lambda name: [("one", TransferConfig(size=32, steps=2, levels=1))])
     # The speed at the runs' own sizes: the server's sides (128 and 256 px) took half the test's time.
     monkeypatch.setattr(bench, "measure_speed", functools.partial(bench.measure_speed, sides=(32, 48)))
+    # Quick's 70 steps at each of two levels took most of the rest; the estimate scales with steps.
+    monkeypatch.setattr(bench, "preset_config", functools.partial(bench.preset_config, steps=15))
     rows = bench.estimates(vgg16_random, (32, 48), ("Quick",), experiments=("content",))
     assert [r["run"] for r in rows] == ["Quick 32 px", "Quick 48 px", "experiment 'content'"]
     first, later = rows[0], rows[1:]
