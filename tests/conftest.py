@@ -1,18 +1,18 @@
 """Fixtures for every layer of tests: small random networks, the trained one where present, stand-in
-images, a fixed torch seed, and one torch thread per pytest-xdist worker."""
+images, a fixed torch seed, and one torch thread per pytest-xdist worker. PyTorch is
+imported where a fixture needs it: pytest-xdist's controller loads this file and runs no test."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-import torch
 
-from nst_core import load_vgg
+import nst_core  # its names load on first use (nst_core.lazy)
 from tests.support import REAL_WEIGHTS, gradient_image, stripes_image
 
-
 if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
     # Each of scripts/test.sh's two workers computes on one core: two torch threads each
     # oversubscribed the two cores and took longer than one worker (docs/testing.md).
     torch.set_num_threads(1)
@@ -20,12 +20,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.fixture(scope="session")
 def vgg19_random():
-    return load_vgg("vgg19", "random", seed=0)
+    return nst_core.load_vgg("vgg19", "random", seed=0)
 
 
 @pytest.fixture(scope="session")
 def vgg16_random():
-    return load_vgg("vgg16", "random", seed=0)
+    return nst_core.load_vgg("vgg16", "random", seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def vgg16_trained():
     if not REAL_WEIGHTS.is_file():
         pytest.skip(f"trained weights not found at {REAL_WEIGHTS} (set NST_TEST_WEIGHTS to a VGG16 "
                     "features state dict to run the real-weights checks)")
-    return load_vgg(None, str(REAL_WEIGHTS))
+    return nst_core.load_vgg(None, str(REAL_WEIGHTS))
 
 
 @pytest.fixture
@@ -48,4 +48,5 @@ def style_img():
 
 @pytest.fixture(autouse=True)
 def _deterministic():
+    import torch
     torch.manual_seed(0)

@@ -9,7 +9,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from nst_core import Step
@@ -42,6 +41,7 @@ def step_record(step: int = 1, size: tuple[int, int] = (48, 64), total: float = 
                 style_layers: dict[str, float] | None = None) -> Step:
     """A loop record with the few numbers a test cares about (``size`` is (H, W), as the loop keeps
     it); everything else is zero."""
+    import torch  # here, so that a process that runs no test (pytest-xdist's controller) does not load it
     return Step(step=step, total_steps=0, stage=0, size=size, elapsed=elapsed, eta=0.0, content=content,
                 style=style, tv=tv, total=total, style_layers=dict(style_layers or {}),
                 best_image=torch.zeros(1), best_total=0.0)

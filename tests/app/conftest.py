@@ -12,10 +12,7 @@ import sys
 import pytest
 import streamlit as st
 
-import nst_core
-from nst_core.serve import estimate
 from tests.support import ROOT
-from ui.cache import background
 
 
 def _memoized(fn):
@@ -37,31 +34,36 @@ def _patch_everywhere(monkeypatch, original, replacement) -> None:
             monkeypatch.setattr(module, original.__name__, replacement)
 
 
-_load_vgg = _memoized(nst_core.load_vgg)  # models are frozen and read-only: sharing one is what the app does
-_speed: dict = {}
+@functools.cache
+def _once_per_run() -> list[tuple]:
+    """(the app's function, its stand-in made once per test run), for the network and the speed.
+    Imported at the first test, not with this file: pytest-xdist's controller loads it and runs none."""
+    import nst_core
+    from nst_core.serve import estimate
+    measure = estimate.measure_speed
+    speeds: dict = {}
 
-
-def _measure_speed(model, *args, **kwargs):
-    # GFLOP/s are the machine's in an arithmetic, whichever VGG and weights measured them.
-    key = (model.compute_precision("auto"), str(model.mean.device))
-    if key not in _speed:
-        _speed[key] = _ORIGINAL_SPEED(model, *args, **kwargs)
-    return _speed[key]
-
-
-_ORIGINAL_SPEED = estimate.measure_speed
+    def measure_once(model, *args, **kwargs):
+        # GFLOP/s are the machine's in an arithmetic, whichever VGG and weights measured them.
+        key = (model.compute_precision("auto"), str(model.mean.device))
+        if key not in speeds:
+            speeds[key] = measure(model, *args, **kwargs)
+        return speeds[key]
+    # Models are frozen and read-only: sharing one is what the app does.
+    return [(nst_core.load_vgg, _memoized(nst_core.load_vgg)), (measure, measure_once)]
 
 
 @pytest.fixture(autouse=True)
 def _clean(request, monkeypatch, tmp_path):
     import ui.network  # noqa: F401 - imported here so its names can be patched
     import ui.runs
+    from ui.cache import background
     monkeypatch.delenv("NST_WEIGHTS", raising=False)
     monkeypatch.delenv("NST_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.chdir(ROOT)
-    _patch_everywhere(monkeypatch, nst_core.load_vgg, _load_vgg)
-    _patch_everywhere(monkeypatch, _ORIGINAL_SPEED, _measure_speed)
+    for original, replacement in _once_per_run():
+        _patch_everywhere(monkeypatch, original, replacement)
     # A served or joined run is replayed at a pace for the eye; tests check what is shown, not the pace.
     monkeypatch.setattr(ui.runs, "REPLAY_S", 0.1)
     monkeypatch.setattr(ui.runs, "CATCH_UP_S", 0.1)
