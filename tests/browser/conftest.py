@@ -22,6 +22,41 @@ def browser():
         b.close()
 
 
+class Tabs:
+    """A module's open tabs, one per set of context options, which its tests take turns in. A new
+    tab cost Chromium about a CPU-second more than loading the app again in an open one: its renderer
+    compiles the app's scripts afresh (docs/testing.md). After each test its tab goes blank, which ends
+    that student's session as closing the tab did."""
+
+    def __init__(self, browser):
+        self.browser, self.kept = browser, {}
+
+    def open(self, **options):
+        key = repr(sorted(options.items()))
+        if key not in self.kept:
+            self.kept[key] = self.browser.new_context(**options).new_page()
+        return self.kept[key]
+
+    def blank(self):
+        for page in self.kept.values():
+            page.goto("about:blank")
+
+
+@pytest.fixture(scope="module")
+def tabs(browser):
+    kept = Tabs(browser)
+    yield kept
+    for page in kept.kept.values():
+        page.context.close()
+
+
+@pytest.fixture(autouse=True)
+def _blank_tabs_after(request):
+    yield
+    if "tabs" in request.fixturenames:
+        request.getfixturevalue("tabs").blank()
+
+
 @pytest.fixture(scope="session")
 def live(browser):
     """(url, process) of the app shared by the browser modules: two runs at a time, and no ceiling

@@ -20,11 +20,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
-    pg = context.new_page()
-    yield pg
-    context.close()
+def page(tabs):
+    return tabs.open(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
 
 
 def _advanced(page):

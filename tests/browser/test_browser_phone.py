@@ -57,10 +57,8 @@ FORMULAS = """() => [...document.querySelectorAll('.katex-display')].map(e => ({
 
 
 @pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    yield context.new_page()
-    context.close()
+def phone(tabs):
+    return tabs.open(viewport=PHONE, is_mobile=True, has_touch=True)
 
 
 @pytest.mark.parametrize("path", list(PAGES))

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.browser
 STAGE = ".st-key-stage"  # the container Stylize draws the run and its result in (st.container(key="stage"))
 
 
-def _page(browser, width: int, height: int):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    return context, context.new_page()
-
-
 def in_view(page, locator) -> bool:
     """The element's whole box lies inside the viewport as the page is scrolled now."""
     box = locator.bounding_box()
@@ -33,9 +28,9 @@ def in_view(page, locator) -> bool:
 
 
 @pytest.mark.parametrize("width, height, scrolls", [(1920, 1080, 0), (1280, 720, 1)])
-def test_run_progress_preview_and_result_are_in_view(server, browser, width, height, scrolls):
+def test_run_progress_preview_and_result_are_in_view(server, tabs, width, height, scrolls):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context, page = _page(browser, width, height)
+    page = tabs.open(viewport={"width": width, "height": height})
     # A seed of its own: the server shares identical runs, and a run already computed is served at once.
     page.goto(server + "/" + LONG_RUN + f"&seed={width}")
     wait_idle(page)
@@ -67,12 +62,11 @@ def test_run_progress_preview_and_result_are_in_view(server, browser, width, hei
     assert in_view(page, page.get_by_text("Latest result")), "the result's heading is out of view"
     assert in_view(page, result), f"result out of view: {result.bounding_box()}"
     page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_result.png"))
-    context.close()
 
 
-def test_a_portrait_upload_leaves_run_in_view_at_1280x720(server, browser, tmp_path):
+def test_a_portrait_upload_leaves_run_in_view_at_1280x720(server, tabs, tmp_path):
     """A tall photo drawn at the column's full width pushed Run below a 720 px projector's fold."""
-    context, page = _page(browser, 1280, 720)
+    page = tabs.open(viewport={"width": 1280, "height": 720})
     page.goto(server + "/" + FAST)
     wait_idle(page)
     upload_photo(page, tmp_path / "portrait.png", size=(600, 900))
@@ -82,11 +76,10 @@ def test_a_portrait_upload_leaves_run_in_view_at_1280x720(server, browser, tmp_p
     assert in_view(page, run), f"Run below the fold with a portrait photo: {run.bounding_box()}"
     page.screenshot(path=str(SHOTS / "projector_1280x720_portrait.png"))
     no_exceptions(page)
-    context.close()
 
 
-def test_presentation_mode_hides_the_settings_and_keeps_across_pages(server, browser):
-    context, page = _page(browser, 1920, 1080)
+def test_presentation_mode_hides_the_settings_and_keeps_across_pages(server, tabs):
+    page = tabs.open(viewport={"width": 1920, "height": 1080})
     page.goto(server + "/" + FAST)
     wait_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -113,11 +106,10 @@ def test_presentation_mode_hides_the_settings_and_keeps_across_pages(server, bro
     page.get_by_text("Presentation mode").first.click()  # and back: the settings return
     wait_idle(page)
     assert sidebar.is_visible() and advanced.count() == 1
-    context.close()
 
 
-def test_ab_runs_leave_no_stop_button_and_are_named_by_what_differs(server, browser):
-    context, page = _page(browser, 1920, 1080)
+def test_ab_runs_leave_no_stop_button_and_are_named_by_what_differs(server, tabs):
+    page = tabs.open(viewport={"width": 1920, "height": 1080})
     page.goto(server + "/cost_curves" + FAST)
     wait_idle(page)
     page.get_by_role("button", name="Run A, then B").click()
@@ -131,4 +123,3 @@ def test_ab_runs_leave_no_stop_button_and_are_named_by_what_differs(server, brow
                                                                             chosen), chosen
     assert "default" not in chosen, chosen
     page.screenshot(path=str(SHOTS / "cost_curves_after_ab.png"))
-    context.close()
