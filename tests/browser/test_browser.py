@@ -106,6 +106,7 @@ def test_stylize_upload_run_download(server, page, tmp_path):
     saved = tmp_path / "result.png"
     download.save_as(saved)
     assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.mouse.move(0, 0)  # the pointer left on Download showed its help over the lines beside it
     page.screenshot(path=str(SHOTS / "stylize_after_run.png"), full_page=True)
 
 
