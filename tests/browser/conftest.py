@@ -29,25 +29,28 @@ class Tabs:
     that student's session as closing the tab did."""
 
     def __init__(self, browser):
-        self.browser, self.kept = browser, {}
+        self.browser, self.pages = browser, {}
 
     def open(self, **options):
         key = repr(sorted(options.items()))
-        if key not in self.kept:
-            self.kept[key] = self.browser.new_context(**options).new_page()
-        return self.kept[key]
+        if key not in self.pages:
+            self.pages[key] = self.browser.new_context(**options).new_page()
+        return self.pages[key]
 
     def blank(self):
-        for page in self.kept.values():
+        for page in self.pages.values():
             page.goto("about:blank")
+
+    def close(self):
+        for page in self.pages.values():
+            page.context.close()
 
 
 @pytest.fixture(scope="module")
 def tabs(browser):
-    kept = Tabs(browser)
-    yield kept
-    for page in kept.kept.values():
-        page.context.close()
+    module_tabs = Tabs(browser)
+    yield module_tabs
+    module_tabs.close()
 
 
 @pytest.fixture(autouse=True)
