@@ -92,7 +92,8 @@ with inputs:
     if error:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
     run_col, time_col = st.columns([1, 2], vertical_alignment="center")
-    clicked = run_col.button("▶ Run", type="primary", disabled=job is None, help="Start the optimization.")
+    # No tooltip: it would cover the presets above while the pointer rests on Run during the run.
+    clicked = run_col.button("▶ Run", type="primary", disabled=job is None)
     clicked = runs.run_requested("stylize") or clicked  # a refusal's "Run at 384 px" counts as Run
     if job is not None:
         time_col.caption(runs.estimate_text([job]))

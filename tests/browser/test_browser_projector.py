@@ -50,6 +50,8 @@ def test_run_progress_preview_and_result_are_in_view(server, tabs, width, height
     page.get_by_text(re.compile(r"Step \d+(/| of )400")).first.wait_for(timeout=90_000)
     assert in_view(page, progress), f"progress out of view: {progress.bounding_box()}"
     assert in_view(page, preview), f"live preview out of view: {preview.bounding_box()}"
+    # The pointer still rests on Run: no tooltip may cover the presets beside it on the projector.
+    assert page.locator('[data-testid="stTooltipContent"]').count() == 0, "a tooltip covers the page"
     page.screenshot(path=str(SHOTS / f"projector_{width}x{height}_running.png"))
     stop = page.get_by_role("button", name="⏹ Stop")
     assert in_view(page, stop)
