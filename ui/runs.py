@@ -204,6 +204,11 @@ def _stop(batch: Batch) -> None:
         if watching is not None:
             view = watching.view()
             watching.leave(stop=True)
+            after = backend().peek(current.key)
+            if after is None or after.state is not RunState.RUNNING:
+                # It ends within a step: the estimate this rerun shows must not count it as a
+                # second run beside the next one (it showed twice the time after every Stop).
+                calibration().seen(current.key, False)
             _update(current, view)
             if view.finished and view.state is not RunState.STOPPED:  # it ended on its own before the click
                 status, message = view.state, "" if view.state is RunState.DONE else view.message

@@ -143,6 +143,8 @@ def test_the_stylize_page_renders(server, page):
 def test_stop_mid_run_keeps_the_best_image(server, page):
     page.goto(server + "/" + LONG_RUN + "&seed=11")
     wait_idle(page)
+    estimate = page.get_by_text(re.compile(r"About \d+ s on this server"))
+    before = estimate.first.inner_text()
     page.get_by_role("button", name="▶ Run").click()
     # Any step will do: a fixed "Step 3/" shows for a fraction of a second and can be missed.
     page.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)
@@ -153,6 +155,8 @@ def test_stop_mid_run_keeps_the_best_image(server, page):
     no_exceptions(page)
     assert page.get_by_text("(stopped)").count() >= 1
     assert page.get_by_text("the best image so far is kept").count() >= 1
+    # The stopped run ends within a step: it must not count as a second run beside the next one.
+    assert estimate.first.inner_text() == before
     page.screenshot(path=str(SHOTS / "stylize_stopped.png"), full_page=True)
 
 
