@@ -21,7 +21,9 @@ if not present:  # on a projector the curves come first; the words and the A/B c
              "which part of the cost is being paid, and which style layer carries most of it.")
     frame.try_this("open **Start two runs** and vary **Start from**: the content photo against noise. From the "
                    "photo, the content part starts at 0 and grows a little while the style part falls; from noise, "
-                   "both start high. Either way the sum J(G) goes down: that is what gradient descent minimizes.")
+                   "both start high. Either way the sum J(G) goes down at each image size: that is what gradient "
+                   "descent minimizes. Where a dashed line marks a larger image, J is measured on more pixels and "
+                   "may jump up.")
 FIGURE_PX = 560  # wide enough to read from the back of a room, short enough to leave both plots in view
 
 model = network.current_model()

@@ -270,20 +270,31 @@ def compare_runs(histories: dict[str, list[Step]], scale: str = "auto") -> Figur
 # be read on a projector, so its fonts match the figures'.
 VEGA_FONTS = {"axis": {"labelFontSize": 16, "titleFontSize": 18},
               "legend": {"labelFontSize": 16, "titleFontSize": 16, "symbolSize": 200},
-              "title": {"fontSize": 18}}
+              "title": {"fontSize": 18}, "text": {"fontSize": 16}}
 
 
 def live_cost_chart(history) -> dict:
     """The live chart of α·J_content and β·J_style per step (loop records), as a Vega-Lite spec
     with its data inline and projector-sized fonts (:data:`VEGA_FONTS`). A class redraws it once
-    per preview for every watching student, so it is a plain dict, not an Altair chart."""
+    per preview for every watching student, so it is a plain dict, not an Altair chart. As on Cost
+    curves, a dashed line marks each move to a finer level, where the cost may jump up."""
     values = [{"step": h.step, "term": name, "cost": cost}
               for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
     # The height holds the axes and the legend too; steps are whole numbers even at step 1.
-    return {"data": {"values": values}, "height": 320, "mark": {"type": "line", "strokeWidth": 3},
-            "config": VEGA_FONTS,
-            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "step",
-                               "axis": {"format": "d", "tickMinStep": 1}},
-                         "y": {"field": "cost", "type": "quantitative", "title": "cost"},
-                         "color": {"field": "term", "type": "nominal", "title": None,
-                                   "legend": {"orient": "top", "direction": "vertical"}}}}
+    x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"zero": False},
+         "axis": {"format": "d", "tickMinStep": 1}}
+    layers = [{"data": {"values": values}, "mark": {"type": "line", "strokeWidth": 3},
+               "encoding": {"x": x, "y": {"field": "cost", "type": "quantitative", "title": "cost"},
+                            "color": {"field": "term", "type": "nominal", "title": None,
+                                      "legend": {"orient": "top", "direction": "vertical"}}}}]
+    middle = (history[0].step + history[-1].step) / 2 if history else 0
+    for first, _ in stage_spans(history)[1:]:
+        level = [{"step": history[first].step - 0.5, "label": f"{size_label(history[first].size)} px: larger image"}]
+        # The label on the side with more room, so that it stays inside the chart while the run grows.
+        side = "right" if level[0]["step"] > middle else "left"
+        layers += [{"data": {"values": level}, "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#555"},
+                    "encoding": {"x": x}},
+                   {"data": {"values": level}, "mark": {"type": "text", "align": side, "baseline": "top",
+                                                        "dx": -6 if side == "right" else 6, "y": 4, "color": "#222"},
+                    "encoding": {"x": x, "text": {"field": "label"}}}]
+    return {"height": 320, "config": VEGA_FONTS, "layer": layers}

@@ -85,16 +85,27 @@ def test_the_live_chart_has_projector_fonts_and_both_terms():
     config = spec["config"]
     assert config["axis"]["labelFontSize"] >= 16 and config["axis"]["titleFontSize"] >= 16
     assert config["legend"]["labelFontSize"] >= 16
-    assert {v["term"] for v in spec["data"]["values"]} == {"α·J_content", "β·J_style"}
-    assert len(spec["data"]["values"]) == 6
+    lines, = spec["layer"]  # one size: no level marker
+    assert {v["term"] for v in lines["data"]["values"]} == {"α·J_content", "β·J_style"}
+    assert len(lines["data"]["values"]) == 6
 
 
 def test_the_live_chart_plots_both_weighted_terms_of_every_step():
     history = [step_record(step=s, content=10.0 * s, style=100.0 / s) for s in (1, 2, 5)]
-    spec = plots.live_cost_chart(history)
-    points = {(v["step"], v["term"]): v["cost"] for v in spec["data"]["values"]}
+    lines = plots.live_cost_chart(history)["layer"][0]
+    points = {(v["step"], v["term"]): v["cost"] for v in lines["data"]["values"]}
     assert points == {(s, t): c for s in (1, 2, 5) for t, c in (("α·J_content", 10.0 * s), ("β·J_style", 100.0 / s))}
-    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "cost")
+    assert (lines["encoding"]["x"]["field"], lines["encoding"]["y"]["field"]) == ("step", "cost")
+
+
+def test_the_live_chart_marks_the_move_to_a_larger_image_where_the_cost_jumps():
+    """A coarse-to-fine run's cost jumps up when the image grows: the chart says why, at that step."""
+    history = [step_record(step=s, size=(64, 96) if s <= 3 else (128, 192), content=1.0, style=4.0 if s == 4 else 1.0)
+               for s in range(1, 7)]
+    lines, rule, label = plots.live_cost_chart(history)["layer"]
+    assert [v["step"] for v in rule["data"]["values"]] == [3.5]
+    assert rule["mark"]["type"] == "rule" and label["encoding"]["text"]["field"] == "label"
+    assert label["data"]["values"][0]["label"] == "192×128 px: larger image"
 
 
 @pytest.mark.parametrize("steps", [[3], [3, 3]])
