@@ -225,14 +225,16 @@ def describe_weights(source: str, arch: str, file_name: str | None = None) -> st
     return f"{arch} with weights from the local file {file_name or 'given'}."
 
 
-def offline_notice(arch: str, using: str) -> str:
+def offline_notice(arch: str, using: str, trained: bool) -> str:
     """What to tell a class when the ImageNet weights cannot be downloaded: what happened, what the
-    app does instead, and what a teacher can do, with no error text and no command-line flags."""
+    app does instead (``using``, a ``trained`` network or not), and what a teacher can do, with no
+    error text and no command-line flags."""
+    pictures = ("and the pictures differ a little from the paper's" if trained else
+                "but the pictures of an untrained network are noisy and washed out, far from the paper's")
     return (f"This server cannot download the ImageNet {arch.upper()} weights (it has no internet "
-            f"access, or the download failed). The app is using {using} instead; every page works, and "
-            "the pictures differ a little from the paper's. To get the ImageNet network, start the app "
-            "once on a machine that is online (the download is kept), or choose another network in the "
-            "sidebar.")
+            f"access, or the download failed). The app is using {using} instead; every page works, "
+            f"{pictures}. To get the ImageNet network, start the app once on a machine that is online "
+            "(the download is kept), or choose another network in the sidebar.")
 
 
 def level_switches(history: list[Step]) -> list[dict]:

@@ -144,7 +144,8 @@ with box:
         with words:
             if example is not None:
                 st.caption(example[1] + (" (the first style only)" if two else ""))
-            st.caption("🧠 " + network.honest_weights(model.description))
+            # The example names its own network above; this line is about the student's next run.
+            st.caption("🧠 ▶ Run uses " + network.honest_weights(model.description))
     frame.try_this(TRY)  # after the stage: on a phone the run shows right under the Run button
 
 # ---------------------------------------------------------------- this session's runs

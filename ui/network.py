@@ -155,7 +155,7 @@ def current_model(notify: bool = False) -> VGGFeatures:
             used, model = "random", load_model(arch, "random")[0]
         if notify:
             if source == "imagenet":  # a class needs to know what happened, not the download's traceback
-                st.warning(offline_notice(arch, _instead(used, model)), icon="📴")
+                st.warning(offline_notice(arch, _instead(used, model), model.trained), icon="📴")
             else:
                 st.warning(f"**{source_label(source)} could not be loaded.** {error}\n\n"
                            f"Using **{source_label(used)}** instead; pick another source above.", icon="⚠️")

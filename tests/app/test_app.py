@@ -37,6 +37,8 @@ def test_stylize_controls_exist():
         assert label in labels, label
     assert any(b.label == "▶ Run" for b in at.button)
     assert all(w.help for w in at.selectbox if w.label in ("Content layer", "Optimizer", "Pooling"))
+    # Beside the finished example (made with its own network), the network line is the next run's.
+    assert any(c.value.startswith("🧠 ▶ Run uses VGG") for c in at.caption), [c.value for c in at.caption]
 
 
 def test_short_run_yields_a_downloadable_image_and_survives_page_switches():

@@ -79,10 +79,13 @@ def test_a_network_is_named_in_a_few_words_from_its_description():
 def test_weights_and_offline_words_are_plain():
     assert "edge" in describe_weights("file", "vgg16", "vgg16_hed_features_fp16.pth")
     assert "untrained" in describe_weights("random", "vgg19")
-    note = offline_notice("vgg19", "the offline VGG16")
-    assert "VGG19" in note and "offline VGG16" in note
+    note = offline_notice("vgg19", "the offline VGG16", trained=True)
+    assert "VGG19" in note and "offline VGG16" in note and "differ a little" in note
     for bad in ("URLError", "--", "Errno", "Traceback", "NST_WEIGHTS"):
         assert bad not in note
+    # Random weights are no small difference: the notice must not promise pictures like the paper's.
+    untrained = offline_notice("vgg19", "a VGG19 with random, untrained weights", trained=False)
+    assert "differ a little" not in untrained and "noisy" in untrained
 
 
 def test_a_finished_run_names_its_network_from_the_description_alone():
