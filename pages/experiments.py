@@ -4,15 +4,17 @@ from dataclasses import replace
 
 import streamlit as st
 
-from nst_core.describe import describe_model
+from nst_core.describe import describe_model, network_name
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
 from ui import experiment_jobs, frame, network, pickers, runs, state
 
 frame.enter()
 
 st.title("🧪 Layer experiments")
-st.write("Each experiment runs the same optimization loop with one thing changed. Start from a blank canvas "
-         "and match **only** one layer's activations, and you see exactly what that layer remembers of the photo.")
+st.write("Each experiment runs the same optimization loop with one thing changed. The reconstructions start from "
+         "smooth colour blobs and match **only** one layer's activations of the photo, or a few layers' Gram "
+         "matrices of the painting: you see exactly what those layers remember. The other two are whole "
+         "stylizations with one setting changed.")
 
 EXPLAIN = {
     "content": "Shallow layers (conv1_2, conv2_2) give the photo back almost pixel for pixel. Deeper layers keep "
@@ -51,13 +53,6 @@ name = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, ke
 frame.try_this(TRY[name])
 st.info(EXPLAIN[name], icon="💡")
 
-prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
-                  help="Switch it off to start from white noise: a deep layer cannot see fine-grained noise, so "
-                       "it never removes it, and the layout drowns in it.")
-if name in ("content", "style", "weights"):
-    st.caption(PRIOR_NOTE if prior else "Prior off: reconstructions start from white noise with no smoothness "
-               "penalty. Compare a deep layer with the prior on.")
-
 st.subheader("Precomputed")
 pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
 items = [item for item in index.get(name, []) if item.get("file") in files]
@@ -67,13 +62,23 @@ if items:
     st.caption(pair.replace("__", " × ").replace("_", " "))
     image_columns(images, [item["label"] for item in items])
     with_prior = ", from the prior's smooth start" if items[0].get("init") == "smooth" else ""
-    st.caption(f"Made with {items[0]['network']} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
+    networks = " and ".join(dict.fromkeys(network_name(item["network"]) for item in items))  # two: trained, random
+    st.caption(f"Made with {networks} ({items[0]['optimizer']}, {items[0]['steps']} steps at "
                f"{items[0]['size']} px each{with_prior}; {sum(i['seconds'] for i in items):.0f} s in all on a "
                "busy 2-core CPU).")
 else:
     st.caption("No precomputed result for this experiment yet: recompute it below.")
 
 st.subheader("Recompute on your images")
+# The prior changes only what is recomputed here (the pictures above were made with it), and only
+# the reconstructions: a stylization starts from the photo.
+prior = True
+if name in ("content", "style", "weights"):
+    prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
+                      help="Switch it off to start from white noise: a deep layer cannot see fine-grained noise, "
+                           "so it never removes it, and the layout drowns in it.")
+    st.caption(PRIOR_NOTE if prior else "Prior off: your reconstructions start from white noise with no "
+               "smoothness penalty. Compare a deep layer with the pictures above, made with the prior.")
 content, styles, _ = pickers.chosen_images()
 pickers.images_caption()
 try:

@@ -216,3 +216,16 @@ def test_an_interrupted_experiment_keeps_what_it_reached():
     no_exception(at)
     kept = at.session_state["exp_result_beta"]
     assert [r.label for r in kept] == ["β = 0.5", "β = 2"] and kept[1].status == "stopped"
+
+
+def test_the_prior_toggle_shows_where_it_acts_and_each_precomputed_network_is_named():
+    """The prior changes only recomputed reconstructions; trained versus random was made with two networks."""
+    at = app()
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    for name, reconstructs in (("content", True), ("beta", False), ("content_layer", False), ("weights", True)):
+        at.radio(key="exp_name").set_value(name).run()
+        no_exception(at)
+        assert any(t.key == "exp_prior" for t in at.toggle) == reconstructs, name
+    captions = " ".join(c.value for c in at.caption)
+    assert "Made with VGG16 from an edge detector (HED) and VGG16 with random weights" in captions, captions
