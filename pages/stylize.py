@@ -97,6 +97,9 @@ with inputs:
     clicked = runs.run_requested("stylize") or clicked  # a refusal's "Run at 384 px" counts as Run
     if job is not None:
         time_col.caption(runs.estimate_text([job]))
+    if clicked and job is not None:
+        # On a phone the run's panel opens below the fold: without a word in view, Run seemed to do nothing.
+        st.toast("Running: its preview and Stop are in the run's panel (below Run, on a phone).", icon="⏳")
 
 # ---------------------------------------------------------------- the stage: live run, then the result
 with stage:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from scripts.live_app import wait_idle
+from scripts.live_app import LONG_RUN, wait_idle
 from tests.browser.browsing import SHOTS, no_exceptions
 
 pytestmark = pytest.mark.browser
@@ -110,9 +110,19 @@ def test_a_new_layer_starts_from_its_own_channel(server, phone):
 
 def test_run_is_on_a_phones_first_screen(server, phone):
     """Both pictures, the preset and Run fit the first screen: a student should not scroll to start."""
-    phone.goto(f"{server}/{FAST}")
+    phone.goto(f"{server}/{LONG_RUN}&seed=390")
     wait_idle(phone, timeout=240)
     run = phone.get_by_role("button", name="▶ Run")
     run.wait_for(timeout=120_000)
     box = run.bounding_box()
     assert box is not None and box["y"] + box["height"] <= PHONE["height"], box
+    # The run's panel opens below the fold: the first screen must say the run has started.
+    run.click()
+    running = phone.locator('[data-testid="stToast"]').filter(has_text="Running: its preview and Stop")
+    running.wait_for(timeout=60_000)
+    box = running.bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"], box
+    phone.screenshot(path=str(SHOTS / "phone_running.png"))
+    phone.get_by_text(re.compile(r"Step \d+ of 400")).first.wait_for(timeout=90_000)
+    phone.get_by_role("button", name="⏹ Stop").click()
+    wait_idle(phone)
