@@ -200,15 +200,20 @@ def _stop(batch: Batch) -> None:
     current = batch.current
     if current is not None:
         status, message = RunState.STOPPED, ""
-        watching = backend().rejoin(current.key, session_id()) if current.key else None
+        # Before the run's first answer its record has no key yet; the job's key is the run's.
+        key = current.key or (batch.keys[len(batch.done)] if len(batch.done) < len(batch.keys) else None)
+        watching = backend().rejoin(key, session_id()) if key else None
         if watching is not None:
             view = watching.view()
             watching.leave(stop=True)
-            after = backend().peek(current.key)
+            # Left alone by this session from now on, even with no step to keep: otherwise the page
+            # found a run stopped before its first step still in flight and followed it again.
+            st.session_state.setdefault("known_runs", set()).add(key)
+            after = backend().peek(key)
             if after is None or after.state is not RunState.RUNNING:
                 # It ends within a step: the estimate this rerun shows must not count it as a
                 # second run beside the next one (it showed twice the time after every Stop).
-                calibration().seen(current.key, False)
+                calibration().seen(key, False)
             _update(current, view)
             if view.finished and view.state is not RunState.STOPPED:  # it ended on its own before the click
                 status, message = view.state, "" if view.state is RunState.DONE else view.message
