@@ -170,7 +170,8 @@ def _shuffle(model, img, tiles, seed, side):
 def shuffle_section(model, style, side):
     frame.try_this("start at 2 tiles per side: every green bar is far below the red one beside it. Then go to 8: "
                    "the green bars grow, on most paintings most at the deep layers, whose units see across "
-                   "several seams (conv5_1 sees 132 px). Fewer, larger tiles leave the style as it was.")
+                   "several seams (conv5_1 sees 132 px). Fewer, larger tiles change the Grams less: a Gram matrix "
+                   "sums over positions, so only what straddles a seam changes.")
     c1, c2 = st.columns(2)
     tiles = c1.select_slider("Tiles per side", [2, 3, 4, 6, 8], value=2, key="shuffle_tiles")
     seed = int(c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed"))

@@ -30,7 +30,7 @@ TRY = ("press **Run** and watch the preview: the network never changes, only the
        "§5 shows the network's checksum before and after). Then set **Start from** to *noise* (Settings → "
        "Advanced) and run again: G begins as static and takes on the painting's colours and strokes, but keeps "
        "little of the photo. With Quick only a faint outline shows through, and even Paper's 150 steps bring back "
-       "only faint traces, such as the cat's eyes. Starting from the photo is what keeps its layout.")
+       "only faint traces, such as the photo's strongest edges. Starting from the photo is what keeps its layout.")
 
 # ---------------------------------------------------------------- settings (drawn first: they stay live
 # while a run is drawn above them, so changing one stops the run as everywhere else)
