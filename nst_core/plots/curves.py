@@ -45,14 +45,18 @@ def _cost_scale(history: list[Step], keys=("total",)) -> str:
 def _mark_stages(ax, history: list[Step], spans=None, explain: bool = True):
     """A dashed line where the run moves to a finer level, labelled with the new size: from there
     the cost is measured on a new, larger image, so its value may jump up although no step raised it."""
+    middle = (history[0].step + history[-1].step) / 2
     for n, (first, _) in enumerate(spans or stage_spans(history)):
         if n == 0:
             continue
         x = history[first].step - 0.5
         ax.axvline(x, color="#555", ls="--", lw=1.5)
         words = "\nlarger image" if explain else ""
+        # On the side with more room: right of a late line, the label ran past the axes and onto the jump.
+        left = x > middle
         ax.annotate(f"{size_label(history[first].size)} px{words}", (x, 1), xycoords=("data", "axes fraction"),
-                    xytext=(4, -4), textcoords="offset points", va="top", ha="left", fontsize=FONT - 2, color="#222",
+                    xytext=(-4 if left else 4, -4), textcoords="offset points", va="top",
+                    ha="right" if left else "left", fontsize=FONT - 2, color="#222",
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
 
 

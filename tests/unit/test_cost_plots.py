@@ -121,3 +121,16 @@ def test_layer_shares_of_one_step_is_a_bar_with_its_shares(steps):
     assert ax.get_xlim() == (2.5, 3.5)
     labels = sorted(t.get_text().strip() for t in ax.texts)
     assert labels == ["conv1_1 25%", "conv2_1 75%"], labels
+
+
+def test_a_late_level_label_stays_inside_its_axes():
+    """The label of a move to a larger image late in a run ran past the axes' right edge."""
+    history = [step_record(s, size=(85, 128) if s <= 56 else (170, 256), total=3.0 - s / 40, content=0.5,
+                           style=2.5 - s / 40, style_layers={"conv1_1": 1.0, "conv5_1": 2.0}) for s in range(1, 71)]
+    for fig in (plots.cost_curves(history), plots.layer_shares(history)):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        box = ax.get_window_extent()
+        label = next(t for t in ax.texts if "px" in t.get_text())
+        extent = label.get_window_extent()
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, (label.get_text(), extent, box)
