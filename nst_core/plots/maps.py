@@ -139,7 +139,8 @@ def _norm(m: np.ndarray) -> np.ndarray:
 def _annotated(ax, m: np.ndarray, title: str, cmap="Blues", vmax=None):
     ax.imshow(m, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(m.max()), 1e-9))
     for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=FONT - 1,
+        # Whole numbers from 100 up: "2.5e+03" did not fit its cell (a student typed 50 into the toy block).
+        ax.text(c, r, f"{v:.0f}" if abs(v) >= 100 else f"{v:.2g}", ha="center", va="center", fontsize=FONT - 1,
                 color="white" if vmax is not None and v > 0.6 * vmax else "black")
     ax.set_title(title, fontsize=FONT)
     ax.set_xticks([])

@@ -134,3 +134,20 @@ def test_a_late_level_label_stays_inside_its_axes():
         label = next(t for t in ax.texts if "px" in t.get_text())
         extent = label.get_window_extent()
         assert box.x0 <= extent.x0 and extent.x1 <= box.x1, (label.get_text(), extent, box)
+
+
+def test_every_number_of_the_toy_gram_fits_its_cell():
+    """A student who types 50 into the toy block gets a Gram entry of about 2500: "2.5e+03" spilled
+    out of its cell, over the axis."""
+    import torch
+
+    from nst_core.costs import gram_matrix
+    block = torch.rand(5, 4, 4, generator=torch.Generator().manual_seed(0))
+    block[0, 0, 0] = 50.0
+    gram_fig = plots.toy_panels(block, gram_matrix(block), 0, 1)[3]
+    gram_fig.canvas.draw()
+    ax = gram_fig.axes[0]
+    cell = ax.get_window_extent().width / 5
+    numbers = [t for t in ax.texts if all(float(x).is_integer() for x in t.get_position())]  # at cell centres
+    assert len(numbers) == 25
+    assert max(t.get_window_extent().width for t in numbers) < cell, [t.get_text() for t in numbers]
