@@ -109,7 +109,8 @@ def test_a_new_layer_starts_from_its_own_channel(server, phone):
 
 
 def test_run_is_on_a_phones_first_screen(server, phone):
-    """Both pictures, the preset and Run fit the first screen: a student should not scroll to start."""
+    """Both pictures, the preset and Run fit the first screen: a student should not scroll to start.
+    Pressing Run says so on that screen, and a Stop pressed at once ends the run."""
     phone.goto(f"{server}/{LONG_RUN}&seed=390")
     wait_idle(phone, timeout=240)
     run = phone.get_by_role("button", name="▶ Run")
