@@ -144,6 +144,11 @@ def png_bytes(img: Image.Image, settings: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _known(key: str) -> None:
+    """This session has the run ``key``, or stopped it: :func:`resume_panel` leaves it alone."""
+    st.session_state.setdefault("known_runs", set()).add(key)
+
+
 def _finish(record: RunRecord, status: RunState, message: str) -> RunRecord:
     ss = st.session_state
     ss["run_counter"] = ss.get("run_counter", 0) + 1
@@ -152,7 +157,7 @@ def _finish(record: RunRecord, status: RunState, message: str) -> RunRecord:
         best = to_pil(best)
     image = png_bytes(best, record.settings) if best is not None else None
     if record.key:
-        ss.setdefault("known_runs", set()).add(record.key)
+        _known(record.key)
     return replace(record, status=status, message=message, best=None, image=image, id=ss["run_counter"])
 
 
@@ -206,9 +211,9 @@ def _stop(batch: Batch) -> None:
         if watching is not None:
             view = watching.view()
             watching.leave(stop=True)
-            # Left alone by this session from now on, even with no step to keep: otherwise the page
-            # found a run stopped before its first step still in flight and followed it again.
-            st.session_state.setdefault("known_runs", set()).add(key)
+            # Even with no step to keep: otherwise the page found a run stopped before its first
+            # step still in flight and followed it again.
+            _known(key)
             after = backend().peek(key)
             if after is None or after.state is not RunState.RUNNING:
                 # It ends within a step: the estimate this rerun shows must not count it as a

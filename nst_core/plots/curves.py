@@ -42,19 +42,24 @@ def _cost_scale(history: list[Step], keys=("total",)) -> str:
     return "log" if values and max(values) / min(values) > 20 else "linear"
 
 
+def _level_marks(history: list[Step], spans=None) -> list[tuple[float, str, bool]]:
+    """(x, new size, label on the left) for each move to a finer level: the line sits between the two
+    steps, and one in the chart's right half takes its label on its left, where there is room (on
+    its right the label ran past the axes and onto the cost's jump)."""
+    middle = (history[0].step + history[-1].step) / 2 if history else 0
+    marks = []
+    for first, _ in (spans or stage_spans(history))[1:]:
+        x = history[first].step - 0.5
+        marks.append((x, f"{size_label(history[first].size)} px", x > middle))
+    return marks
+
+
 def _mark_stages(ax, history: list[Step], spans=None, explain: bool = True):
     """A dashed line where the run moves to a finer level, labelled with the new size: from there
     the cost is measured on a new, larger image, so its value may jump up although no step raised it."""
-    middle = (history[0].step + history[-1].step) / 2
-    for n, (first, _) in enumerate(spans or stage_spans(history)):
-        if n == 0:
-            continue
-        x = history[first].step - 0.5
+    for x, size, left in _level_marks(history, spans):
         ax.axvline(x, color="#555", ls="--", lw=1.5)
-        words = "\nlarger image" if explain else ""
-        # On the side with more room: right of a late line, the label ran past the axes and onto the jump.
-        left = x > middle
-        ax.annotate(f"{size_label(history[first].size)} px{words}", (x, 1), xycoords=("data", "axes fraction"),
+        ax.annotate(size + ("\nlarger image" if explain else ""), (x, 1), xycoords=("data", "axes fraction"),
                     xytext=(-4 if left else 4, -4), textcoords="offset points", va="top",
                     ha="right" if left else "left", fontsize=FONT - 2, color="#222",
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
@@ -291,14 +296,12 @@ def live_cost_chart(history) -> dict:
                "encoding": {"x": x, "y": {"field": "cost", "type": "quantitative", "title": "cost"},
                             "color": {"field": "term", "type": "nominal", "title": None,
                                       "legend": {"orient": "top", "direction": "vertical"}}}}]
-    middle = (history[0].step + history[-1].step) / 2 if history else 0
-    for first, _ in stage_spans(history)[1:]:
-        level = [{"step": history[first].step - 0.5, "label": f"{size_label(history[first].size)} px: larger image"}]
-        # The label on the side with more room, so that it stays inside the chart while the run grows.
-        side = "right" if level[0]["step"] > middle else "left"
+    for step, size, left in _level_marks(history):
+        level = [{"step": step, "label": f"{size}: larger image"}]
         layers += [{"data": {"values": level}, "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#555"},
                     "encoding": {"x": x}},
-                   {"data": {"values": level}, "mark": {"type": "text", "align": side, "baseline": "top",
-                                                        "dx": -6 if side == "right" else 6, "y": 4, "color": "#222"},
+                   {"data": {"values": level}, "mark": {"type": "text", "align": "right" if left else "left",
+                                                        "baseline": "top", "dx": -6 if left else 6, "y": 4,
+                                                        "color": "#222"},
                     "encoding": {"x": x, "text": {"field": "label"}}}]
     return {"height": 320, "config": VEGA_FONTS, "layer": layers}
