@@ -51,6 +51,9 @@ class RunRecord:
     shared: bool = False  # the run was in flight or finished when asked for: someone else computed it
     # A refused run's one-click ways out: (button label, the settings it changes), all choosable on the page.
     offers: tuple[tuple[str, dict], ...] = ()
+    # Put in the gallery on opening the page, not by a Run: a Run of the same run takes its place
+    # (and its number) instead of listing the identical picture twice.
+    found: bool = False
 
     @property
     def last(self) -> Step | None:
@@ -167,6 +170,9 @@ def _commit(batch: Batch) -> None:
     if batch.dest == GALLERY:
         runs = st.session_state.setdefault(GALLERY, [])
         for record in done:
+            for old in [r for r in runs if r.found and r.key == record.key]:
+                runs.remove(old)
+                record.id = old.id
             runs.insert(0, record)
         del runs[MAX_RUNS_KEPT:]
     else:
@@ -426,7 +432,7 @@ def resume_panel(jobs: list[Job], kind: str, dest: str = GALLERY) -> list[RunRec
     mine = _started_here(key)
     if view.finished:  # straight into the gallery, which the page draws next
         record = _record(job)[0]
-        record.key = key
+        record.key, record.found = key, True
         _update(record, view)
         _commit(Batch(GALLERY, done=[_finish(record, view.state, "Found again: this exact run had already "
                                                                  "finished on this server. Press ▶ Run to watch "

@@ -298,6 +298,8 @@ def test_a_served_run_is_replayed_from_its_snapshots(monkeypatch):
     assert replays and replays[0][0] >= 2 and replays[0][1] == replays[0][0], replays
     entry = student.session_state["runs"][0]
     assert entry.shared and entry.status == "done"
+    # The Run took the found entry's place: one picture, still called Run 1.
+    assert [r.id for r in student.session_state["runs"]] == [1]
 
 
 def test_run_pressed_again_during_its_own_run_is_one_panel_and_one_gallery_entry():
