@@ -204,7 +204,7 @@ def cost_scales(model: VGGFeatures, content: Image.Image, style: Image.Image, co
             row = {"size": side, "J_content(C,0)": float(costs.content_cost(a_c, torch.zeros_like(a_c)))}
             for name, act in a_s.items():
                 row[f"J_style[{name}](S,0)"] = float(costs.style_layer_cost(act, torch.zeros_like(act)))
-            row["mean activation, content layer"] = float(a_c.mean())
+            row[f"mean a[{content_layer}]"] = float(a_c.mean())  # the activations themselves keep their scale
             rows.append(row)
     return rows
 

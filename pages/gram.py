@@ -32,19 +32,21 @@ def _toy_pictures(shape, values, k, k2):
 @st.fragment
 def toy_section():
     st.header("1 · A toy layer with five channels")
-    frame.try_this("choose *fire together*, then *independent*, then *never fire together*, and watch G[0, 1] in "
-                   "the orange matrix fall. Then type a big number into channel 0 where channel 1 is 0: G[0, 1] "
-                   "does not move, because only places where **both** fire add to it.")
+    frame.try_this("choose *fire together*, then *independent*, then *never fire together*, and watch G[0, 1] "
+                   "fall (under the choice, and in the orange matrix). Then type a big number into channel 0 where "
+                   "channel 1 is 0: G[0, 1] does not move, because only places where **both** fire add to it.")
     c1, c2 = st.columns([2, 3])
     kind = c1.radio("Make channels 0 and 1…", list(TOY_KINDS), horizontal=True, key="toy_kind",
                     format_func=TOY_KINDS.get)
     seed = int(c1.number_input("Random block seed", 0, 999, 0, key="toy_seed"))
+    entry_slot = c1.empty()  # under the choice, so a phone shows the number change without scrolling
     block = toy_block(kind, seed=seed)
     with c2:
         st.caption("Edit channel 0's 4×4 map (activations are ≥ 0, as after a ReLU):")
         edited = st.data_editor(pd.DataFrame(block[0].numpy()), key=f"toy_editor_{kind}_{seed}", width="stretch",
                                 num_rows="fixed")
         block[0] = torch.tensor(edited.clip(lower=0).fillna(0).to_numpy(), dtype=torch.float32)
+    entry_slot.metric("G[0, 1] of this block", friendly_number(float(gram_matrix(block)[0, 1])))
     c1, c2 = st.columns(2)
     k = c1.selectbox("Channel k", range(5), index=0, key="toy_k")
     k2 = c2.selectbox("Channel k′", range(5), index=1, key="toy_k2")

@@ -53,7 +53,7 @@ else:
              "n_C·n_H·n_W, the positions times the channels. The channels' means are still not subtracted, so "
              "it is an averaged product, not yet a cross-covariance. The course's G is the same sum without "
              "the division, which is why the course calls it unnormalized.")
-st.page_link("pages/gram.py", label="See it: a toy Gram matrix, the real one, and the shuffle test", icon="🧮")
+st.page_link("pages/gram.py", label="See it: toy Gram, real Gram, shuffle test", icon="🧮")
 
 st.header("3 · Style cost, one layer")
 st.latex(f["style_layer"])
@@ -110,10 +110,14 @@ def _scales(model, content, style):
 
 
 table = _scales(model, content, style)
-st.dataframe([{k: (friendly_number(v) if isinstance(v, float) else v) for k, v in r.items()} for r in table],
+small, large = table
+# One row per cost, so the table stays three numbers wide and fits a phone.
+st.dataframe([{"quantity": name, f"{small['size']} px": friendly_number(small[name]),
+               f"{large['size']} px": friendly_number(large[name]),
+               "growth": f"{friendly_number(large[name] / small[name], 2)}×"} for name in small if name != "size"],
              hide_index=True, width="stretch")
-ratio_c = table[1]["J_content(C,0)"] / table[0]["J_content(C,0)"]
-ratio_s = table[1]["J_style[conv3_1](S,0)"] / table[0]["J_style[conv3_1](S,0)"]
+ratio_c = large["J_content(C,0)"] / small["J_content(C,0)"]
+ratio_s = large["J_style[conv3_1](S,0)"] / small["J_style[conv3_1](S,0)"]
 st.markdown(f"Measured on {model.description}: doubling the size (4× the area) multiplies the content scale by "
             f"**{ratio_c:.1f}×** and the conv3_1 style scale by **{ratio_s:.1f}×**. The app's **balanced** "
             "weighting therefore divides α by J_content(C, 0) and each λ[l] by J_style[l](S, 0), both measured on "

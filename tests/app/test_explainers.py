@@ -109,3 +109,23 @@ def test_a_try_this_box_that_needs_the_settings_says_how_to_reach_them_in_presen
     at = app()
     at.run()
     assert not any("Presentation mode is on" in i.value for i in at.info)
+
+
+def test_the_toy_gram_entry_is_shown_under_its_choice_and_falls_from_fire_together_to_never():
+    """On a phone the orange matrix is two screens below the choice: the entry the Try this box asks
+    to watch is also written under it, for the block as drawn."""
+    import torch
+
+    from nst_core import gram_matrix
+    from nst_core.analysis import TOY_KINDS, toy_block
+    at = app()
+    at.run()
+    at.switch_page("pages/gram.py").run()
+    shown = {}
+    for kind in TOY_KINDS:
+        next(r for r in at.radio if r.key == "toy_kind").set_value(kind).run()
+        no_exception(at)
+        shown[kind] = _number(_metrics(at)["G[0, 1] of this block"])
+        block: torch.Tensor = toy_block(kind, seed=0)
+        assert shown[kind] == pytest.approx(float(gram_matrix(block)[0, 1]), rel=0.01)
+    assert shown["correlated"] > shown["random"] > shown["anticorrelated"] == 0
