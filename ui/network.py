@@ -50,8 +50,12 @@ def sources() -> list[str]:
     return [*weight_files(), *RUN_SOURCES]
 
 
-def source_label(source: str) -> str:
-    return RUN_SOURCES.get(source) or f"Local file: {source.split(':', 1)[1]}"
+def source_label(source: str, keep: int = 24) -> str:
+    """A source's name in the sidebar; a file's is its stem, shortened in the middle to fit the box."""
+    if source in RUN_SOURCES:
+        return RUN_SOURCES[source]
+    stem = Path(source.split(":", 1)[1]).stem
+    return f"File: {stem if len(stem) <= keep else stem[:keep - 9] + '…' + stem[-8:]}"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network…")

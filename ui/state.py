@@ -116,7 +116,8 @@ def widget(key: str, where=st, options=None, label: str | None = None, fmt=None)
     elif kind == "radio":
         where.radio(options=options, format_func=fmt, horizontal=True, **kw)
     elif kind == "multiselect":
-        where.multiselect(options=options, **kw)
+        # Chips on one line hid every layer past the third in a phone's column.
+        where.multiselect(options=options, wrap=True, **kw)
     elif kind == "select_slider":
         where.select_slider(options=options, **kw)
     elif kind == "checkbox":

@@ -426,3 +426,14 @@ def test_a_batch_admitted_at_run_is_not_refused_halfway_by_a_slow_first_run(monk
     no_exception(at)
     runs = at.session_state["runs"]
     assert learnt and [r.status for r in runs] == ["done", "done"], [(r.label, r.message) for r in runs]
+
+
+@pytest.mark.parametrize("name", ["vgg16_hed_features_fp16.pth", "a_very_long_weights_file_from_a_colleague_v2.pt",
+                                  "x.pth"])
+def test_a_weights_file_is_named_in_words_that_fit_the_sidebar_box(name):
+    """The box shows about 30 characters: 'Local file: vgg16_hed_features_' lost the rest."""
+    from ui.network import source_label
+    label = source_label(f"file:{name}")
+    stem = name.rsplit(".", 1)[0]
+    assert label.startswith("File: ") and len(label) <= 30
+    assert label == f"File: {stem}" or (label[6:].startswith(stem[:10]) and label.endswith(stem[-8:]))

@@ -86,6 +86,12 @@ def test_nothing_is_clipped_on_a_phone(server, phone, path):
             assert f["overflow"] in ("auto", "scroll"), f
     if path in ("gram", "how_it_works"):
         assert formulas, "the formulas were not drawn"
+    if path == "":  # the style layers' chips wrap: on one line, those past the third were hidden
+        phone.get_by_text("Advanced: layers").click()
+        chips = phone.locator('[data-testid="stMultiSelect"] [data-tag]:visible')
+        chips.first.wait_for()
+        boxes = [chips.nth(i).bounding_box() for i in range(chips.count())]
+        assert len(boxes) == 5 and all(b["x"] + b["width"] <= PHONE["width"] - 16 for b in boxes), boxes
 
 
 def test_a_new_layer_starts_from_its_own_channel(server, phone):
