@@ -82,6 +82,18 @@ def test_an_interrupted_run_is_kept_as_stopped(page):
     assert "live" not in at.session_state
 
 
+def test_a_run_stopped_before_its_first_step_says_there_is_no_picture_yet():
+    at = app()
+    at.run()
+    at.session_state["live"] = Batch("runs", current=RunRecord("x", {"steps": 9}, "m"), kind="stylize",
+                                     page="pages/stylize.py", keys=["the key of the stopped run"])
+    at.session_state["stop_stylize"] = True
+    at.run()
+    no_exception(at)
+    assert "runs" not in at.session_state or not at.session_state["runs"]
+    assert [t.value for t in at.toast] == ["Stopped before its first step: there is no picture to keep yet."]
+
+
 def test_sessions_are_isolated():
     # Different seeds: a student who opens the very same images and settings is shown the kept
     # result on purpose (a reload, or back later), as the test below checks.
