@@ -25,7 +25,9 @@ EXPLAIN = {
              "more like the style than any one alone: each covers a different scale.",
     "content_layer": "Content from conv2_2 holds the photo's pixels tightly, so the style can only tint it. "
                      "Content from conv4_2 keeps the layout and lets the style repaint the surfaces.",
-    "beta": "With α fixed, a larger β trades the photo for the texture, step by step.",
+    "beta": "With α fixed, each tenfold β trades more of the photo's colours and fine detail for the painting's "
+            "strokes. The layout stays even at β = 500: these runs start from the photo, and the style cost does "
+            "not care where things are, so nothing pulls the shapes apart.",
     "weights": "The same style reconstruction on two networks. The trained one rebuilds the painting's strokes; "
                "the untrained one only smears its colours, because its filters never learned what a stroke is.",
 }
@@ -34,7 +36,8 @@ TRY = {
     "content": "Compare conv1_2 with conv4_2 and conv5_2: which details are gone, and what stays where it was?",
     "style": "Go from conv1_1 alone to all five layers: when do the painting's strokes appear, not just its colours?",
     "content_layer": "Look at the face and the background: which version lets the painting repaint them?",
-    "beta": "Find the β where you can still recognise the photo but already see the painting.",
+    "beta": "Find the first β where the painting's strokes cover the whole picture. What of the photo is left "
+            "at β = 500?",
     "weights": "Cover the labels: could you tell which picture came from a network that never learned anything?",
 }
 
@@ -54,7 +57,7 @@ frame.try_this(TRY[name])
 st.info(EXPLAIN[name], icon="💡")
 
 st.subheader("Precomputed")
-pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"])
+pair, index, files = pickers.experiment_set(st.session_state["content"], st.session_state["style"], name)
 items = [item for item in index.get(name, []) if item.get("file") in files]
 if items:
     # The committed JPEGs go to the browser as they are: no decoding and encoding on every rerun.

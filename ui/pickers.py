@@ -63,11 +63,12 @@ def gallery_image(content: str, style: str) -> tuple[Path, str] | None:
     return (path, _GALLERY_CAPTIONS.get(key, "Precomputed result")) if path else None
 
 
-def experiment_set(content: str, style: str) -> tuple[str, dict, dict[str, Path]]:
-    """The precomputed experiments for the pair, or else for the first pair that has some (an empty
-    index when none were committed)."""
+def experiment_set(content: str, style: str, name: str) -> tuple[str, dict, dict[str, Path]]:
+    """The pair's precomputed experiment ``name``, or else the first pair's that has it (an empty
+    index when none was committed): a pair may have only some experiments."""
     key = pair_key(content, style)
-    key = key if key in _EXPERIMENTS else next(iter(_EXPERIMENTS), "")
+    having = [k for k, (index, _) in _EXPERIMENTS.items() if index.get(name)]
+    key = key if key in having else next(iter(having), "")
     index, files = _EXPERIMENTS.get(key, ({}, {}))
     return key, index, files
 

@@ -187,6 +187,7 @@ def test_retry_loading_retries_only_the_failed_source(monkeypatch):
 
 
 def test_experiments_recompute_uses_the_stylize_settings_and_the_run_panel():
+    from nst_core.experiments import BETA_SWEEP
     at = app(steps=2, levels=1, content_layer="conv3_1", init="noise")
     at.run()
     at.switch_page("pages/experiments.py").run()
@@ -198,7 +199,7 @@ def test_experiments_recompute_uses_the_stylize_settings_and_the_run_panel():
     assert [r.status for r in results] == ["done"] * 4
     assert {r.settings["steps"] for r in results} == {2}
     assert {r.settings["init"] for r in results} == {"noise"}
-    assert [r.settings["beta"] for r in results] == [0.5, 2.0, 10.0, 50.0]
+    assert [r.settings["beta"] for r in results] == list(BETA_SWEEP)
     assert "runs" not in at.session_state or not at.session_state["runs"]  # the gallery is Stylize's
 
 
@@ -229,3 +230,15 @@ def test_the_prior_toggle_shows_where_it_acts_and_each_precomputed_network_is_na
         assert any(t.key == "exp_prior" for t in at.toggle) == reconstructs, name
     captions = " ".join(c.value for c in at.caption)
     assert "Made with VGG16 from an edge detector (HED) and VGG16 with random weights" in captions, captions
+
+
+def test_a_pair_with_some_precomputed_experiments_falls_back_per_experiment(monkeypatch):
+    """A pair that has only the β sweep shows its own sweep, and another pair's reconstructions."""
+    from ui import pickers
+    sets = {"a__x": ({"content": [{"file": "c.jpg"}], "beta": [{"file": "b.jpg"}]}, {}),
+            "b__y": ({"beta": [{"file": "b.jpg"}]}, {})}
+    monkeypatch.setattr(pickers, "_EXPERIMENTS", sets)
+    assert pickers.experiment_set("b", "y", "beta")[0] == "b__y"
+    assert pickers.experiment_set("b", "y", "content")[0] == "a__x"
+    assert pickers.experiment_set("c", "z", "beta")[0] == "a__x"  # no set of its own: the first that has it
+    assert pickers.experiment_set("b", "y", "weights") == ("", {}, {})
