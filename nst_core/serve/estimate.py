@@ -27,11 +27,10 @@ from ..images import fit_long_side
 from ..model import EMULATED_BF16_FACTOR, VGGFeatures, alternated_pass_times, step_gflop
 from ..transfer import TransferConfig, stage_plan
 
-# Cost evaluations per L-BFGS step before any run is observed, counted at 128 px on 2026-11-26 (the
-# step reuses its predecessor's last evaluation): 1.1-1.2 on the trained VGG16 for every preset, 1.2
-# (Quick) to 2.3 (Paper, from noise) on a random one. Between the two, so a run near the work ceiling
-# on a random network stays within WORK_MARGIN; calibration corrects it from the first finished run.
-LBFGS_EVALS = 1.7
+# Cost evaluations per L-BFGS step before any run is observed: 1.12-1.17 for every preset, on the
+# trained VGG16 and on random VGG16 and VGG19, at 128 and 256 px (docs/benchmarks.md, "The first
+# estimate"); 1.7 had made every first estimate about 40% long. Calibration corrects the rest.
+LBFGS_EVALS = 1.2
 # A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record

@@ -19,8 +19,9 @@ from nst_core.transfer import PRESETS, TransferConfig, preset_config
 
 def test_the_work_counts_lbfgs_evaluations_coarse_levels_and_targets():
     one = TransferConfig(steps=10, levels=1, size=128)
+    # An L-BFGS step spends more than one evaluation (its line search): 1.12-1.17 were counted.
     assert run_gflop(TransferConfig(steps=10, levels=1, size=128, optimizer="lbfgs"), (128, 128), "vgg19") > \
-        1.5 * run_gflop(one, (128, 128), "vgg19")
+        1.1 * run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(TransferConfig(steps=10, levels=2, size=128), (128, 128), "vgg19") < run_gflop(one, (128, 128), "vgg19")
     assert run_gflop(one, (128, 128), "vgg19", n_styles=2) > run_gflop(one, (128, 128), "vgg19")
     speeds = {128: 10.0, 256: 20.0}
@@ -184,3 +185,18 @@ def test_estimate_is_within_30_percent_of_a_measured_run(vgg16_random, content_i
         _within_30_percent(calibrated)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_an_lbfgs_step_costs_about_the_evaluations_the_estimate_counts(vgg16_random, monkeypatch, preset):
+    """The first estimate counts LBFGS_EVALS passes per step; counting 1.7 when a step spent about
+    1.15 made every first estimate about 40% long."""
+    from nst_core.serve.estimate import LBFGS_EVALS
+    from tests.support import gradient_image, stripes_image
+    calls, extract = [], model_module.VGGFeatures.extract
+    monkeypatch.setattr(model_module.VGGFeatures, "extract",
+                        lambda self, *a, **k: calls.append(1) or extract(self, *a, **k))
+    config = preset_config(preset, size=64, steps=30, levels=1)
+    stylize(gradient_image(64, 64), stripes_image(64, 64), config, vgg16_random)
+    per_step = (len(calls) - 3) / config.steps  # less the two targets and the final cost
+    assert 0.8 * per_step <= LBFGS_EVALS <= 1.25 * per_step, per_step
