@@ -76,7 +76,7 @@ st.subheader("Recompute on your images")
 # The prior changes only what is recomputed here (the pictures above were made with it), and only
 # the reconstructions: a stylization starts from the photo.
 prior = True
-if name in ("content", "style", "weights"):
+if series(name) != series(name, prior=False):  # the reconstructions, not the stylizations
     prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
                       help="Switch it off to start from white noise: a deep layer cannot see fine-grained noise, "
                            "so it never removes it, and the layout drowns in it.")
