@@ -233,7 +233,7 @@ def _stop(batch: Batch) -> None:
             if status is not RunState.DONE:  # a run that finished all its steps was not stopped
                 message = message or f"Stopped at step {step}; the best image so far is kept."
             batch.done.append(_finish(current, status, message))
-        else:  # the gallery gets no entry, so say why nothing appears
+        elif status is RunState.STOPPED:  # the gallery gets no entry, so say why nothing appears
             st.toast("Stopped before its first step: there is no picture to keep yet.", icon="⏹️")
     _commit(batch)
 
