@@ -95,6 +95,14 @@ def series(name: str, style_layers=None, reconstruction: TransferConfig = RECONS
     raise ValueError(f"unknown experiment '{name}': choose one of {', '.join(EXPERIMENTS)}")
 
 
+def images_used(name: str) -> tuple[bool, bool]:
+    """(photo, painting): whether experiment ``name``'s pictures are made from the pair's photo and
+    from its painting. A content reconstruction never sees the painting, a style one never the photo."""
+    configs = [c for _, c in series(name)]
+    return (any(c.alpha > 0 or c.init == "content" for c in configs),
+            any(c.beta > 0 or c.init == "style" for c in configs))
+
+
 # A page that starts its own runs leaves this share of the server's ceiling unused: every run that
 # finishes recalibrates the estimate, and the next run of the batch is admitted against the new one
 # (a first run 1.8 times slower than announced lifts the next estimate by 1.4, the median with the

@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from nst_core.describe import describe_model, network_name
-from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, series
+from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, images_used, series
 from ui import experiment_jobs, frame, network, pickers, runs, state
 
 frame.enter()
@@ -17,9 +17,11 @@ st.write("Each experiment runs the same optimization loop with one thing changed
          "stylizations with one setting changed.")
 
 EXPLAIN = {
-    "content": "Shallow layers (conv1_2, conv2_2) give the photo back almost pixel for pixel. Deeper layers keep "
-               "where things are (the hat, the face, the tie) but let colours and fine detail drift: they store "
-               "*what* is there, not the exact pixels. That is why the content layer sits in the middle (conv4_2).",
+    "content": "conv1_2 gives the photo back almost pixel for pixel. conv2_2 still keeps every edge and the fine "
+               "detail, but large flat areas already drift in colour. conv3_2 and conv4_2 keep where things are "
+               "(the hat, the glasses, the tie) while colours and texture wander: they store *what* is where, not "
+               "the exact pixels. By conv5_2 only a rough outline is left among texture. That is why the content "
+               "layer sits in the middle (conv4_2): it keeps the layout and leaves the surfaces free for the style.",
     "style": "With conv1_1 alone, only the style's colours come back, in blobs. Each deeper layer adds larger "
              "structures (strokes, then swirls), so the texture's scale grows. Several layers together look far "
              "more like the style than any one alone: each covers a different scale.",
@@ -62,7 +64,9 @@ items = [item for item in index.get(name, []) if item.get("file") in files]
 if items:
     # The committed JPEGs go to the browser as they are: no decoding and encoding on every rerun.
     images = [files[item["file"]].read_bytes() for item in items]
-    st.caption(pair.replace("__", " × ").replace("_", " "))
+    # Only the images this experiment's pictures come from: a content reconstruction never sees the painting.
+    used = zip(("photo", "painting"), pair.split("__"), images_used(name))
+    st.caption(" · ".join(f"{kind}: {image.replace('_', ' ')}" for kind, image, shown in used if shown).capitalize())
     image_columns(images, [item["label"] for item in items])
     with_prior = ", from the prior's smooth start" if items[0].get("init") == "smooth" else ""
     networks = " and ".join(dict.fromkeys(network_name(item["network"]) for item in items))  # two: trained, random
@@ -77,7 +81,8 @@ st.subheader("Recompute on your images")
 # the reconstructions: a stylization starts from the photo.
 prior = True
 if series(name) != series(name, prior=False):  # the reconstructions, not the stylizations
-    prior = st.toggle("Prior: smooth start (and a total-variation penalty for content)", value=True, key="exp_prior",
+    penalty = " and a total-variation penalty" if any(c.tv_weight for _, c in series(name)) else ""
+    prior = st.toggle(f"Prior: smooth start{penalty}", value=True, key="exp_prior",
                       help="Switch it off to start from white noise: a deep layer cannot see fine-grained noise, "
                            "so it never removes it, and the layout drowns in it.")
     st.caption(PRIOR_NOTE if prior else "Prior off: your reconstructions start from white noise with no "

@@ -224,10 +224,19 @@ def test_the_prior_toggle_shows_where_it_acts_and_each_precomputed_network_is_na
     at = app()
     at.run()
     at.switch_page("pages/experiments.py").run()
-    for name, reconstructs in (("content", True), ("beta", False), ("content_layer", False), ("weights", True)):
+    # Each precomputed set names only the images its pictures come from, and the prior says what it does there.
+    for name, reconstructs, images in (("content", True, "Photo: grace hopper"),
+                                       ("beta", False, "Photo: chelsea cat · painting: the scream"),
+                                       ("content_layer", False, "Photo: grace hopper · painting: starry night"),
+                                       ("style", True, "Painting: starry night"),
+                                       ("weights", True, "Painting: starry night")):
         at.radio(key="exp_name").set_value(name).run()
         no_exception(at)
         assert any(t.key == "exp_prior" for t in at.toggle) == reconstructs, name
+        assert images in [c.value for c in at.caption], (name, [c.value for c in at.caption])
+        if reconstructs:
+            penalty = "total-variation penalty" in at.toggle(key="exp_prior").label
+            assert penalty == (name == "content"), name  # a style reconstruction pays none
     captions = " ".join(c.value for c in at.caption)
     assert "Made with VGG16 from an edge detector (HED) and VGG16 with random weights" in captions, captions
 
