@@ -93,7 +93,7 @@ def _style_part(s: dict) -> str:
         return "no style layers"
     lam = s.get("style_weights")
     if lam is None or len({round(v, 6) for v in lam}) == 1:
-        text = f"style {', '.join(layers)} (equal λ)"
+        text = f"style {', '.join(layers)} (equal λ{' before balancing' if s.get('balance') == 'auto' else ''})"
     else:
         text = "style " + ", ".join(f"{n} (λ {friendly_number(v, 2)})" for n, v in zip(layers, lam))
     blend = s.get("style_blend")
@@ -150,11 +150,21 @@ def cost_shares(record: Step) -> dict[str, float]:
     return {k: (v / total if total > 0 else 0.0) for k, v in parts.items()}
 
 
+def objective_terms(record: Step) -> tuple[str, ...]:
+    """The cost terms the run descends: "content" unless α = 0 and "style" unless β = 0. A
+    reconstruction has one of them only, and "content 0%" said nothing about a style reconstruction."""
+    weights = record.weights or {}
+    return tuple(term for term, key in (("content", "alpha"), ("style", "beta")) if weights.get(key, 1.0) != 0)
+
+
 def share_text(record: Step) -> str:
-    """``style 62% of the cost, content 38%`` (and smoothing when it carries at least 1%)."""
+    """``style 62% of the cost, content 38%`` (and smoothing when it carries at least 1%); a term
+    the run does not have (α or β = 0) is left out."""
     shares = cost_shares(record)
     names = {"style": "style", "content": "content", "tv": "smoothing (TV)"}
-    shown = [(k, v) for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if k != "tv" or v >= 0.01]
+    terms = objective_terms(record)
+    shown = [(k, v) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])
+             if (k != "tv" or v >= 0.01) and (k == "tv" or k in terms)]
     shown = [(k, v) for k, v in shown if v > 0 or k != "tv"]
     if not shown or sum(v for _, v in shown) == 0:
         return "no cost yet"
@@ -316,16 +326,21 @@ def describe_model(model) -> str:
     return describe_network(model.description)
 
 
-def used_weights_text(weights: dict) -> str:
-    """The α, β and λ a run actually used (``Step.weights``), in readable numbers. With the
-    automatic balance they are tiny or huge, because each absorbs the scale of its own term."""
+def used_weights_text(weights: dict, balance: str = "raw") -> str:
+    """The α, β and λ a run actually used (``Step.weights``), in readable numbers, and with the
+    automatic ``balance`` why they differ from the typed ones: beside "α 1 : β 5 (equal λ)" a
+    student saw α = 2×10⁻⁷ and λ four thousandfold apart, with nothing to say how they are related."""
     if not weights:
         return ""
     lambdas = weights.get("lambdas") or {}
     text = f"α = {friendly_number(weights.get('alpha', 0.0))}, β = {friendly_number(weights.get('beta', 0.0))}"
     if lambdas:
         text += "; λ: " + ", ".join(f"{name} {friendly_number(v)}" for name, v in lambdas.items())
-    return text
+    if balance == "auto":
+        return text + (". Balanced: the typed α was divided by the content cost of a blank image, and each typed λ by "
+                       "its layer's style cost of a blank image, so every term starts on a comparable scale; that "
+                       "is why these numbers are tiny or huge")
+    return text + ", as typed"
 
 
 def shuffle_text(layers, tile: tuple[int, int]) -> str:

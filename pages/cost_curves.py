@@ -119,8 +119,9 @@ by_id = {r.id: r for r in gallery}
 names = _names(gallery)
 _keep_known("cc_run", ids)
 pick_run, pick_scale = st.columns([3, 2], vertical_alignment="bottom")
+# Steps by the last record's number: the final record repeats the last step, so the records are one more.
 run_id = pick_run.selectbox("Run", ids, key="cc_run", format_func=lambda i: f"{names[i]} ({by_id[i].status}, "
-                                                                             f"{len(by_id[i].history)} steps)")
+                                                                             f"{by_id[i].last.step} steps)")
 entry = by_id[run_id]
 history = entry.history
 last = history[-1]
@@ -148,7 +149,8 @@ with layers:
     else:
         st.caption("This run has no style layers.")
 st.caption(f"**Run {entry.id}**: {run_caption(entry.settings)}. 🧠 {network.honest_weights(entry.model)}"
-           + (f" Weights used: {used_weights_text(entry.weights)}." if entry.weights else ""))
+           + (f" Weights used: {used_weights_text(entry.weights, entry.settings.get('balance'))}." if entry.weights
+              else ""))
 if last.style_layers:
     with st.expander("Each style layer's cost on a log scale"):
         st.image(_figure("layers", run_tag, lambda: plots.layer_costs(history, entry.label)), width="stretch")

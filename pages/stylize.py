@@ -133,9 +133,7 @@ with box:
             st.caption(run_caption(latest.settings) + ". 🧠 " + network.honest_weights(latest.model))
             if latest.weights:
                 with st.expander("α, β and λ as the run used them"):
-                    st.caption(used_weights_text(latest.weights) + (
-                        ": balanced, so each absorbs the scale of its own term." if latest.settings.get("balance")
-                        == "auto" else "."))
+                    st.caption(used_weights_text(latest.weights, latest.settings.get("balance")) + ".")
     else:
         example = pickers.gallery_image(ss["content"], ss["style"])
         with picture:

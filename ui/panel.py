@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from nst_core.describe import layer_share_text, progress_text, queue_text, share_text
+from nst_core.describe import layer_share_text, objective_terms, progress_text, queue_text, share_text
 from nst_core.plots import live_cost_chart
 from nst_core.serve import RunState, RunView
 from nst_core.serve.estimate import remaining_s, time_left_text
@@ -56,10 +56,18 @@ class Panel:
             view, self.estimate_s))
         if view.preview is not None and view.preview_step != self.preview_step:
             self.preview_step = view.preview_step
-            self.preview.image(view.preview, caption=f"{prefix}Step {view.preview_step}", width="stretch",
-                               output_format="JPEG")
-            self.chart.vega_lite_chart(spec=live_cost_chart(view.history), width="stretch")
-            self.shares.caption(f"{share_text(rec)}; {layer_share_text(rec)}.")
+            self._frame(view.preview, f"{prefix}Step {view.preview_step}",
+                        [h for h in view.history if h.step <= view.preview_step])
+
+    def _frame(self, jpeg: bytes, caption: str, history: list) -> None:
+        """A preview with the chart and the shares as of its own step: drawn at the newest step, they
+        disagreed with the picture beside them (step 20 beside "style 62%" of step 28)."""
+        self.preview.image(jpeg, caption=caption, width="stretch", output_format="JPEG")
+        if history:
+            last = history[-1]
+            self.chart.vega_lite_chart(spec=live_cost_chart(history), width="stretch")
+            layers = f"; {layer_share_text(last)}" if "style" in objective_terms(last) else ""
+            self.shares.caption(f"At step {last.step}: {share_text(last)}{layers}.")
 
     def replay(self, view: RunView, seconds: float, position: tuple[int, int] = (0, 1)) -> None:
         """Show a run someone else computed forming: its recorded snapshots, each with the costs up
@@ -74,10 +82,7 @@ class Panel:
             history = [h for h in view.history if h.step <= step]
             self.bar.progress(min((i + step / max(total, 1)) / n, 1.0),
                               text=f"Replaying the recorded run: step {step} of {total}")
-            self.preview.image(jpeg, caption=f"Step {step} (replay)", width="stretch", output_format="JPEG")
-            if history:
-                self.chart.vega_lite_chart(spec=live_cost_chart(history), width="stretch")
-                self.shares.caption(f"{share_text(history[-1])}; {layer_share_text(history[-1])}.")
+            self._frame(jpeg, f"Step {step} (replay)", history)
             time.sleep(seconds / len(frames))
         self.replayed = len(frames)
 

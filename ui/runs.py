@@ -461,7 +461,8 @@ def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[
             several: bool) -> tuple[RunState, str, float | None, float]:
     """Draw the run as it goes until it ends; return its final state, message, end time and the
     mean number of runs that computed beside it (itself included), which its calibration needs."""
-    prefix = f"{record.label} · " if several else ""
+    # Which run of the batch: the bar counts the whole batch, so "random · Step 60 of 150" sat under a bar 70% full.
+    prefix = f"{record.label} (run {position[0] + 1} of {position[1]}) · " if several else ""
     slots, version, loads, cal, drawn_at = backend().slots, -1, [], calibration(), -DRAW_EVERY_S
     while True:
         view = handle.wait(version, timeout=0.5)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from ..describe import friendly_number, size_label
+from ..describe import friendly_number, objective_terms, size_label
 from .common import FONT, new_figure
 
 if TYPE_CHECKING:
@@ -287,8 +287,10 @@ def live_cost_chart(history) -> dict:
     with its data inline and projector-sized fonts (:data:`VEGA_FONTS`). A class redraws it once
     per preview for every watching student, so it is a plain dict, not an Altair chart. As on Cost
     curves, a dashed line marks each move to a finer level, where the cost may jump up."""
-    values = [{"step": h.step, "term": name, "cost": cost}
-              for h in history for name, cost in (("α·J_content", h.content), ("β·J_style", h.style))]
+    terms = objective_terms(history[-1]) if history else ()  # a reconstruction's other term is not drawn as 0
+    values = [{"step": h.step, "term": name, "cost": cost} for h in history
+              for term, name, cost in (("content", "α·J_content", h.content), ("style", "β·J_style", h.style))
+              if term in terms]
     # The height holds the axes and the legend too; steps are whole numbers even at step 1.
     x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"zero": False},
          "axis": {"format": "d", "tickMinStep": 1}}

@@ -53,6 +53,9 @@ def test_shares_in_words():
     assert cost_shares(rec) == pytest.approx({"content": 0.38, "style": 0.62, "tv": 0.0})
     assert share_text(rec) == "style 62% of the cost, content 38%"
     assert "smoothing (TV) 10%" in share_text(step_record(content=0.3, style=0.6, tv=0.1))
+    # A reconstruction's missing term is not a share of 0%: a style reconstruction has α = 0.
+    style_only = replace(step_record(content=0.0, style=1.0, total=1.0), weights={"alpha": 0.0, "beta": 1.0})
+    assert share_text(style_only) == "style 100% of the cost"
     assert (layer_share_text(step_record(style_layers={"conv1_1": 3.0, "conv2_1": 1.0}))
             == "conv1_1 carries 75% of the style cost")
 
@@ -118,9 +121,13 @@ def test_gram_entry_text_names_the_cross_covariance():
 def test_model_and_used_weights_in_words(vgg16_random):
     from nst_core.describe import describe_model, used_weights_text
     assert "random" in describe_model(vgg16_random) and "VGG16" in describe_model(vgg16_random)
-    text = used_weights_text({"alpha": 2e-07, "beta": 5.0, "lambdas": {"conv1_1": 3.2e-05}})
-    assert text == "α = 2×10⁻⁷, β = 5; λ: conv1_1 3.2×10⁻⁵"
+    used = {"alpha": 2e-07, "beta": 5.0, "lambdas": {"conv1_1": 3.2e-05}}
+    assert used_weights_text(used) == "α = 2×10⁻⁷, β = 5; λ: conv1_1 3.2×10⁻⁵, as typed"
+    # Balanced weights say how they came from the typed ones, which the run's caption calls equal.
+    assert used_weights_text(used, "auto").startswith("α = 2×10⁻⁷, β = 5; λ: conv1_1 3.2×10⁻⁵. Balanced: the typed α")
     assert used_weights_text({}) == ""
+    assert "(equal λ before balancing)" in run_caption(TransferConfig(balance="auto"))
+    assert "(equal λ)" in run_caption(TransferConfig(balance="raw"))
 
 
 def test_offline_vgg16_is_described_as_an_edge_detector(vgg16_trained):
