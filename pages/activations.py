@@ -68,7 +68,9 @@ def maps_section(layer):
     for col, picture in zip(st.columns(len(pictures)), pictures):
         col.image(picture, width="stretch")
     st.caption("Channels are sorted by their mean activation on the content image, strongest first; the same "
-               "channels are shown for every image, so you can compare them.")
+               "channels are shown for every image, so you can compare them. The colour scale leaves out each "
+               "map's outermost ring: the zero padding around the image makes many channels fire along its "
+               "edges, and those values would have darkened the rest. There the colour saturates.")
     if generated is None:
         st.caption("Run a stylization on **Stylize** to add the generated image here.")
 
@@ -98,8 +100,8 @@ def top9(layer, channel, pending):
             st.caption(f"⏳ Adding your own pictures ({', '.join(n for n, _ in own)}) to the search: they "
                        "join these nine within seconds.")
         elif own:
-            st.caption(f"Searched with the bundled pictures: {', '.join(n for n, _ in own)}; a ⭐ marks a place "
-                       "in one of yours.")
+            st.caption(f"Searched in the bundled pictures and in yours ({', '.join(n for n, _ in own)}); a ⭐ "
+                       "marks a patch from one of yours.")
     if pending and ready and own_ready:
         st.rerun()  # once: the page drawn again drops the 2 s refresh
 

@@ -66,7 +66,7 @@ def _keep_known(key: str, ids: list[int]) -> None:
 
 def ab_runs(expanded: bool) -> None:
     """Two runs with the Stylize settings that differ in one setting, then overlaid below."""
-    with st.expander("▶ Start two runs that differ in one setting (same seed)", expanded=expanded):
+    with st.expander("Start two runs that differ in one setting (same seed)", expanded=expanded):
         st.write("Uses the images and settings from **Stylize**; only the setting below changes between run A "
                  "and B.")
         options = ab_choices([n for n in model.table if n.startswith("conv")])

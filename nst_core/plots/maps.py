@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import ScalarFormatter
 from PIL import Image, ImageDraw
 
+from ..analysis import interior
 from ..describe import friendly_number
 from .common import CMAP, FONT, MIN_FONT, new_figure
 
@@ -65,11 +66,19 @@ def cell_picture(fig: Figure, ax, shape: tuple[int, int], dpi: int = 120) -> Cel
                        abs(bottom - top) / shape[0])
 
 
+def _inside(m):
+    """A map without its outermost ring of positions (a map under 4×4 keeps it). The zero padding
+    around the image makes many channels fire along its edges (an edge detector most of all); a scale
+    stretched to those values left the rest of the map nearly black."""
+    return interior(m, min(1, min(m.shape[-2:]) // 4))
+
+
 def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, n: int):
-    """Colour limits for feature grids: None per channel, one pair per layer block, or one pair for all."""
+    """Colour limits for feature grids, taken inside the border ring (:func:`_inside`): None per
+    channel, one pair per layer block, or one pair for all."""
     if scaling == "channel":
         return [None] * len(blocks)
-    shown = [b[order[:n]] for b in blocks]
+    shown = [_inside(b[order[:n]]) for b in blocks]
     if scaling == "layer":
         return [(float(s.min()), float(s.max())) for s in shown]
     lo, hi = min(float(s.min()) for s in shown), max(float(s.max()) for s in shown)
@@ -77,7 +86,9 @@ def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, 
 
 
 def _unit_range(m: np.ndarray, limits) -> np.ndarray:
-    lo, hi = (float(m.min()), float(m.max())) if limits is None else limits
+    """``m`` on a 0–1 colour scale: ``limits``, or else the map's own range inside its border ring;
+    values beyond the limits saturate."""
+    lo, hi = (float(_inside(m).min()), float(_inside(m).max())) if limits is None else limits
     return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
 
 

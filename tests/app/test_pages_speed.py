@@ -91,7 +91,7 @@ def test_an_upload_is_searched_with_the_bundled_pictures(small_index, monkeypatc
     assert small_index[-1] == "your content" and small_index.count("your content") == 1
     at.run()
     no_exception(at)
-    assert any("a ⭐ marks a place in one of yours" in c.value for c in at.caption)
+    assert any("a ⭐ marks a patch from one of yours" in c.value for c in at.caption)
     from ui import network
     model = network._load("vgg16", "random")
     own = (("your content", stripes_image(96, 96)),)

@@ -440,3 +440,20 @@ def test_gram_distance_is_relative_to_the_reference():
     assert gram_distance(g, torch.zeros_like(g)) == pytest.approx(1.0)
     assert gram_distance(g, 3 * g) == pytest.approx(2.0)
     assert gram_distance(3 * g, g) == pytest.approx(2 / 3)  # not symmetric: measured against the first
+
+
+@pytest.mark.parametrize("scaling", ["channel", "layer", "global"])
+def test_a_bright_border_ring_does_not_set_a_channel_maps_colour_scale(scaling):
+    """Zero padding makes a channel fire along the image's edges; a scale stretched to the ring left
+    the map's inside nearly black. The ring saturates instead, and the inside spans the colours."""
+    from nst_core.plots.maps import _unit_range
+    inside = torch.linspace(0, 1, 100).reshape(10, 10)
+    block = inside.clone()
+    block[0, :] = block[-1, :] = block[:, 0] = block[:, -1] = 50.0
+    block = block.expand(2, 10, 10).clone()
+    limits = plots.scale_limits([block], scaling, torch.arange(2), 2)[0]
+    scaled = _unit_range(block[0].numpy(), limits)
+    assert scaled[1:-1, 1:-1].max() == pytest.approx(1.0) and scaled[1:-1, 1:-1].min() == pytest.approx(0.0)
+    assert (scaled[0] == 1.0).all()  # the ring saturates
+    tiny = torch.arange(9.0).reshape(3, 3)  # no inside to speak of: the whole map sets the scale
+    assert _unit_range(tiny.numpy(), None)[1, 1] == pytest.approx(0.5)
