@@ -24,18 +24,23 @@ style = styles[0]
 pickers.images_caption()
 size = ss["size"]
 names = layers.index_layers(model)
+NEIGHBOURS = 3  # layers shown on each side of the chosen one
 
 st.subheader("The network, layer by layer")
 layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names else names[0], key="act_layer",
                          help="Slide deeper: the maps get coarser (stride) and each unit sees more (receptive field).")
 h, w = fit_long_side((content.height, content.width), size)
 rows = layer_shapes(model, (h, w))
-# The marker and the receptive field first: on a phone the table scrolls sideways, and these are
-# what the slider is about.
+# The chosen layer and its neighbours, all in view: in a box of the whole network that scrolled, the
+# chosen layer was often out of sight. The marker and the receptive field come first: on a phone the
+# table scrolls sideways, and these are what the slider is about.
+at = next(i for i, r in enumerate(rows) if r["layer"] == layer)
+near = rows[max(0, at - NEIGHBOURS):at + NEIGHBOURS + 1]
 first = ("layer", "receptive field (px)", "stride")
-st.dataframe([{"": "▶" if r["layer"] == layer else "", **{k: r[k] for k in first},
-               **{k: v for k, v in r.items() if k not in first}} for r in rows],
-             hide_index=True, height=260, width="stretch")
+st.dataframe([{"chosen": "▶" if r["layer"] == layer else "", **{k: r[k] for k in first},
+               **{k: v for k, v in r.items() if k not in first}} for r in near],
+             hide_index=True, height=frame.table_height(len(near)), width="stretch")
+st.caption(f"{layer} and up to {NEIGHBOURS} layers on each side; How it works §6 lists the whole network.")
 info = model.table[layer]
 st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // info.stride} grid for a {w}×{h} image. "
         f"Each unit is {info.stride} px from its neighbour and sees a {info.receptive_field}×{info.receptive_field} px "

@@ -90,8 +90,9 @@ size = st.session_state["size"]
 h, w = fit_long_side((content.height, content.width), size)
 rows = layer_shapes(model, (h, w))
 c1, c2 = st.columns(2)
+# Every layer in view, beside the figure: a scrolling box seemed to end at conv4_1.
 c1.dataframe([{k: r[k] for k in ("layer", "stride", "receptive field (px)", "n_C")} for r in rows], hide_index=True,
-             height=420, width="stretch")
+             height=frame.table_height(len(rows)), width="stretch")
 firsts = [r for r in rows if r["layer"].endswith("_1")]
 c2.pyplot(plots.receptive_fields(content.resize((w, h)), firsts))
 

@@ -100,6 +100,12 @@ def settings_place(where: str) -> str:
     return f"change it on Stylize → {where}"
 
 
+def table_height(rows: int) -> int:
+    """Pixels for a ``st.dataframe`` of ``rows`` rows with no scrolling inside it: Streamlit draws
+    35 px a row, the header included, and a 1 px border."""
+    return 35 * (rows + 1) + 3
+
+
 def try_this(text: str) -> None:
     """A short prompt that leads a student to the claim the page shows. One that sends the student
     to the settings says how to get there while Presentation mode hides them."""

@@ -61,6 +61,9 @@ def test_switching_layers_does_not_search_the_pictures_again(small_index, monkey
         no_exception(at)
         assert 1 <= len(_top9_captions(at)) <= 9, layer  # a deep layer of three small pictures has few places
         assert not any("Searching the bundled pictures" in i.value for i in at.info)
+        # The layer table holds the chosen layer, marked, with at most three layers on each side.
+        table = at.dataframe[0].value
+        assert table[table["chosen"] == "▶"]["layer"].tolist() == [layer] and len(table) <= 7, layer
     assert small_index == ["g0", "g1", "g2"]
 
 
