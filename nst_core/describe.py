@@ -287,10 +287,13 @@ def toy_order_text(entries: dict[str, dict], words: dict[str, str]) -> str:
     ``fire together 4.1 > independent 1.9 > never fire together 0`` (``entries`` from
     ``analysis.toy_entries``, ``words`` each case's name for a student)."""
     ranked = sorted(entries.items(), key=lambda kv: -kv[1]["gram"])
-    text = f"{words[ranked[0][0]]} {friendly_number(ranked[0][1]['gram'])}"
+
+    def number(e: dict) -> str:  # two significant figures each: "5.4 > 2.53" mixed one and two decimals
+        return friendly_number(e["gram"], 2)
+
+    text = f"{words[ranked[0][0]]} {number(ranked[0][1])}"
     for (_, prev), (kind, e) in zip(ranked, ranked[1:]):
-        sign = ">" if friendly_number(prev["gram"]) != friendly_number(e["gram"]) else "="
-        text += f" {sign} {words[kind]} {friendly_number(e['gram'])}"
+        text += f" {'>' if number(prev) != number(e) else '='} {words[kind]} {number(e)}"
     return text
 
 

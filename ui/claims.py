@@ -113,9 +113,11 @@ def content_check(ev: Evidence) -> None:
     by_hand, formula = as_normalization(check, ev.normalization)
     loop = loop_content_cost(ev.final_step)
     st.markdown(f"**Check it on {ev.source}.** Layer {check.layer} has n_H × n_W × n_C = {n_H} × {n_W} × {n_C} = "
-                f"{n_H * n_W * n_C:,} activations. The five terms ½·(a(C) − a(G))² that weigh most:")
-    st.dataframe([{"row i": t.row, "column j": t.column, "channel k": t.channel, "a(C)": friendly_number(t.a_C),
-                   "a(G)": friendly_number(t.a_G), "½·(a(C) − a(G))²": friendly_number(t.half_square)}
+                f"{n_H * n_W * n_C:,} activations. The five terms ½·(a(C) − a(G))² that weigh most, at row i, "
+                "column j, channel k:")
+    # Short headers, the formula's own letters: six long ones did not fit a phone, and the last was cut off.
+    st.dataframe([{"i": t.row, "j": t.column, "k": t.channel, "a(C)": friendly_number(t.a_C),
+                   "a(G)": friendly_number(t.a_G), "½(a(C)−a(G))²": friendly_number(t.half_square)}
                   for t in check.terms], hide_index=True, width="stretch")
     rest = n_H * n_W * n_C - len(check.terms)
     scale = "" if ev.normalization == "seed" else " then × 2 / (n_H·n_W·n_C), the mean-squared formula,"

@@ -143,6 +143,8 @@ def test_toy_order_text_puts_the_largest_entry_first():
     assert text.count(">") == 2 and text.endswith("never fire together 0")
     swapped = toy_order_text({"a": {"gram": 1.0}, "b": {"gram": 3.0}, "c": {"gram": 3.0}}, {"a": "A", "b": "B", "c": "C"})
     assert swapped == "B 3 = C 3 > A 1"
+    mixed = toy_order_text({"a": {"gram": 5.4}, "b": {"gram": 2.53}, "c": {"gram": 0.0}}, {"a": "A", "b": "B", "c": "C"})
+    assert mixed == "A 5.4 > B 2.5 > C 0"  # one precision for all three
 
 
 def test_queue_text_says_starting_for_a_run_admitted_before_its_page_looked():
