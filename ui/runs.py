@@ -330,7 +330,7 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
                             else "Another student started this same run; you are watching it, its steps so far "
                             "replayed first."), "🤝")
             panel.replay(first, REPLAY_S if served else CATCH_UP_S, (i, len(jobs)))
-        status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)), len(jobs) > 1)
+        status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)))
         handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
         if status is RunState.DONE:
             message = SHARED_NOTE if record.shared else ""
@@ -457,12 +457,13 @@ def _update(record: RunRecord, view: RunView) -> None:
         record.weights = view.latest.weights
 
 
-def _follow(handle: RunHandle, record: RunRecord, panel: Panel, position: tuple[int, int],
-            several: bool) -> tuple[RunState, str, float | None, float]:
+def _follow(handle: RunHandle, record: RunRecord, panel: Panel,
+            position: tuple[int, int]) -> tuple[RunState, str, float | None, float]:
     """Draw the run as it goes until it ends; return its final state, message, end time and the
     mean number of runs that computed beside it (itself included), which its calibration needs."""
     # Which run of the batch: the bar counts the whole batch, so "random · Step 60 of 150" sat under a bar 70% full.
-    prefix = f"{record.label} (run {position[0] + 1} of {position[1]}) · " if several else ""
+    i, n = position
+    prefix = f"{record.label} (run {i + 1} of {n}) · " if n > 1 else ""
     slots, version, loads, cal, drawn_at = backend().slots, -1, [], calibration(), -DRAW_EVERY_S
     while True:
         view = handle.wait(version, timeout=0.5)

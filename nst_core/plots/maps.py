@@ -88,7 +88,8 @@ def scale_limits(blocks: list[torch.Tensor], scaling: str, order: torch.Tensor, 
 def _unit_range(m: np.ndarray, limits) -> np.ndarray:
     """``m`` on a 0–1 colour scale: ``limits``, or else the map's own range inside its border ring;
     values beyond the limits saturate."""
-    lo, hi = (float(_inside(m).min()), float(_inside(m).max())) if limits is None else limits
+    inner = _inside(m)
+    lo, hi = (float(inner.min()), float(inner.max())) if limits is None else limits
     return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
 
 

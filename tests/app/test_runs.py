@@ -32,7 +32,7 @@ def test_a_fast_run_is_drawn_a_few_times_a_second_and_its_end_is_drawn(monkeypat
     drawn = []
     panel = SimpleNamespace(draw=lambda view, *_: drawn.append(view))
     record = runs.RunRecord(label="fast", settings={}, model="m")
-    state, *_ = runs._follow(_FastRun(), record, panel, (0, 1), several=False)
+    state, *_ = runs._follow(_FastRun(), record, panel, (0, 1))
     assert state is RunState.DONE and drawn[-1].state is RunState.DONE
     assert 2 <= len(drawn) <= 1.0 / runs.DRAW_EVERY_S + 2
 
@@ -76,5 +76,5 @@ def test_a_run_of_a_batch_says_which_of_the_batch_it_is(monkeypatch):
     monkeypatch.setattr(runs, "backend", lambda: SimpleNamespace(slots=2))
     prefixes = set()
     panel = SimpleNamespace(draw=lambda view, position, prefix, slots: prefixes.add(prefix))
-    runs._follow(_FastRun(), runs.RunRecord(label="random", settings={}, model="m"), panel, (1, 2), several=True)
+    runs._follow(_FastRun(), runs.RunRecord(label="random", settings={}, model="m"), panel, (1, 2))
     assert prefixes == {"random (run 2 of 2) · "}
