@@ -91,15 +91,16 @@ with inputs:
                        cfg, model, names)
     if error:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
-    run_col, time_col = st.columns([1, 2], vertical_alignment="center")
+    # A row, not columns: columns stack on a phone, which put the words beside Run below the fold.
+    run_row = st.container(horizontal=True, wrap=False, vertical_alignment="center", gap="medium")
     # No tooltip: it would cover the presets above while the pointer rests on Run during the run.
-    clicked = run_col.button("▶ Run", type="primary", disabled=job is None)
+    clicked = run_row.button("▶ Run", type="primary", disabled=job is None)
     clicked = runs.run_requested("stylize") or clicked  # a refusal's "Run at 384 px" counts as Run
+    beside_run = run_row.empty()
     if job is not None:
-        time_col.caption(runs.estimate_text([job]))
-    if clicked and job is not None:
-        # On a phone the run's panel opens below the fold: without a word in view, Run seemed to do nothing.
-        st.toast("Running: its preview and Stop are in the run's panel (below Run, on a phone).", icon="⏳")
+        # On a phone the run's panel opens below the fold: without a word beside Run, Run seemed to do nothing.
+        beside_run.caption("⏳ Running: its preview and Stop are in the run's panel (below, on a phone)."
+                           if clicked else runs.estimate_text([job]))
 
 # ---------------------------------------------------------------- the stage: live run, then the result
 with stage:
@@ -116,6 +117,8 @@ with box:
                 else runs.resume_panel(jobs, "stylize"))
     if done and done[-1].status == "done":
         st.rerun()  # redraw with the result in the stage and the run in the gallery
+    if clicked and job is not None:  # refused or stopped: Run can be pressed again
+        beside_run.caption(runs.estimate_text([job]))
     # Otherwise the panel already gave way to its message (and a refusal's buttons): no Stop is left.
     gallery = ss.get(runs.GALLERY, [])
     picture, words = shown.container().columns([3, 2])

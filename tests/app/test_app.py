@@ -347,6 +347,9 @@ def test_a_refusal_offers_choices_of_the_page_that_run_in_one_click(monkeypatch)
     at.run()
     _press_run(at)
     assert any("over this server's limit" in e.value for e in at.error)
+    # Beside Run, the estimate again: "Running" stood there only while the panel followed the run.
+    assert not [c.value for c in at.caption if "Running" in c.value]
+    assert any(c.value.startswith("⏱ About ") for c in at.caption)
     offers = {b.label: b for b in at.button if b.label.startswith("▶ Run ")}
     assert set(offers) == {"▶ Run at 192 px", "▶ Run with 5 steps"}, set(offers)
     assert all(int(label.split()[3]) in SIZES for label in offers if label.endswith("px"))

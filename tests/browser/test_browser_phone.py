@@ -125,7 +125,7 @@ def test_run_is_on_a_phones_first_screen(server, phone):
     assert box is not None and box["y"] + box["height"] <= PHONE["height"], box
     # The run's panel opens below the fold: the first screen must say the run has started.
     run.click()
-    running = phone.locator('[data-testid="stToast"]').filter(has_text="Running: its preview and Stop")
+    running = phone.get_by_text("Running: its preview and Stop")
     running.wait_for(timeout=60_000)
     box = running.bounding_box()
     assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"], box
