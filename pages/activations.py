@@ -32,14 +32,17 @@ layer = st.select_slider("Layer", names, value="conv3_1" if "conv3_1" in names e
 h, w = fit_long_side((content.height, content.width), size)
 rows = layer_shapes(model, (h, w))
 # The chosen layer and its neighbours, all in view: in a box of the whole network that scrolled, the
-# chosen layer was often out of sight. The marker and the receptive field come first: on a phone the
-# table scrolls sideways, and these are what the slider is about.
+# chosen layer was often out of sight. Five narrow columns fit a phone's width without scrolling sideways.
 at = next(i for i, r in enumerate(rows) if r["layer"] == layer)
 near = rows[max(0, at - NEIGHBOURS):at + NEIGHBOURS + 1]
-first = ("layer", "receptive field (px)", "stride")
-st.dataframe([{"chosen": "▶" if r["layer"] == layer else "", **{k: r[k] for k in first},
-               **{k: v for k, v in r.items() if k not in first}} for r in near],
-             hide_index=True, height=frame.table_height(len(near)), width="stretch")
+st.dataframe([{"layer": ("▶ " if r["layer"] == layer else "") + r["layer"],
+               "n_H×n_W×n_C": f"{r['n_H']}×{r['n_W']}×{r['n_C']}",
+               **{k: r[k] for k in ("receptive field (px)", "stride", "features index")}} for r in near],
+             hide_index=True, height=frame.table_height(len(near)), width="stretch",
+             column_config={"receptive field (px)": st.column_config.NumberColumn(
+                                "field (px)", help="Receptive field: how many pixels across one unit sees."),
+                            "features index": st.column_config.NumberColumn(
+                                "index", help="Where the layer's output is in torchvision's `vgg.features`.")})
 st.caption(f"{layer} and up to {NEIGHBOURS} layers on each side; How it works §6 lists the whole network.")
 info = model.table[layer]
 st.info(f"**{layer}**: {info.channels} channels on a {h // info.stride}×{w // info.stride} grid for a {w}×{h} image. "

@@ -170,15 +170,15 @@ def _shuffle(model, img, tiles, seed, side):
 
 @st.fragment
 def shuffle_section(model, style, side):
-    frame.try_this("start at 2 tiles per side: every green bar is far below the red one beside it. Then go to 8: "
-                   "the green bars grow, on most paintings most at the deep layers, whose units see across "
+    frame.try_this("start at 2 tiles per side: every green bar is far shorter than the red one above it. Then go "
+                   "to 8: the green bars grow, on most paintings most at the deep layers, whose units see across "
                    "several seams (conv5_1 sees 132 px). Fewer, larger tiles change the Grams less: a Gram matrix "
                    "sums over positions, so only what straddles a seam changes.")
     c1, c2 = st.columns(2)
     tiles = c1.select_slider("Tiles per side", [2, 3, 4, 6, 8], value=2, key="shuffle_tiles")
     seed = int(c2.number_input("Shuffle seed", 0, 999, 0, key="shuffle_seed"))
     result = _shuffle(model, style, tiles, seed, side)
-    c1, c2, c3 = st.columns([1, 1, 1.4])
+    c1, c2, c3 = st.columns(3)
     c1.image(result["original"], caption="the style image", width="stretch")
     c2.image(result["shuffled"], caption=f"{tiles}×{tiles} tiles, every one moved", width="stretch")
     c3.image(result["bars"], width="stretch")

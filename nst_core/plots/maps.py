@@ -297,31 +297,31 @@ def receptive_fields(image: Image.Image, rows: list[dict], center=None) -> Figur
 
 def shuffle_layer_bars(layers, title: str = "") -> Figure:
     """After shuffling an image's tiles, how far each layer moved: its activations (red; what the
-    content cost compares, place by place) beside its Gram matrix (green; what the style cost
+    content cost compares, place by place) above its Gram matrix (green; what the style cost
     compares), both as a fraction of their own size. ``layers`` are
     :class:`nst_core.checks.ShuffleLayer` rows; each is named with how many pixels its units see,
     since a seam between two tiles changes the Gram most where a unit sees across it."""
-    fig = new_figure(6.4, 4.6)
+    # Horizontal bars: the layers' names stay level and large on a phone's narrow column.
+    fig = new_figure(4.8, 5.2)
     ax = fig.add_subplot()
-    x = np.arange(len(layers))
-    width = 0.4
-    for offset, key, colour, label in [(-width / 2, "activations", "#d62728", "activations (place by place)"),
-                                       (width / 2, "gram", "#2ca02c", "Gram matrix (style)")]:
+    y = np.arange(len(layers))
+    height = 0.4
+    for offset, key, colour, label in [(-height / 2, "activations", "#d62728", "activations (place by place)"),
+                                       (height / 2, "gram", "#2ca02c", "Gram matrix (style)")]:
         values = [getattr(r, key) for r in layers]
-        bars = ax.bar(x + offset, values, width, color=colour, label=label)
+        bars = ax.barh(y + offset, values, height, color=colour, label=label)
         for b, v in zip(bars, values):
-            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.0%}", ha="center", va="bottom", fontsize=MIN_FONT)
-    ax.set_xticks(x, [f"{r.layer}\n{r.receptive_field} px" for r in layers])
-    ax.set_xlabel("layer, and how far one of its units sees", fontsize=FONT - 2)
-    ax.set_ylabel("change, % of its own size", fontsize=FONT - 1)
-    ax.tick_params(axis="x", labelsize=MIN_FONT)
-    ax.tick_params(axis="y", labelsize=MIN_FONT)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+            ax.text(v, b.get_y() + b.get_height() / 2, f" {v:.0%}", ha="left", va="center", fontsize=MIN_FONT)
+    ax.set_yticks(y, [f"{r.layer}\n{r.receptive_field} px" for r in layers])
+    ax.invert_yaxis()  # shallow layers on top, as in the network
+    ax.set_ylabel("layer, and how far one of its units sees", fontsize=FONT - 2)
+    ax.set_xlabel("change, % of its own size", fontsize=FONT - 1)
+    ax.tick_params(labelsize=MIN_FONT)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     top = max([r.activations for r in layers] + [r.gram for r in layers] + [0.1])
-    ax.set_ylim(0, top * 1.2)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=FONT - 2, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False,
-              handlelength=1.2, columnspacing=1.0)
+    ax.set_xlim(0, top * 1.3)  # room for the value written after the longest bar
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", fontsize=FONT - 2, ncol=1, frameon=False, handlelength=1.2)
     if title:
         ax.set_title(title, fontsize=FONT + 1)
     return fig

@@ -63,7 +63,8 @@ def test_switching_layers_does_not_search_the_pictures_again(small_index, monkey
         assert not any("Searching the bundled pictures" in i.value for i in at.info)
         # The layer table holds the chosen layer, marked, with at most three layers on each side.
         table = at.dataframe[0].value
-        assert table[table["chosen"] == "▶"]["layer"].tolist() == [layer] and len(table) <= 7, layer
+        assert table[table["layer"].str.startswith("▶")]["layer"].tolist() == [f"▶ {layer}"], layer
+        assert len(table) <= 7, layer
     assert small_index == ["g0", "g1", "g2"]
 
 

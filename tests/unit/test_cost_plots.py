@@ -151,3 +151,19 @@ def test_every_number_of_the_toy_gram_fits_its_cell():
     numbers = [t for t in ax.texts if all(float(x).is_integer() for x in t.get_position())]  # at cell centres
     assert len(numbers) == 25
     assert max(t.get_window_extent().width for t in numbers) < cell, [t.get_text() for t in numbers]
+
+
+def test_the_shuffle_bars_are_readable_on_a_phone():
+    """The Gram page's shuffle chart fills a phone's column (about 358 px): drawn as the page draws it
+    (130 dpi), its smallest text must still be 12 screen pixels tall there. Vertical bars needed a
+    wide figure for five layers' names, and their labels came out 10 px tall."""
+    import io
+
+    from PIL import Image
+
+    from nst_core.checks import ShuffleLayer
+    rows = [ShuffleLayer(f"conv{i}_1", rf, 1.1, g) for i, rf, g in [(1, 3, 0.05), (2, 10, 0.08), (3, 24, 0.13),
+                                                                  (4, 60, 0.2), (5, 132, 0.51)]]
+    width = Image.open(io.BytesIO(plots.png(plots.shuffle_layer_bars(rows, "How much each layer changed"),
+                                            dpi=130))).width
+    assert plots.MIN_FONT * 130 / 72 * 358 / width >= 12, width
