@@ -55,3 +55,21 @@ def test_bf16_network_gives_the_fp32_cost_and_gradient(vgg16_trained):
     cost16, grad16 = _cost_and_gradient(vgg16_trained, "bf16")
     assert cost16 == pytest.approx(cost32, rel=0.01)
     assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) >= 0.99
+
+
+def test_the_deepest_style_set_is_paler_and_its_deepest_layer_is_hardest_to_match(vgg16_trained):
+    """Layer experiments says: once conv5_1 joins the style layers the bundled reconstruction turns
+    paler, and conv5_1 carries the largest share of the style cost left. Both are read off the
+    bundled pictures, made with this network."""
+    from PIL import ImageStat
+
+    from nst_core.experiments import RECONSTRUCTION, series
+    folder = ROOT / "assets/experiments/grace_hopper__starry_night"
+    four, five = (load_image(folder / f"style_{i}.jpg") for i in (3, 4))
+    assert ImageStat.Stat(five.convert("L")).stddev[0] < 0.85 * ImageStat.Stat(four.convert("L")).stddev[0]
+    label, cfg = series("style", reconstruction=RECONSTRUCTION)[-1]
+    assert cfg.style_layers[-1] == "conv5_1", label
+    terms = evaluate(five, load_image(ROOT / "assets/content/grace_hopper.jpg"),
+                     load_image(ROOT / "assets/styles/starry_night.jpg"), cfg, vgg16_trained)
+    shares = {k: v for k, v in terms.items() if k.startswith("style_")}
+    assert max(shares, key=shares.get) == "style_conv5_1", shares
