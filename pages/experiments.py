@@ -24,11 +24,11 @@ EXPLAIN = {
                "layer sits in the middle (conv4_2): it keeps the layout and leaves the surfaces free for the style.",
     "style": "With conv1_1 alone, only the style's colours come back, in blobs. Each deeper layer adds larger "
              "structures (strokes, then swirls), so the texture's scale grows. Several layers together look far "
-             "more like the style than any one alone: each covers a different scale. Once conv5_1 joins, the "
-             "picture turns paler and grainier: that layer's Gram is the hardest to match (by the end it carries the "
-             "largest share of the style cost, as the run's panel says during Recompute), and the colours that "
-             "conv1_1 asks for wait their turn. More steps bring them back slowly: at 192 px, 600 steps instead of 150 "
-             "cut conv1_1's term to a quarter, and the picture was still pale.",
+             "more like the style than any one alone: each covers a different scale. With all five layers the picture "
+             "comes out paler after the same number of steps: conv5_1's Gram is the hardest to match (by the end it "
+             "carries the largest share of the style cost, as the run's panel says during Recompute), so the "
+             "colours that conv1_1 asks for are matched later. It is not where the run ends up: at 192 px, 600 steps "
+             "instead of 150 cut conv1_1's term to a fifth and raised the picture's contrast by a third.",
     "content_layer": "Content from conv2_2 holds the photo's pixels tightly, so the style can only tint it. "
                      "Content from conv4_2 keeps the layout and lets the style repaint the surfaces.",
     "beta": "With α fixed, each tenfold β trades more of the photo's colours and fine detail for the painting's "
