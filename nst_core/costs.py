@@ -21,21 +21,23 @@ import torch
 
 NORMALIZATIONS = ("seed", "mse")
 
+# The style cost's double sum, named so a page can break the formula before it on a narrow screen.
+STYLE_SUMS = r" \sum_{k} \sum_{k'}"
 # LaTeX for every formula, per normalization, so the app can always display the active one.
 FORMULAS: dict[str, dict[str, str]] = {
     "seed": {
         "content": r"J_{content}(C,G) = \frac{1}{2} \sum_{i,j,k} \left(a^{[l](C)}_{ijk} - a^{[l](G)}_{ijk}\right)^2",
         "gram": r"G^{[l]}_{kk'} = \sum_{i=1}^{n_H^{[l]}} \sum_{j=1}^{n_W^{[l]}} a^{[l]}_{ijk}\, a^{[l]}_{ijk'}",
         "style_layer": r"J^{[l]}_{style}(S,G) = \frac{1}{\left(2\, n_H^{[l]} n_W^{[l]} n_C^{[l]}\right)^2}"
-                       r" \sum_{k} \sum_{k'} \left(G^{[l](S)}_{kk'} - G^{[l](G)}_{kk'}\right)^2",
+                       + STYLE_SUMS + r" \left(G^{[l](S)}_{kk'} - G^{[l](G)}_{kk'}\right)^2",
         "style": r"J_{style}(S,G) = \sum_{l} \lambda^{[l]}\, J^{[l]}_{style}(S,G)",
         "total": r"J(G) = \alpha\, J_{content}(C,G) + \beta\, J_{style}(S,G)",
     },
     "mse": {
         "content": r"J_{content}(C,G) = \frac{1}{n_H n_W n_C} \sum_{i,j,k} \left(a^{[l](C)}_{ijk} - a^{[l](G)}_{ijk}\right)^2",
         "gram": r"\tilde G^{[l]}_{kk'} = \frac{1}{n_C n_H n_W} \sum_{i,j} a^{[l]}_{ijk}\, a^{[l]}_{ijk'}",
-        "style_layer": r"J^{[l]}_{style}(S,G) = \frac{1}{n_C^2} \sum_{k} \sum_{k'}"
-                       r" \left(\tilde G^{[l](S)}_{kk'} - \tilde G^{[l](G)}_{kk'}\right)^2",
+        "style_layer": r"J^{[l]}_{style}(S,G) = \frac{1}{n_C^2}"
+                       + STYLE_SUMS + r" \left(\tilde G^{[l](S)}_{kk'} - \tilde G^{[l](G)}_{kk'}\right)^2",
         "style": r"J_{style}(S,G) = \sum_{l} \lambda^{[l]}\, J^{[l]}_{style}(S,G)",
         "total": r"J(G) = \alpha\, J_{content}(C,G) + \beta\, J_{style}(S,G)",
     },

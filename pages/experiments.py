@@ -29,8 +29,10 @@ EXPLAIN = {
              "carries the largest share of the style cost, as the run's panel says during Recompute), so the "
              "colours that conv1_1 asks for are matched later. It is not where the run ends up: at 192 px, 600 steps "
              "instead of 150 cut conv1_1's term to a fifth and raised the picture's contrast by a third.",
-    "content_layer": "Content from conv2_2 holds the photo's pixels tightly, so the style can only tint it. "
-                     "Content from conv4_2 keeps the layout and lets the style repaint the surfaces.",
+    "content_layer": "Both keep the layout; the difference is in the surfaces. Content from conv2_2 keeps more "
+                     "of the photo's own colours and fine detail (the flag's red stripes, the name tag). Content "
+                     "from conv4_2 lets the style repaint more of them: the flag turns to the painting's blues and "
+                     "yellows, and the face takes on its strokes.",
     "beta": "With α fixed, each tenfold β trades more of the photo's colours and fine detail for the painting's "
             "strokes. The layout stays even at β = 500: these runs start from the photo, and the style cost does "
             "not care where things are, so nothing pulls the shapes apart.",
@@ -41,7 +43,7 @@ EXPLAIN = {
 TRY = {
     "content": "Compare conv1_2 with conv4_2 and conv5_2: which details are gone, and what stays where it was?",
     "style": "Go from conv1_1 alone to all five layers: when do the painting's strokes appear, not just its colours?",
-    "content_layer": "Look at the face and the background: which version lets the painting repaint them?",
+    "content_layer": "Look at the flag and the face: which version lets the painting repaint them?",
     "beta": "Find the first β where the painting's strokes cover the whole picture. What of the photo is left "
             "at β = 500?",
     "weights": "Cover the labels: could you tell which picture came from a network that never learned anything?",

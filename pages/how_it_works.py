@@ -4,7 +4,7 @@ import streamlit as st
 
 from nst_core import FORMULAS, plots
 from nst_core.analysis import cost_scales, layer_shapes
-from nst_core.costs import TV_FORMULA
+from nst_core.costs import STYLE_SUMS, TV_FORMULA
 from nst_core.describe import friendly_number, normalization_label
 from nst_core.images import fit_long_side
 from ui import claims, frame, network, pickers
@@ -56,7 +56,7 @@ else:
 st.page_link("pages/gram.py", label="See it: toy Gram, real Gram, shuffle test", icon="🧮")
 
 st.header("3 · Style cost, one layer")
-st.latex(f["style_layer"])
+frame.latex_two_lines(f["style_layer"], STYLE_SUMS)
 st.write("Compare the Gram matrices of S and G entry by entry. "
          + ("The factor in front keeps layers of different sizes on a similar footing, though not an equal one: "
             "see the per-layer curves." if norm == "seed" else
@@ -74,8 +74,7 @@ st.header("5 · The total")
 st.latex(f["total"])
 st.write("α and β set the trade-off. The gradient of J with respect to G's pixels tells each pixel which way "
          "to move; Adam or L-BFGS take the steps. An optional smoothness term can be added:")
-# Its two terms on two lines: on one line it is wider than a phone.
-st.latex(r"\begin{aligned}" + TV_FORMULA.replace("=", "&=", 1).replace(" + ", r" \\ &+ ") + r"\end{aligned}")
+frame.latex_two_lines(TV_FORMULA, " + ")
 st.subheader("Check it: only the pixels change")
 st.write("Gradient descent here moves the pixels of G; no network parameter is learned. The checksum of every "
          "weight, taken by the loop when the run began and when it ended, shows it:")
@@ -100,9 +99,10 @@ st.header("7 · Why the right α/β depends on the network and the image size")
 st.write("Multiply every activation by a factor s (a differently trained network can easily differ by 100×). "
          "J_content is a sum of squared differences: it grows by s². J_style compares Gram matrices, which are "
          "already products of two activations: it grows by s⁴. Enlarge the image: J_content sums over more "
-         "positions and grows with the area, while the style cost's factor 1/(2·n_H·n_W·n_C)² cancels the "
-         "growth of the Gram matrix, so J_style stays put. An α/β that works for one network and size is "
-         "wrong by orders of magnitude for another.")
+         "positions, so it grows with the area, about 4× for twice the side, while the style cost's factor "
+         "1/(2·n_H·n_W·n_C)² offsets the growth of the Gram matrix, so J_style changes far less. Neither is "
+         "exactly 4× or 1× in the table below: a picture's details change with its size too. An α/β that "
+         "works for one network and size is wrong by orders of magnitude for another.")
 
 
 @shared(max_mb=1, spinner="Measuring cost scales…", heavy=True)

@@ -7,6 +7,7 @@ result appear) share the top of the page, so a room sees the run start without a
 import streamlit as st
 
 from nst_core import FORMULAS
+from nst_core.costs import STYLE_SUMS
 from nst_core.describe import (differing_labels, friendly_number, run_caption, share_text, took_text,
                                used_weights_text)
 from ui import frame, network, pickers, runs, state
@@ -26,6 +27,7 @@ if not present:
 
 top = st.container()  # images, Run, and the stage
 below = st.container()  # the settings
+JUST_DONE = "stylize_just_done"  # a run finished in the script run before this one
 TRY = ("press **Run** and watch the preview: the network never changes, only the pixels of G do (How it works "
        "§5 shows the network's checksum before and after). Then set **Start from** to *noise* (Settings → "
        "Advanced) and run again: G begins as static and takes on the painting's colours and strokes, but keeps "
@@ -55,7 +57,7 @@ with below:
                         ("levels", "tv_weight", "pooling", "preserve_color"), ("style_scale", "normalization")):
                 for column, key in zip(st.columns(len(row)), row):
                     state.widget(key, column)
-            st.latex(FORMULAS[ss["normalization"]]["style_layer"])
+            frame.latex_two_lines(FORMULAS[ss["normalization"]]["style_layer"], STYLE_SUMS)
         st.caption("🔗 The page address holds these settings: copy it to share this exact setup.")
 
 # ---------------------------------------------------------------- images and Run
@@ -87,7 +89,8 @@ with inputs:
     job = None
     if ready:
         names = {"content": pickers.chosen("content", "content")[0], "style": pickers.chosen("style", "style")[0]}
-        job = runs.Job(f"{names['content']} × {names['style']}", content, [style] + ([style2] if two else []),
+        label = f"{pickers.chosen_label('content', 'content')} × {pickers.chosen_label('style', 'style')}"
+        job = runs.Job(label, content, [style] + ([style2] if two else []),
                        cfg, model, names)
     if error:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
@@ -99,8 +102,9 @@ with inputs:
     beside_run = run_row.empty()
     if job is not None:
         # On a phone the run's panel opens below the fold: without a word beside Run, Run seemed to do nothing.
-        beside_run.caption("⏳ Running: its preview and Stop are in the run's panel (below, on a phone)."
-                           if clicked else runs.estimate_text([job]))
+        beside_run.caption("⏳ Running: its preview and Stop are in the run's panel (below, on a phone)." if clicked
+                           else "✅ Done: the result is in the stage (below, on a phone)." if ss.pop(JUST_DONE, False)
+                           else runs.estimate_text([job]))
 
 # ---------------------------------------------------------------- the stage: live run, then the result
 with stage:
@@ -116,6 +120,7 @@ with box:
         done = (runs.run_panel(jobs, "stylize", retry=True) if clicked and jobs
                 else runs.resume_panel(jobs, "stylize"))
     if done and done[-1].status == "done":
+        ss[JUST_DONE] = True  # said beside Run after the redraw: on a phone the result is below the fold
         st.rerun()  # redraw with the result in the stage and the run in the gallery
     if clicked and job is not None:  # refused or stopped: Run can be pressed again
         beside_run.caption(runs.estimate_text([job]))

@@ -84,6 +84,13 @@ def presentation_toggle(where=st) -> bool:
     return on
 
 
+def latex_two_lines(formula: str, before: str) -> None:
+    """``formula`` on two lines, aligned at its first "=", broken before ``before``: on one line the
+    style cost and the smoothness term are wider than a phone."""
+    head, tail = formula.split(before, 1)
+    st.latex(r"\begin{aligned}" + head.replace("=", "&=", 1) + r" \\ &" + before + tail + r"\end{aligned}")
+
+
 HIDDEN_SETTINGS_NOTE = ("Presentation mode is on and hides the settings: switch it off at the top of "
                         "**Stylize** to reach Settings → Advanced.")
 

@@ -17,7 +17,7 @@ from PIL import Image
 from nst_core import ImageError, load_image
 from nst_core.settings import SETTINGS
 from ui.cache import shared
-from ui.state import UPLOAD, widget
+from ui.state import UPLOAD, catalogue_label, widget
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -110,6 +110,12 @@ def chosen(key: str, kind: str) -> tuple[str, Image.Image | None]:
         return name, bundled_image(kind, name)
     uploaded = st.session_state.get(f"upload_{key}")
     return (uploaded[0], uploaded[1]) if uploaded else ("upload", None)
+
+
+def chosen_label(key: str, kind: str) -> str:
+    """An image setting as the student knows it: the picker's words, or the uploaded file's name."""
+    name = chosen(key, kind)[0]
+    return name if st.session_state[key] == UPLOAD else catalogue_label(name)
 
 
 def chosen_images() -> tuple[Image.Image, list[Image.Image], Image.Image | None]:

@@ -50,6 +50,11 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     assert len(runs) == 1 and runs[0].status == "done"
     assert runs[0].image[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(runs[0].history) == 3  # two steps and the final evaluation
+    # Named as the pickers name the pictures; beside Run, once, that it is done (on a phone the
+    # result is below the fold).
+    assert runs[0].label == f"{at.session_state['content'].replace('_', ' ')} × starry night", runs[0].label
+    assert [c.value for c in at.caption if c.value.startswith("✅ Done")] == [
+        "✅ Done: the result is in the stage (below, on a phone)."]
     assert max(runs[0].history[-1].size) == 128 and set(runs[0].history[-1].style_layers) == set(
         at.session_state["style_layers"])  # typed records: the size in numbers, per-layer costs a mapping
     downloads = at.get("download_button")
@@ -58,13 +63,13 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     at.switch_page("pages/cost_curves.py").run()
     no_exception(at)
     # The run's own number of steps, not its records (the final evaluation repeats step 2).
-    # The run's own number of steps, not its records (the final evaluation repeats step 2).
     assert any(str(o).startswith("Run 1") and str(o).endswith("(done, 2 steps)") for sb in at.selectbox
                for o in sb.options)
     at.switch_page("pages/stylize.py").run()
     no_exception(at)
     assert at.session_state["runs"][0].image == runs[0].image
     assert any(h.value == "Latest result" for h in at.subheader)
+    assert not any(c.value.startswith("✅ Done") for c in at.caption)
 
 
 @pytest.mark.parametrize("page", ["gram", ""])

@@ -66,11 +66,20 @@ def test_how_it_works_words_follow_the_normalization():
     assert "**is** averaged" in text and "G does neither" not in text
     assert any("mean-squared" in c.value for c in at.caption)
     assert "J_content by hand · mean-squared" in _metrics(at)
+    _style_formula_on_two_lines(at)
     at = app()
     at.run()
     at.switch_page("pages/how_it_works.py").run()
     text = " ".join(md.value for md in at.markdown)
     assert "G does neither" in text and "**is** averaged" not in text
+    _style_formula_on_two_lines(at)
+
+
+def _style_formula_on_two_lines(at):
+    """On one line the style cost was wider than a phone and lost its closing bracket."""
+    from nst_core.costs import STYLE_SUMS
+    broken = [f.value for f in at.latex if STYLE_SUMS in f.value]
+    assert broken and all(r"\begin{aligned}" in f and r"\\ &" + STYLE_SUMS in f for f in broken), broken
 
 
 def test_presentation_mode_says_how_to_reach_the_hidden_settings():

@@ -200,7 +200,7 @@ def test_a_dropped_connection_mid_run_keeps_the_run_going(server, page, tmp_path
     page.get_by_text("Latest result").wait_for(timeout=60_000)
     wait_idle(page)
     no_exceptions(page)
-    assert page.get_by_text("own_photo.png × starry_night (stopped)").count() == 1
+    assert page.get_by_text("own_photo.png × starry night (stopped)").count() == 1
 
 
 def test_simultaneous_sessions_queue_and_stay_isolated(live, browser):
