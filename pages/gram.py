@@ -134,7 +134,9 @@ def real_section(model, style, content, generated, side):
     kk, kk2 = int(order[ci]), int(order[cj])
     st.caption(f"Rank 0 is the channel that fires most on the style image **away from its edges**: every layer "
                f"pads the image with zeros, so a few channels fire at the black frame around it, and they would "
-               f"top a plain ranking without saying anything about the painting. Each panel has its own colour "
+               f"top a plain ranking without saying anything about the painting. The Gram itself sums over every "
+               f"place, frame included, so the brightest cell on its diagonal may be such a channel, not rank 0. "
+               f"Each panel has its own colour "
                f"scale (square root, so small cells still show): compare patterns, not colours. In the difference, "
                f"red means {other} has more of that pair than the style, blue less.")
     distance = gram_distance(g_style, g_other)

@@ -33,16 +33,17 @@ class CellPicture:
     cell_w: float
     cell_h: float
 
-    def with_box(self, row: int, col: int, colour: str = "#ff2d2d", width: int = 3) -> bytes:
+    def with_box(self, row: int, col: int, colour: str = "#ff2d2d", width: int = 5) -> bytes:
         """The picture with cell (row, col) boxed."""
         return self.with_rect((row, col, row + 1, col + 1), colour, width)
 
     def with_rect(self, box, colour: str = "#ff2d2d", width: int = 3) -> bytes:
-        """The picture with ``box`` = (top, left, bottom, right), in cells, outlined."""
+        """The picture with ``box`` = (top, left, bottom, right), in cells, outlined just outside it,
+        so the line is thick enough to find on a phone without hiding a small cell."""
         top, left, bottom, right = box
         img = Image.open(io.BytesIO(self.png)).convert("RGB")
-        corners = [self.left + left * self.cell_w, self.top + top * self.cell_h,
-                   self.left + right * self.cell_w, self.top + bottom * self.cell_h]
+        corners = [self.left + left * self.cell_w - width, self.top + top * self.cell_h - width,
+                   self.left + right * self.cell_w + width, self.top + bottom * self.cell_h + width]
         ImageDraw.Draw(img).rectangle([round(v) for v in corners], outline=colour, width=width)
         buf = io.BytesIO()
         img.save(buf, format="PNG")

@@ -431,6 +431,11 @@ def test_cell_picture_boxes_the_cell_asked_for():
     assert np.abs(base[cy, cx] - brightest).max() <= 3, base[cy, cx]  # the box's middle is the bright cell
     assert (boxed[changed[:, 0], changed[:, 1]] == [255, 0, 0]).all()
     assert 0.5 * pictures[0].cell_w < right - left - 2 < 1.5 * pictures[0].cell_w
+    # The line lies outside the cell, 5 px thick: on a phone's 190 px matrix a 3 px line inside a
+    # 32-channel cell shrank to about one pixel.
+    assert (boxed[cy] != base[cy]).any(-1).sum() >= 10  # the left and right sides, on the middle row
+    inside = boxed[top + 5:bottom - 4, left + 5:right - 4]
+    assert (inside == base[top + 5:bottom - 4, left + 5:right - 4]).all()
 
 
 def test_gram_distance_is_relative_to_the_reference():
