@@ -237,6 +237,9 @@ def test_the_prior_toggle_shows_where_it_acts_and_each_precomputed_network_is_na
         if reconstructs:
             penalty = "total-variation penalty" in at.toggle(key="exp_prior").label
             assert penalty == (name == "content"), name  # a style reconstruction pays none
+        # A recompute smaller than the pictures above is told that its deepest content layer sees less.
+        warned = [c.value for c in at.caption if "may keep no outline" in c.value]
+        assert (name == "content") == bool(warned), (name, warned)
     captions = " ".join(c.value for c in at.caption)
     assert "Made with VGG16 from an edge detector (HED) and VGG16 with random weights" in captions, captions
 
