@@ -120,8 +120,12 @@ def real_section(model, style, content, generated, side):
                          help="A style layer of the paper.")
     n = c2.select_slider("Channels shown", [16, 32, 64], value=32, key="gram_n",
                          help="The strongest channels of the style image: all of them would be unreadable.")
-    others = ["generated", "content"] if generated is not None else ["content"]
-    other = c3.radio("Compare the style image with", others, horizontal=True, key="gram_other")
+    if generated is not None:
+        other = c3.radio("Compare the style image with", ["generated", "content"], horizontal=True, key="gram_other")
+    else:  # a choice of one is no choice
+        other = "content"
+        c3.caption("Compared with the content image. After a run on **Stylize**, the generated image can be "
+                   "compared here too.")
     pair = [style, generated if other == "generated" else content]
     (_, g_style, order), (_, g_other, _) = (_layer_grams(model, img, side)[layer] for img in pair)
     c1, c2 = st.columns(2)

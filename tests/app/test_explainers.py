@@ -96,6 +96,9 @@ def test_the_gram_page_computes_every_layer_in_one_pass_per_image():
     at.run()
     at.switch_page("pages/gram.py").run()
     no_exception(at)
+    # Before any run there is only the content image to compare with: said, not offered as a choice of one.
+    assert not [r for r in at.radio if r.key == "gram_other"]
+    assert any("Compared with the content image" in c.value for c in at.caption)
     grams = next(c for (path, name), c in _CACHES.items() if path.endswith("gram.py") and name == "_layer_grams")
     computed = len(grams)
     assert computed >= 2  # the style image and the one compared with it
