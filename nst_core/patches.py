@@ -53,9 +53,14 @@ class PatchIndex:
     places: torch.Tensor | None = None  # (C, pictures, M) flat grid positions
 
 
+CONTEXT_MIN_PX = 32  # the smallest view around a patch that a page shows
+
+
 def _min_distance(info: LayerInfo) -> float:
-    """Two patches closer than this (input pixels) show the same place."""
-    return max(info.receptive_field / 2, info.stride)
+    """Two patches closer than this (input pixels) show the same place: half a receptive field, and
+    for shallow layers half the view shown around the patch, since two 3 px fields a few pixels
+    apart looked identical in their 32 px views."""
+    return max(info.receptive_field / 2, info.stride, CONTEXT_MIN_PX / 2)
 
 
 class IndexBuilder:
@@ -174,7 +179,7 @@ def _context(picture: torch.Tensor, box: tuple[int, int, int, int], info: LayerI
     """A view around a receptive field (twice its size, at least 32 px) and the field inside it."""
     top, left, bottom, right = box
     h, w = picture.shape[-2:]
-    side = max(2 * info.receptive_field, 32)
+    side = max(2 * info.receptive_field, CONTEXT_MIN_PX)
     t = max(0, min(h - side, round((top + bottom - side) / 2)))
     lft = max(0, min(w - side, round((left + right - side) / 2)))
     b, r = min(h, t + side), min(w, lft + side)

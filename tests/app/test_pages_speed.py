@@ -25,7 +25,7 @@ def small_index(monkeypatch):
     """Three small bundled pictures at one size, and nothing left over from another test's index."""
     assert background().drain(600)
     monkeypatch.setattr(layers, "bundled_collection", lambda assets: list(SMALL))
-    monkeypatch.setattr(layers, "RANDOM_SCALES", (64,))
+    monkeypatch.setattr(layers, "RANDOM_SCALES", (96,))  # room for three distinct places in each
     for fn in (layers.bundled_index, layers.own_index, layers.top_patches, layers.acts, layers.grid_pictures,
                layers.overlay):
         fn.cache.clear()
