@@ -5,8 +5,8 @@ from dataclasses import replace
 import streamlit as st
 
 from nst_core.describe import describe_model, network_name
-from nst_core.images import fit_long_side
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, images_used, series
+from nst_core.images import fit_long_side
 from ui import experiment_jobs, frame, network, pickers, runs, state
 
 frame.enter()

@@ -140,9 +140,8 @@ def real_section(model, style, content, generated, side):
                f"pads the image with zeros, so a few channels fire at the black frame around it, and they would "
                f"top a plain ranking without saying anything about the painting. The Gram itself sums over every "
                f"place, frame included, so the brightest cell on its diagonal may be such a channel, not rank 0. "
-               f"Each panel has its own colour "
-               f"scale (square root, so small cells still show): compare patterns, not colours. In the difference, "
-               f"red means {other} has more of that pair than the style, blue less.")
+               f"Each panel has its own colour scale (square root, so small cells still show): compare patterns, "
+               f"not colours. In the difference, red means {other} has more of that pair than the style, blue less.")
     distance = gram_distance(g_style, g_other)
     st.markdown(f"Over all {model.table[layer].channels}×{model.table[layer].channels} cells, the {other} image's Gram "
                 f"differs from the style's by **{distance:.0%}** of the style Gram's size. "

@@ -90,8 +90,7 @@ with inputs:
     if ready:
         names = {"content": pickers.chosen("content", "content")[0], "style": pickers.chosen("style", "style")[0]}
         label = f"{pickers.chosen_label('content', 'content')} × {pickers.chosen_label('style', 'style')}"
-        job = runs.Job(label, content, [style] + ([style2] if two else []),
-                       cfg, model, names)
+        job = runs.Job(label, content, [style] + ([style2] if two else []), cfg, model, names)
     if error:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
     # A row, not columns: columns stack on a phone, which put the words beside Run below the fold.
@@ -100,10 +99,11 @@ with inputs:
     clicked = run_row.button("▶ Run", type="primary", disabled=job is None)
     clicked = runs.run_requested("stylize") or clicked  # a refusal's "Run at 384 px" counts as Run
     beside_run = run_row.empty()
+    just_done = ss.pop(JUST_DONE, False)
     if job is not None:
         # On a phone the run's panel opens below the fold: without a word beside Run, Run seemed to do nothing.
         beside_run.caption("⏳ Running: its preview and Stop are in the run's panel (below, on a phone)." if clicked
-                           else "✅ Done: the result is in the stage (below, on a phone)." if ss.pop(JUST_DONE, False)
+                           else "✅ Done: the result is in the stage (below, on a phone)." if just_done
                            else runs.estimate_text([job]))
 
 # ---------------------------------------------------------------- the stage: live run, then the result
