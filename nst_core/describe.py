@@ -258,6 +258,18 @@ def level_switches(history: list[Step]) -> list[dict]:
     return out
 
 
+def filmstrip_steps(steps: list[int], switches: list[int], n: int = 6) -> list[int]:
+    """Which of a run's snapshot ``steps`` a filmstrip shows: the first, the last and those nearest
+    to ``n`` evenly spaced steps between (picking every k-th snapshot left uneven gaps), and the
+    first snapshot after each level switch in ``switches``, where G jumps to a larger image."""
+    if not steps:
+        return []
+    targets = [steps[0] + k * (steps[-1] - steps[0]) / (n - 1) for k in range(n)]
+    shown = {min(steps, key=lambda s: abs(s - t)) for t in targets}
+    shown |= {next((s for s in steps if s >= switch), steps[-1]) for switch in switches}
+    return sorted(shown)
+
+
 def level_switch_note(history: list[Step]) -> str:
     """One sentence per level switch, for under the cost curve: why J jumps although no step raised it."""
     notes = []

@@ -5,8 +5,8 @@ from dataclasses import replace
 import streamlit as st
 
 from nst_core import plots
-from nst_core.describe import (differing_labels, friendly_number, layer_share_text, level_switch_note, run_caption,
-                               share_text, used_weights_text)
+from nst_core.describe import (differing_labels, filmstrip_steps, friendly_number, layer_share_text,
+                               level_switch_note, level_switches, run_caption, share_text, used_weights_text)
 from nst_core.settings import SETTINGS, ab_choices
 from ui import frame, network, pickers, runs, state
 
@@ -164,9 +164,12 @@ def filmstrip(entry) -> None:
     pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{entry.id}")
     c1, c2 = st.columns([1, 2])
     c1.image(dict(snaps)[pick], caption=f"Step {pick}", width="stretch")
-    strip = [snaps[i] for i in sorted({round(k * (len(snaps) - 1) / 5) for k in range(6)})]  # first to last
+    switches = [s["step"] for s in level_switches(entry.history)]
+    strip = filmstrip_steps([s for s, _ in snaps], switches)
+    after_switch = {next((s for s in strip if s >= switch), None) for switch in switches}
     # One row of small pictures that wraps, rather than columns that a phone stacks full width.
-    c2.image([data for _, data in strip], caption=[f"step {step}" for step, _ in strip], width=120)
+    c2.image([dict(snaps)[s] for s in strip], width=120,
+             caption=[f"step {s}" + (" · larger image" if s in after_switch else "") for s in strip])
 
 
 if entry.snapshots:

@@ -65,6 +65,8 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     # The run's own number of steps, not its records (the final evaluation repeats step 2).
     assert any(str(o).startswith("Run 1") and str(o).endswith("(done, 2 steps)") for sb in at.selectbox
                for o in sb.options)
+    strip = [img.caption for el in at.get("image") for img in el.proto.imgs if img.caption.startswith("step ")]
+    assert strip == ["step 1", "step 2"], strip  # the filmstrip: every snapshot of so short a run
     at.switch_page("pages/stylize.py").run()
     no_exception(at)
     assert at.session_state["runs"][0].image == runs[0].image

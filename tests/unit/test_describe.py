@@ -202,3 +202,16 @@ def test_took_text_never_compares_a_run_that_ended_early_with_the_whole_plans_es
     text = took_text(stopped, 116.9)
     assert "step 5 of 400" in text and "all 400 steps were estimated at 116.9 s" in text
     assert "Took" not in text and "estimated beforehand" not in text
+
+
+def test_the_filmstrip_is_spaced_by_step_and_shows_the_level_switch():
+    """Snapshots every 10 steps of a 70-step run that moved to a larger image at step 47: every
+    third snapshot skipped 40, and the first picture on the larger image never showed."""
+    from nst_core.describe import filmstrip_steps
+    steps = [1, 10, 20, 30, 40, 50, 60, 70]
+    shown = filmstrip_steps(steps, [47])
+    assert shown[0] == 1 and shown[-1] == 70 and 50 in shown
+    gaps = [b - a for a, b in zip(shown, shown[1:])]
+    assert max(gaps) <= 20, shown
+    assert filmstrip_steps(steps, []) == [1, 10, 30, 40, 60, 70]
+    assert filmstrip_steps([5], []) == [5] and filmstrip_steps([], [3]) == []
