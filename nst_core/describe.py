@@ -103,11 +103,13 @@ def _style_part(s: dict) -> str:
     return text
 
 
-def run_caption(settings, network: str | None = None) -> str:
+def run_caption(settings, network: str | None = None, name_network: bool = True) -> str:
     """Every setting that shapes the picture, in one line of words (``settings`` is a
-    ``TransferConfig`` or its dict; a ``network`` key in the dict is used if ``network`` is None)."""
+    ``TransferConfig`` or its dict; a ``network`` key in the dict is used if ``network`` is None).
+    ``name_network=False`` leaves the network out, for a caption that describes it in a sentence
+    of its own."""
     s = _settings(settings)
-    network = network or s.get("network")
+    network = (network or s.get("network")) if name_network else None
     balance = ("auto-balanced: each term is measured against a blank image first" if s.get("balance") == "auto"
                else "raw weights, as typed")
     size = f"{s.get('size')} px"

@@ -148,7 +148,7 @@ with layers:
                    "magnitude; the balanced weighting (Stylize → Advanced) evens out their starting values.")
     else:
         st.caption("This run has no style layers.")
-st.caption(f"**Run {entry.id}**: {run_caption(entry.settings)}. 🧠 {network.honest_weights(entry.model)}"
+st.caption(f"**Run {entry.id}**: {run_caption(entry.settings, name_network=False)}. 🧠 {network.honest_weights(entry.model)}"
            + (f" Weights used: {used_weights_text(entry.weights, entry.settings.get('balance'))}." if entry.weights
               else ""))
 if last.style_layers:

@@ -138,7 +138,7 @@ with box:
                 st.markdown(f"Final cost J = {friendly_number(latest.last.total)}: {share_text(latest.last)}.")
                 st.caption(took_text(latest.last, latest.estimated))
             st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
-            st.caption(run_caption(latest.settings) + ". 🧠 " + network.honest_weights(latest.model))
+            st.caption(run_caption(latest.settings, name_network=False) + ". 🧠 " + network.honest_weights(latest.model))
             if latest.weights:
                 with st.expander("α, β and λ as the run used them"):
                     st.caption(used_weights_text(latest.weights, latest.settings.get("balance")) + ".")

@@ -71,6 +71,8 @@ def test_short_run_yields_a_downloadable_image_and_survives_page_switches():
     no_exception(at)
     assert at.session_state["runs"][0].image == runs[0].image
     assert any(h.value == "Latest result" for h in at.subheader)
+    settings_line = next(c.value for c in at.caption if "🧠" in c.value and "conv4_2" in c.value)
+    assert settings_line.count("VGG") == 1, settings_line  # the network named once, in its own sentence
     assert not any(c.value.startswith("✅ Done") for c in at.caption)
 
 

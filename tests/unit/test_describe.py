@@ -36,6 +36,8 @@ def test_run_caption_names_every_setting_that_changes_the_picture():
                  "content photo", "precision auto"):
         assert word in text, word
     assert run_caption({**base.to_dict(), "network": "VGG16 (HED)"}).startswith("VGG16 (HED) · ")
+    # Beside a sentence that describes the network, the line leaves it out rather than name it twice.
+    assert "VGG16" not in run_caption({**base.to_dict(), "network": "VGG16 (HED)"}, name_network=False)
 
 
 def test_differing_labels_name_only_what_differs_and_never_collide():
