@@ -167,7 +167,6 @@ def share_text(record: Step) -> str:
     terms = objective_terms(record)
     shown = [(k, v) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])
              if (k != "tv" or v >= 0.01) and (k == "tv" or k in terms)]
-    shown = [(k, v) for k, v in shown if v > 0 or k != "tv"]
     if not shown or sum(v for _, v in shown) == 0:
         return "no cost yet"
     first, *rest = shown
@@ -260,16 +259,17 @@ def level_switches(history: list[Step]) -> list[dict]:
     return out
 
 
-def filmstrip_steps(steps: list[int], switches: list[int], n: int = 6) -> list[int]:
-    """Which of a run's snapshot ``steps`` a filmstrip shows: the first, the last and those nearest
-    to ``n`` evenly spaced steps between (picking every k-th snapshot left uneven gaps), and the
-    first snapshot after each level switch in ``switches``, where G jumps to a larger image."""
+def filmstrip_steps(steps: list[int], switches: list[int], n: int = 6) -> list[tuple[int, bool]]:
+    """Which of a run's snapshot ``steps`` a filmstrip shows, each with whether it is the first
+    after a level switch in ``switches`` (where G jumps to a larger image): the first, the last and
+    those nearest to ``n`` evenly spaced steps between (picking every k-th snapshot left uneven
+    gaps), and every such first one."""
     if not steps:
         return []
     targets = [steps[0] + k * (steps[-1] - steps[0]) / (n - 1) for k in range(n)]
-    shown = {min(steps, key=lambda s: abs(s - t)) for t in targets}
-    shown |= {next((s for s in steps if s >= switch), steps[-1]) for switch in switches}
-    return sorted(shown)
+    after_switch = {next((s for s in steps if s >= switch), steps[-1]) for switch in switches}
+    shown = {min(steps, key=lambda s: abs(s - t)) for t in targets} | after_switch
+    return [(s, s in after_switch) for s in sorted(shown)]
 
 
 def level_switch_note(history: list[Step]) -> str:
@@ -354,9 +354,9 @@ def used_weights_text(weights: dict, balance: str = "raw") -> str:
     if lambdas:
         text += "; λ: " + ", ".join(f"{name} {friendly_number(v)}" for name, v in lambdas.items())
     if balance == "auto":
-        return text + (". Balanced: the typed α was divided by the content cost of a blank image, and each typed λ by "
-                       "its layer's style cost of a blank image, so every term starts on a comparable scale; that "
-                       "is why these numbers are tiny or huge")
+        return text + (". Balanced: the typed α was divided by the content cost of a blank image, and each typed "
+                       "λ by its layer's style cost of a blank image, so every term starts on a comparable scale; "
+                       "that is why these numbers are tiny or huge")
     return text + ", as typed"
 
 

@@ -148,7 +148,8 @@ with layers:
                    "magnitude; the balanced weighting (Stylize → Advanced) evens out their starting values.")
     else:
         st.caption("This run has no style layers.")
-st.caption(f"**Run {entry.id}**: {run_caption(entry.settings, name_network=False)}. 🧠 {network.honest_weights(entry.model)}"
+st.caption(f"**Run {entry.id}**: {run_caption(entry.settings, name_network=False)}. "
+           f"🧠 {network.honest_weights(entry.model)}"
            + (f" Weights used: {used_weights_text(entry.weights, entry.settings.get('balance'))}." if entry.weights
               else ""))
 if last.style_layers:
@@ -164,12 +165,10 @@ def filmstrip(entry) -> None:
     pick = st.select_slider("Step", [s for s, _ in snaps], value=snaps[-1][0], key=f"film_{entry.id}")
     c1, c2 = st.columns([1, 2])
     c1.image(dict(snaps)[pick], caption=f"Step {pick}", width="stretch")
-    switches = [s["step"] for s in level_switches(entry.history)]
-    strip = filmstrip_steps([s for s, _ in snaps], switches)
-    after_switch = {next((s for s in strip if s >= switch), None) for switch in switches}
+    strip = filmstrip_steps([s for s, _ in snaps], [s["step"] for s in level_switches(entry.history)])
     # One row of small pictures that wraps, rather than columns that a phone stacks full width.
-    c2.image([dict(snaps)[s] for s in strip], width=120,
-             caption=[f"step {s}" + (" · larger image" if s in after_switch else "") for s in strip])
+    c2.image([dict(snaps)[s] for s, _ in strip], width=120,
+             caption=[f"step {s}" + (" · larger image" if larger else "") for s, larger in strip])
 
 
 if entry.snapshots:

@@ -7,6 +7,7 @@ import streamlit as st
 from nst_core.describe import describe_model, network_name
 from nst_core.experiments import EXPERIMENTS, PRIOR_NOTE, RECONSTRUCTION, images_used, series
 from nst_core.images import fit_long_side
+from nst_core.transfer import positions
 from ui import experiment_jobs, frame, network, pickers, runs, state
 
 frame.enter()
@@ -118,12 +119,11 @@ if fitted:
     st.caption(f"⚖️ {fitted}")
 if name == "content" and items and jobs[0].config.size < items[0]["size"]:
     # A 192 px recompute of the deepest layer often kept no outline at all, while the words above promise one.
-    deep = configs[-1][1].content_layer
-    h, w = fit_long_side((content.height, content.width), jobs[0].config.size)
-    stride = model.table[deep].stride
-    st.caption(f"At {jobs[0].config.size} px, {deep} sees your picture as a grid of only {h // stride}×{w // stride} "
-               f"places; the pictures above, at {items[0]['size']} px, had {items[0]['size'] // stride} on the long "
-               f"side. Your {deep} may keep no outline at all.")
+    deep, size, made = configs[-1][1].content_layer, jobs[0].config.size, items[0]["size"]
+    n_H, n_W = positions(model, deep, fit_long_side((content.height, content.width), size))
+    st.caption(f"At {size} px, {deep} sees your picture as a grid of only {n_H}×{n_W} places; the pictures "
+               f"above, at {made} px, had {positions(model, deep, (made, made))[0]} on the long side. Your {deep} "
+               "may keep no outline at all.")
 if name == "weights" and not model.trained:
     st.warning("The sidebar's weights are already random: pick trained weights to see the contrast.")
 

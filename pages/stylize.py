@@ -89,7 +89,7 @@ with inputs:
     job = None
     if ready:
         names = {"content": pickers.chosen("content", "content")[0], "style": pickers.chosen("style", "style")[0]}
-        label = f"{pickers.chosen_label('content', 'content')} × {pickers.chosen_label('style', 'style')}"
+        label = " × ".join(pickers.shown_name(key, name) for key, name in names.items())
         job = runs.Job(label, content, [style] + ([style2] if two else []), cfg, model, names)
     if error:
         st.error(f"These settings cannot run: {error}.", icon="🚫")
@@ -138,7 +138,8 @@ with box:
                 st.markdown(f"Final cost J = {friendly_number(latest.last.total)}: {share_text(latest.last)}.")
                 st.caption(took_text(latest.last, latest.estimated))
             st.page_link("pages/cost_curves.py", label="See how its costs fell", icon="📉")
-            st.caption(run_caption(latest.settings, name_network=False) + ". 🧠 " + network.honest_weights(latest.model))
+            st.caption(run_caption(latest.settings, name_network=False) + ". 🧠 "
+                       + network.honest_weights(latest.model))
             if latest.weights:
                 with st.expander("α, β and λ as the run used them"):
                     st.caption(used_weights_text(latest.weights, latest.settings.get("balance")) + ".")

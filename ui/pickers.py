@@ -112,9 +112,9 @@ def chosen(key: str, kind: str) -> tuple[str, Image.Image | None]:
     return (uploaded[0], uploaded[1]) if uploaded else ("upload", None)
 
 
-def chosen_label(key: str, kind: str) -> str:
-    """An image setting as the student knows it: the picker's words, or the uploaded file's name."""
-    name = chosen(key, kind)[0]
+def shown_name(key: str, name: str) -> str:
+    """An image setting's ``name`` (from :func:`chosen`) as the student knows it: the picker's
+    words, or the uploaded file's name."""
     return name if st.session_state[key] == UPLOAD else catalogue_label(name)
 
 

@@ -211,9 +211,11 @@ def test_the_filmstrip_is_spaced_by_step_and_shows_the_level_switch():
     third snapshot skipped 40, and the first picture on the larger image never showed."""
     from nst_core.describe import filmstrip_steps
     steps = [1, 10, 20, 30, 40, 50, 60, 70]
-    shown = filmstrip_steps(steps, [47])
+    strip = filmstrip_steps(steps, [47])
+    shown = [s for s, _ in strip]
     assert shown[0] == 1 and shown[-1] == 70 and 50 in shown
+    assert [s for s, larger in strip if larger] == [50]  # marked as the first on the larger image
     gaps = [b - a for a, b in zip(shown, shown[1:])]
     assert max(gaps) <= 20, shown
-    assert filmstrip_steps(steps, []) == [1, 10, 30, 40, 60, 70]
-    assert filmstrip_steps([5], []) == [5] and filmstrip_steps([], [3]) == []
+    assert filmstrip_steps(steps, []) == [(s, False) for s in (1, 10, 30, 40, 60, 70)]
+    assert filmstrip_steps([5], []) == [(5, False)] and filmstrip_steps([], [3]) == []
