@@ -3,7 +3,8 @@ the runs this process has already finished.
 
 The work of a run, in GFLOP of the truncated network (``model.step_gflop``):
 
-- each optimizer step is one forward+backward pass, and an L-BFGS step several (its line search);
+- each optimizer step is one forward+backward pass; an L-BFGS step may take more (its line search),
+  and the first step of each level many more, since its search starts from an unscaled step;
 - coarse-to-fine levels run most steps on a smaller image, so those steps cost less;
 - the targets cost one forward pass (half a step) of the content and of each style image per level;
 - the finished image is evaluated once more.
@@ -27,10 +28,11 @@ from ..images import fit_long_side
 from ..model import EMULATED_BF16_FACTOR, VGGFeatures, alternated_pass_times, step_gflop
 from ..transfer import TransferConfig, stage_plan
 
-# Cost evaluations per L-BFGS step before any run is observed: 1.12-1.17 for every preset, on the
-# trained VGG16 and on random VGG16 and VGG19, at 128 and 256 px (docs/benchmarks.md, "The first
-# estimate"); 1.7 had made every first estimate about 40% long. Calibration corrects the rest.
-LBFGS_EVALS = 1.2
+# Cost evaluations per L-BFGS step before any run is observed, counted apart for a level's first
+# step, whose line search spends 4-6 (docs/benchmarks.md, "The first estimate"): averaged into every
+# step, they left a short run's estimate 40% short. Calibration corrects the rest.
+LBFGS_FIRST_EVALS = 5.0
+LBFGS_EVALS = 1.1
 # A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record
@@ -43,11 +45,12 @@ SPEED_SIDES = (128, 256)  # the speed is measured at these sides (see pass_cost)
 def _stages(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles: int):
     """(passes, GFLOP) of each stage's work (see the module's docstring), the final evaluation last;
     a forward pass alone counts as half a pass."""
-    per_step_evals = LBFGS_EVALS if config.optimizer == "lbfgs" else 1.0
+    lbfgs = config.optimizer == "lbfgs"
     step = 0.0
     for size, n in stage_plan(config, fit_long_side(shape, config.size)):
         step = step_gflop(arch, config.layers, size)
-        passes = n * per_step_evals + (1 + n_styles) / 2
+        evals = LBFGS_FIRST_EVALS + (n - 1) * LBFGS_EVALS if lbfgs and n else n
+        passes = evals + (1 + n_styles) / 2
         yield passes, passes * step
     yield 0.5, step / 2
 
