@@ -29,7 +29,7 @@ from ..model import EMULATED_BF16_FACTOR, VGGFeatures, alternated_pass_times, st
 from ..transfer import TransferConfig, stage_plan
 
 # Cost evaluations per L-BFGS step before any run is observed, counted apart for a level's first
-# step, whose line search spends 4-6 (docs/benchmarks.md, "The first estimate"): averaged into every
+# step, whose line search spends 4-7 (docs/benchmarks.md, "The first estimate"): averaged into every
 # step, they left a short run's estimate 40% short. Calibration corrects the rest.
 LBFGS_FIRST_EVALS = 5.0
 LBFGS_EVALS = 1.1
