@@ -1,5 +1,6 @@
 """Time candidate settings against the benchmark's plain baseline, on the benchmark's fixed objective
-and judge: how the presets in nst_core/transfer.py were chosen (figures in README, "Time to quality").
+and judge: how the presets in nst_core/transfer.py were chosen (figures in docs/benchmarks.md,
+"Time to quality").
 
     .venv/bin/python -m scripts.tune_presets 256 '[{"optimizer": "lbfgs", "lr": 1, "levels": 2, "steps": 100}]'
 

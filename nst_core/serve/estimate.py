@@ -33,10 +33,11 @@ from ..transfer import TransferConfig, stage_plan
 # step, they left a short run's estimate 40% short. Calibration corrects the rest.
 LBFGS_FIRST_EVALS = 5.0
 LBFGS_EVALS = 1.1
-# A run() step over a bare forward+backward pass (README, "Speed and memory": 1.07–1.15).
+# A run() step over a bare forward+backward pass (docs/benchmarks.md, "Constants behind the loop and
+# the server"); what it misses on a given server, the calibration learns.
 RUN_OVERHEAD = 1.12
 PER_STEP_S = 0.004  # what a step costs outside the network at any size: Python, the progress record
-# bf16 over fp32 for a step (README, "Speed and memory": the benchmark's precision section), used
+# bf16 over fp32 for a step (docs/benchmarks.md, "Precision: bf16 against fp32"), used
 # only where a run's arithmetic differs from the one its speed was measured in (see predict_run).
 PRECISION_FACTOR = {"bf16": 0.5}
 SPEED_SIDES = (128, 256)  # the speed is measured at these sides (see pass_cost)
