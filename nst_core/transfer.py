@@ -320,6 +320,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
     work = [n * h * w for (h, w), n in plan]  # pixel-steps, to estimate time left
     done_work, step = 0.0, 0
     passes = [0.0]  # GFLOP of every cost evaluation so far (an L-BFGS step makes several)
+    skipped: list[tuple[int, int]] = []  # (the step where L-BFGS stopped moving, the steps left at that size)
     x = None
     for stage, (size, n_steps) in enumerate(plan):
         targets = prepare_targets(content_t, styles_t, size, config, model)
@@ -338,7 +339,7 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
         def at_last_point() -> bool:
             return bool(last) and torch.equal(last["x"], x.detach())
 
-        for _ in range(n_steps):
+        for level_step in range(n_steps):
             step += 1
             before = x.detach().clone()
             first: dict = {}
@@ -379,11 +380,22 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
             if config.optimizer == "adam" or step % LBFGS_PROJECT_EVERY == 0:
                 with torch.no_grad():
                     x.clamp_(0, 1)
+            # An L-BFGS step that left x where it was leaves the optimizer's state as it was, so every
+            # later step at this size would repeat it exactly (a level's first step is the exception:
+            # its line search starts differently). In bfloat16 this happens once the cost's rounding
+            # hides any decrease, and each such step still spends its whole line search.
+            stuck = config.optimizer == "lbfgs" and level_step > 0 and torch.equal(x.detach(), before)
             # Step 1 too, so a preview appears within a second of Run rather than after ten steps.
-            snap = step == 1 or step % max(1, config.snapshot_every) == 0
+            snap = step == 1 or step % max(1, config.snapshot_every) == 0 or stuck
             yield _record(step, total_steps, stage, size, elapsed, eta, first, best_image, best_total,
                           image=_finish(x.detach(), content_t, config) if snap else None, weights=weights,
                           gflop=passes[0])
+            if stuck and level_step < n_steps - 1:
+                left = n_steps - 1 - level_step
+                skipped.append((step, left))
+                step += left
+                done_work += left * size[0] * size[1]
+                break
         if final_stage:
             if at_last_point():
                 terms = last["terms"]
@@ -394,8 +406,19 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
                 best_total, best_image = float(terms["total"]), _finish(x.detach(), content_t, config)
             done = _record(step, total_steps, stage, size, time.perf_counter() - start, 0.0, terms,
                            best_image, best_total, image=best_image, status="done", weights=weights,
-                           message=f"Finished {total_steps} steps.", gflop=passes[0])
+                           message=finished_text(total_steps, skipped), gflop=passes[0])
             yield replace(done, network_checksums=(network_before, weights_checksum(model)))
+
+
+def finished_text(total_steps: int, skipped: list[tuple[int, int]]) -> str:
+    """The finished run's message; ``skipped`` holds (step, steps left at that image size) for each
+    size where L-BFGS stopped moving G."""
+    if not skipped:
+        return f"Finished {total_steps} steps."
+    where = ", ".join(f"from step {step} on ({left} steps left at that image size)"
+                      for step, left in skipped)
+    return (f"Finished: L-BFGS could lower the cost no further {where}, so those steps were skipped; "
+            "they could not have changed the image.")
 
 
 def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> torch.Tensor:

@@ -296,3 +296,27 @@ def test_smooth_start_has_no_fine_grain(content_img):
     tv = transfer.costs.total_variation
     assert tv(smooth) < 0.01 * tv(noise)
     assert smooth.std() > 0.02  # not a flat grey either: its blobs break the symmetry
+
+
+def test_lbfgs_stops_spending_steps_at_a_size_once_it_cannot_move_g(vgg16_random, monkeypatch):
+    """Once an L-BFGS step leaves G where it was, every later step at that size repeats it exactly.
+    In bfloat16 that happened from step 83 of a 150-step run on a random VGG19, each repeat still
+    spending a whole line search. Here G starts at the optimum (the same image as content and
+    style), so no step can move it: each level stops after its second step, and says so."""
+    img = torch.rand(1, 3, 100, 128)
+    cfg = TransferConfig(size=128, steps=20, levels=2, optimizer="lbfgs", lr=1.0, init="content",
+                         style_layers=("conv1_1", "conv2_1"), precision="fp32")
+    steps = []
+    step = torch.optim.LBFGS.step
+    monkeypatch.setattr(torch.optim.LBFGS, "step", lambda self, closure: steps.append(1) or step(self, closure))
+    recs = run_all(img, img, cfg, vgg16_random)
+    plan = stage_plan(cfg, (100, 128))
+    assert len(plan) == 2
+    assert [r.step for r in recs] == [1, 2, plan[0][1] + 1, plan[0][1] + 2, 20]
+    assert len(steps) == 4
+    done = recs[-1]
+    assert done.status == "done" and done.step == done.total_steps == 20
+    for step_number, left in ((2, plan[0][1] - 2), (plan[0][1] + 2, plan[1][1] - 2)):
+        assert f"from step {step_number} on ({left} steps left at that image size)" in done.message
+    assert torch.equal(done.best_image, resize_tensor(img, tuple(done.best_image.shape[-2:])))
+    assert recs[1].image is not None  # the level's last picture is kept for the filmstrip
