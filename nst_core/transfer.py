@@ -410,6 +410,9 @@ def run(content, style, config: TransferConfig, model: VGGFeatures):
             yield replace(done, network_checksums=(network_before, weights_checksum(model)))
 
 
+SKIPPED_NOTE = "they could not have changed the image."  # ends a message that says steps were skipped
+
+
 def finished_text(total_steps: int, skipped: list[tuple[int, int]]) -> str:
     """The finished run's message; ``skipped`` holds (step, steps left at that image size) for each
     size where L-BFGS stopped moving G."""
@@ -417,8 +420,7 @@ def finished_text(total_steps: int, skipped: list[tuple[int, int]]) -> str:
         return f"Finished {total_steps} steps."
     where = ", ".join(f"from step {step} on ({left} steps left at that image size)"
                       for step, left in skipped)
-    return (f"Finished: L-BFGS could lower the cost no further {where}, so those steps were skipped; "
-            "they could not have changed the image.")
+    return f"Finished: L-BFGS could lower the cost no further {where}, so those steps were skipped; {SKIPPED_NOTE}"
 
 
 def _finish(x: torch.Tensor, content: torch.Tensor, config: TransferConfig) -> torch.Tensor:

@@ -22,6 +22,7 @@ from nst_core.describe import ready_text
 from nst_core.serve import RunHandle, RunRefused, RunRequest, RunState, RunView
 from nst_core.serve.estimate import Calibration, calibration_key, measure_speed, predict_run
 from nst_core.settings import SIZES
+from nst_core.transfer import SKIPPED_NOTE
 from ui.network import backend, network_spec
 from ui.panel import Panel
 
@@ -332,8 +333,9 @@ def run_panel(jobs: list[Job], kind: str, dest: str = GALLERY, resumed: Batch | 
             panel.replay(first, REPLAY_S if served else CATCH_UP_S, (i, len(jobs)))
         status, message, ended, load = _follow(handle, record, panel, (i, len(jobs)))
         handle.leave()  # not when the script is stopped mid-run: then the run goes on for the rerun
-        if status is RunState.DONE:
-            message = SHARED_NOTE if record.shared else ""
+        if status is RunState.DONE:  # "Finished 70 steps." tells nothing the page does not; skipped steps do
+            notes = (SHARED_NOTE if record.shared else "", message if SKIPPED_NOTE in message else "")
+            message = " ".join(note for note in notes if note)
         # Ready when the run ended, maybe long before this student's tab came back for it; a result
         # kept from before this Run (the cache) was ready as soon as it was shown.
         ready_at = ended if ended is not None and ended > batch.pressed else time.monotonic()
