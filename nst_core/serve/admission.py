@@ -8,6 +8,7 @@ import math
 from ..settings import SIZES
 from ..transfer import TransferConfig
 from . import memory
+from .estimate import LBFGS_EVALS
 from .limits import server_limit
 
 
@@ -44,7 +45,7 @@ def check_run(config: TransferConfig, shape: tuple[int, int], estimate_s: float 
             reason += " This server's CPU has no bfloat16 instructions: bf16 is emulated, far slower than fp32."
             tips.insert(0, "auto or fp32 arithmetic instead of bf16")
         if config.optimizer == "lbfgs":
-            tips.append("Adam instead of L-BFGS (one cost evaluation per step instead of about 2.5)")
+            tips.append(f"Adam instead of L-BFGS (one cost evaluation per step instead of about {LBFGS_EVALS:g})")
         raise RunRefused(f"{reason} Lower its work: {' or '.join(t for t in tips if t)}.", max_steps=steps,
                          max_size=size, reason=reason)
     need = memory.run_memory_mb(config, shape, precision)

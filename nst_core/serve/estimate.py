@@ -50,7 +50,7 @@ def _stages(config: TransferConfig, shape: tuple[int, int], arch: str, n_styles:
     step = 0.0
     for size, n in stage_plan(config, fit_long_side(shape, config.size)):
         step = step_gflop(arch, config.layers, size)
-        evals = LBFGS_FIRST_EVALS + (n - 1) * LBFGS_EVALS if lbfgs and n else n
+        evals = (LBFGS_FIRST_EVALS + (n - 1) * LBFGS_EVALS) if lbfgs and n else n
         passes = evals + (1 + n_styles) / 2
         yield passes, passes * step
     yield 0.5, step / 2
